@@ -1,0 +1,39 @@
+"""nnfab: compile trained neural networks into bit-exact FPGA firmware."""
+
+from __future__ import annotations
+
+import logging
+
+from nnfab.api import config_from_keras_model, convert_from_keras_model, convert_graph
+from nnfab.config import load_config, save_config
+from nnfab.errors import (
+    ConfigError,
+    FrontendError,
+    NnfabError,
+    PrecisionError,
+    UnsupportedLayerError,
+)
+from nnfab.ir import FixedType, Graph, fixed
+from nnfab.model import NnfabModel
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "ConfigError",
+    "FixedType",
+    "FrontendError",
+    "Graph",
+    "NnfabError",
+    "NnfabModel",
+    "PrecisionError",
+    "UnsupportedLayerError",
+    "__version__",
+    "config_from_keras_model",
+    "convert_from_keras_model",
+    "convert_graph",
+    "fixed",
+    "load_config",
+    "save_config",
+]

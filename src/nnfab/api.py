@@ -1,0 +1,98 @@
+"""The public calls, named as hls4ml names them so existing scripts port easily."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from nnfab.config import DEFAULT_PRECISION, IO_TYPES, config_from_graph
+from nnfab.devices import resolve_part
+from nnfab.errors import ConfigError
+from nnfab.ir import Graph
+from nnfab.model import NnfabModel
+from nnfab.passes import assign_precision, optimize_float
+
+log = logging.getLogger(__name__)
+
+
+def _keras_graph(model: Any) -> Graph:
+    from nnfab.frontends.keras import keras_to_graph
+
+    return optimize_float(keras_to_graph(model))
+
+
+def config_from_keras_model(
+    model: Any,
+    granularity: str = "model",
+    default_precision: str = DEFAULT_PRECISION,
+    default_reuse_factor: int = 1,
+    backend: str | None = None,
+) -> dict[str, Any]:
+    """Starting configuration for a Keras model (object or file path).
+
+    ``granularity``: ``"model"`` (one entry), ``"type"`` (one per layer class) or
+    ``"name"`` (one per layer, listing every precision key of that layer).
+    """
+    del backend  # accepted for hls4ml compatibility; the config does not depend on it
+    return config_from_graph(
+        _keras_graph(model), granularity, default_precision, default_reuse_factor
+    )
+
+
+def convert_graph(
+    graph: Graph,
+    hls_config: dict[str, Any] | None = None,
+    *,
+    output_dir: str | Path = "nnfab_prj",
+    project_name: str = "myproject",
+    backend: str = "Vitis",
+    part: str | None = None,
+    board: str | None = None,
+    io_type: str | None = None,
+    clock_period: float = 5.0,
+) -> NnfabModel:
+    """Type a float IR graph with a configuration and wrap it in an ``NnfabModel``."""
+    config = dict(hls_config) if hls_config else config_from_graph(graph)
+    if io_type is not None:
+        if io_type not in IO_TYPES:
+            raise ConfigError(f"io_type must be one of {', '.join(IO_TYPES)}, got {io_type!r}")
+        model_cfg = dict(config.get("Model", {}))
+        model_cfg["IOType"] = io_type
+        config["Model"] = model_cfg
+    graph = assign_precision(graph, config)
+    return NnfabModel(
+        graph,
+        config,
+        output_dir=output_dir,
+        project_name=project_name,
+        backend=backend,
+        part=resolve_part(part, board),
+        board=board,
+        clock_period=clock_period,
+    )
+
+
+def convert_from_keras_model(
+    model: Any,
+    hls_config: dict[str, Any] | None = None,
+    output_dir: str | Path = "nnfab_prj",
+    project_name: str = "myproject",
+    backend: str = "Vitis",
+    part: str | None = None,
+    board: str | None = None,
+    io_type: str | None = None,
+    clock_period: float = 5.0,
+) -> NnfabModel:
+    """Convert a Keras model (object, ``.keras``/``.h5`` path) into an ``NnfabModel``."""
+    return convert_graph(
+        _keras_graph(model),
+        hls_config,
+        output_dir=output_dir,
+        project_name=project_name,
+        backend=backend,
+        part=part,
+        board=board,
+        io_type=io_type,
+        clock_period=clock_period,
+    )

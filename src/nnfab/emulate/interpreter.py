@@ -1,0 +1,162 @@
+"""Run an IR graph on whole batches with the bit-exact NumPy kernels."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nnfab.emulate.base import KERNELS, Kernel, OverflowCounter
+from nnfab.emulate.kernels import load_all
+from nnfab.errors import EmulationError, NnfabError
+from nnfab.ir import Graph
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 28
+"""Aim for at most this many bytes of activations per layer and batch chunk."""
+
+ArrayInputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
+
+
+@dataclass
+class EmulationResult:
+    """Outputs of one run, optional per-layer traces, and overflow counts."""
+
+    outputs: dict[str, np.ndarray]
+    traces: dict[str, np.ndarray] = field(default_factory=dict)
+    overflows: dict[str, dict[str, int]] = field(default_factory=dict)
+    totals: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class Emulator:
+    """Bit-exact executor of a typed, shape-checked IR graph."""
+
+    def __init__(self, graph: Graph) -> None:
+        load_all()
+        graph.validate()
+        self.graph = graph
+        self.kernels: dict[str, Kernel] = {}
+        self.static_overflows: dict[str, dict[str, int]] = {}
+        for node in graph.nodes:
+            cls = KERNELS.get(node.op)
+            if cls is None:
+                raise EmulationError(
+                    f"layer {node.name!r}: the emulator has no kernel for op {node.op!r}; "
+                    f"supported: {sorted(KERNELS)}"
+                )
+            try:
+                kernel = cls(node, graph)
+            except NnfabError:
+                raise
+            except Exception as e:
+                raise EmulationError(f"while preparing layer {node.name!r} ({node.op}): {e}") from e
+            self.kernels[node.name] = kernel
+            static = {
+                key: getattr(kernel, f"{key}_overflow")
+                for key in ("kernel", "bias", "scale", "table")
+                if getattr(kernel, f"{key}_overflow", 0)
+            }
+            if static:
+                self.static_overflows[node.name] = static
+                log.warning(
+                    "layer %r: %s weight value(s) do not fit their type and %s",
+                    node.name,
+                    sum(static.values()),
+                    "were saturated/wrapped (see the overflow report)",
+                )
+
+    # ------------------------------------------------------------------ run
+    def run(self, inputs: ArrayInputs, *, trace: bool = False) -> EmulationResult:
+        """Execute the graph on a batch (first axis) of inputs."""
+        feeds = self._normalize_inputs(inputs)
+        batch = next(iter(feeds.values())).shape[0]
+        chunk = self._chunk_size(batch)
+        counter = OverflowCounter()
+        pieces: list[dict[str, np.ndarray]] = []
+        keep = set(self.graph.outputs)
+        for start in range(0, batch, chunk):
+            values = self._run_chunk(
+                {k: v[start : start + chunk] for k, v in feeds.items()}, counter, trace, keep
+            )
+            pieces.append(values)
+        merged = {
+            name: np.concatenate([p[name] for p in pieces]) if len(pieces) > 1 else pieces[0][name]
+            for name in pieces[0]
+        } if pieces else {}
+        outputs = {name: merged[name] for name in self.graph.outputs}
+        traces = {n.name: merged[n.name] for n in self.graph.nodes} if trace else {}
+        overflows = {k: dict(v) for k, v in counter.counts.items()}
+        for node, static in self.static_overflows.items():
+            overflows.setdefault(node, {}).update(static)
+        return EmulationResult(outputs, traces, overflows, counter.totals)
+
+    def _run_chunk(
+        self,
+        feeds: dict[str, np.ndarray],
+        counter: OverflowCounter,
+        trace: bool,
+        keep: set[str],
+    ) -> dict[str, np.ndarray]:
+        values: dict[str, np.ndarray] = {}
+        remaining_uses = {n.name: 0 for n in self.graph.nodes}
+        for n in self.graph.nodes:
+            for t in n.inputs:
+                remaining_uses[t] += 1
+        for node in self.graph.nodes:
+            counter.node = node.name
+            args = [feeds[node.name]] if node.op == "Input" else [values[t] for t in node.inputs]
+            try:
+                values[node.name] = self.kernels[node.name](args, counter)
+            except NnfabError:
+                raise
+            except Exception as e:
+                raise EmulationError(f"while executing layer {node.name!r} ({node.op}): {e}") from e
+            if not trace:
+                for t in node.inputs:
+                    remaining_uses[t] -= 1
+                    if remaining_uses[t] == 0 and t not in keep:
+                        del values[t]
+        return values
+
+    def _chunk_size(self, batch: int) -> int:
+        per_sample = max(self.graph.tensors[n.name].size for n in self.graph.nodes) * 8 * 4
+        return max(1, min(batch, CHUNK_BYTES // max(1, per_sample)))
+
+    def _normalize_inputs(self, inputs: ArrayInputs) -> dict[str, np.ndarray]:
+        names = self.graph.inputs
+        if isinstance(inputs, Mapping):
+            unknown = set(inputs) - set(names)
+            if unknown:
+                raise EmulationError(f"unknown input(s) {sorted(unknown)}; model inputs: {names}")
+            arrays = [inputs[n] if n in inputs else None for n in names]
+        elif isinstance(inputs, np.ndarray) or not isinstance(inputs, Sequence):
+            arrays = [inputs]
+        else:
+            arrays = list(inputs)
+        if len(arrays) != len(names) or any(a is None for a in arrays):
+            raise EmulationError(f"the model has {len(names)} input(s) {names}; got {len(arrays)}")
+        feeds: dict[str, np.ndarray] = {}
+        batch = None
+        for name, a in zip(names, arrays, strict=True):
+            a = np.asarray(a, dtype=np.float64)
+            expected = self.graph.tensors[name].shape
+            if a.shape[1:] != expected:
+                if a.shape == expected:
+                    a = a[None]
+                elif a.ndim >= 1 and a.shape[1:] != expected and a[0].size == np.prod(expected) and (
+                    a.ndim == 2
+                ):
+                    a = a.reshape(a.shape[0], *expected)
+                else:
+                    raise EmulationError(
+                        f"input {name!r}: expected shape (batch, {', '.join(map(str, expected))}), "
+                        f"got {a.shape}"
+                    )
+            if batch is not None and a.shape[0] != batch:
+                raise EmulationError(f"inputs have different batch sizes ({batch} and {a.shape[0]})")
+            batch = a.shape[0]
+            feeds[name] = a
+        return feeds

@@ -1,0 +1,205 @@
+"""The IR operations: attributes, weights, precision keys and shape inference.
+
+One ``OpSpec`` per operation. ``docs/semantics.md`` defines each op's arithmetic;
+``nnfab.emulate.kernels`` implements it. Shapes exclude the batch dimension and
+are channels-last.
+
+Attribute conventions (tuples, never lists):
+- ``strides``: one int per spatial axis; ``pads``: ``(before, after)`` per spatial
+  axis, flattened: 1-D ``(left, right)``, 2-D ``(top, bottom, left, right)``.
+- ``pool_size`` / kernel sizes come from the weight shapes for convolutions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nnfab.errors import GraphError
+from nnfab.ir.graph import Graph, Node
+
+Shape = tuple[int, ...]
+
+ACTIVATIONS = (
+    "linear",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "hard_sigmoid",
+)
+"""Values of ``Activation.attrs['function']`` (relu with ``max_value`` is relu6 / bounded relu)."""
+
+MERGE_MODES = ("add", "subtract", "multiply", "average")
+POOL_MODES = ("max", "avg")
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """What an op carries and how its output shape follows from its inputs."""
+
+    name: str
+    infer_shape: Callable[[Node, list[Shape]], Shape]
+    precision_keys: tuple[str, ...] = ()
+    weight_names: tuple[str, ...] = ()
+    n_inputs: tuple[int, int] = (1, 1)  # min, max
+    doc: str = ""
+    required_attrs: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _conv_out(length: int, k: int, stride: int, before: int, after: int) -> int:
+    return (length + before + after - k) // stride + 1
+
+
+def _shape_input(node: Node, shapes: list[Shape]) -> Shape:
+    return tuple(node.attrs["shape"])
+
+
+def _shape_dense(node: Node, shapes: list[Shape]) -> Shape:
+    (shape,) = shapes
+    kernel = node.weights["kernel"]
+    if shape[-1] != kernel.shape[0]:
+        raise GraphError(
+            f"layer {node.name!r}: input has {shape[-1]} features, kernel expects {kernel.shape[0]}"
+        )
+    return (*shape[:-1], kernel.shape[1])
+
+
+def _shape_conv(node: Node, shapes: list[Shape]) -> Shape:
+    (shape,) = shapes
+    kernel = node.weights["kernel"]
+    rank = len(shape) - 1
+    spatial = shape[:rank]
+    channels = shape[-1]
+    ksize = kernel.shape[:rank]
+    depthwise = node.op.startswith("Depthwise")
+    if kernel.shape[rank] != channels:
+        raise GraphError(
+            f"layer {node.name!r}: input has {channels} channels, kernel expects {kernel.shape[rank]}"
+        )
+    strides = node.attrs.get("strides", (1,) * rank)
+    pads = node.attrs.get("pads", (0,) * (2 * rank))
+    out = []
+    for ax in range(rank):
+        n = _conv_out(spatial[ax], ksize[ax], strides[ax], pads[2 * ax], pads[2 * ax + 1])
+        if n < 1:
+            raise GraphError(f"layer {node.name!r}: kernel larger than padded input on axis {ax}")
+        out.append(n)
+    out_ch = channels * kernel.shape[-1] if depthwise else kernel.shape[-1]
+    return (*out, out_ch)
+
+
+def _shape_pool(node: Node, shapes: list[Shape]) -> Shape:
+    (shape,) = shapes
+    rank = len(shape) - 1
+    size = node.attrs["pool_size"]
+    strides = node.attrs.get("strides", size)
+    pads = node.attrs.get("pads", (0,) * (2 * rank))
+    out = [
+        _conv_out(shape[ax], size[ax], strides[ax], pads[2 * ax], pads[2 * ax + 1])
+        for ax in range(rank)
+    ]
+    if min(out) < 1:
+        raise GraphError(f"layer {node.name!r}: pool window larger than its input")
+    return (*out, shape[-1])
+
+
+def _shape_global_pool(node: Node, shapes: list[Shape]) -> Shape:
+    (shape,) = shapes
+    return (shape[-1],)
+
+
+def _shape_same(node: Node, shapes: list[Shape]) -> Shape:
+    return shapes[0]
+
+
+def _shape_merge(node: Node, shapes: list[Shape]) -> Shape:
+    first = shapes[0]
+    for s in shapes[1:]:
+        if s != first:
+            raise GraphError(f"layer {node.name!r}: merge inputs have different shapes {shapes}")
+    return first
+
+
+def _shape_concat(node: Node, shapes: list[Shape]) -> Shape:
+    axis = node.attrs["axis"]
+    rank = len(shapes[0])
+    if not 0 <= axis < rank:
+        raise GraphError(f"layer {node.name!r}: concat axis {axis} outside 0..{rank - 1}")
+    out = list(shapes[0])
+    for s in shapes[1:]:
+        if len(s) != rank or any(s[i] != out[i] for i in range(rank) if i != axis):
+            raise GraphError(f"layer {node.name!r}: cannot concatenate shapes {shapes} on {axis}")
+        out[axis] += s[axis]
+    return tuple(out)
+
+
+def _shape_flatten(node: Node, shapes: list[Shape]) -> Shape:
+    return (math.prod(shapes[0]),)
+
+
+def _shape_reshape(node: Node, shapes: list[Shape]) -> Shape:
+    target = list(node.attrs["target_shape"])
+    total = math.prod(shapes[0])
+    if target.count(-1) == 1:
+        known = math.prod(t for t in target if t != -1)
+        target[target.index(-1)] = total // known if known else 0
+    if math.prod(target) != total:
+        raise GraphError(f"layer {node.name!r}: cannot reshape {shapes[0]} to {tuple(target)}")
+    return tuple(target)
+
+
+_WEIGHTED = ("weight", "bias", "accum")
+
+OPS: dict[str, OpSpec] = {
+    s.name: s
+    for s in [
+        OpSpec("Input", _shape_input, n_inputs=(0, 0), required_attrs=("shape",)),
+        OpSpec("Dense", _shape_dense, _WEIGHTED, ("kernel", "bias")),
+        OpSpec("Conv1D", _shape_conv, _WEIGHTED, ("kernel", "bias")),
+        OpSpec("Conv2D", _shape_conv, _WEIGHTED, ("kernel", "bias")),
+        OpSpec("DepthwiseConv1D", _shape_conv, _WEIGHTED, ("kernel", "bias")),
+        OpSpec("DepthwiseConv2D", _shape_conv, _WEIGHTED, ("kernel", "bias")),
+        OpSpec("Pooling1D", _shape_pool, ("scale",), required_attrs=("mode", "pool_size")),
+        OpSpec("Pooling2D", _shape_pool, ("scale",), required_attrs=("mode", "pool_size")),
+        OpSpec("GlobalPooling1D", _shape_global_pool, ("scale",), required_attrs=("mode",)),
+        OpSpec("GlobalPooling2D", _shape_global_pool, ("scale",), required_attrs=("mode",)),
+        OpSpec("BatchNormalization", _shape_same, _WEIGHTED, ("scale", "bias")),
+        OpSpec("Activation", _shape_same, ("table", "param"), required_attrs=("function",)),
+        OpSpec("Softmax", _shape_same, ("exp_table", "inv_table", "exp_sum")),
+        OpSpec("Merge", _shape_merge, ("scale",), n_inputs=(2, 64), required_attrs=("mode",)),
+        OpSpec("Concatenate", _shape_concat, n_inputs=(2, 64), required_attrs=("axis",)),
+        OpSpec("Flatten", _shape_flatten),
+        OpSpec("Reshape", _shape_reshape, required_attrs=("target_shape",)),
+        OpSpec("Dropout", _shape_same),
+    ]
+}
+
+
+def op_spec(node: Node) -> OpSpec:
+    try:
+        return OPS[node.op]
+    except KeyError:
+        raise GraphError(
+            f"layer {node.name!r} has unknown op {node.op!r}; known ops: {sorted(OPS)}"
+        ) from None
+
+
+def infer_shapes(graph: Graph) -> None:
+    """Recompute every tensor shape from the inputs, checking arity and attributes."""
+    for node in graph.nodes:
+        spec = op_spec(node)
+        lo, hi = spec.n_inputs
+        if not lo <= len(node.inputs) <= hi:
+            raise GraphError(
+                f"layer {node.name!r} ({node.op}) takes {lo}..{hi} inputs, got {len(node.inputs)}"
+            )
+        for attr in spec.required_attrs:
+            if attr not in node.attrs:
+                raise GraphError(f"layer {node.name!r} ({node.op}) lacks attribute {attr!r}")
+        for w in spec.weight_names:
+            if w not in node.weights:
+                raise GraphError(f"layer {node.name!r} ({node.op}) lacks weight {w!r}")
+        shapes = [graph.tensors[t].shape for t in node.inputs]
+        graph.tensors[node.name].shape = tuple(int(s) for s in spec.infer_shape(node, shapes))

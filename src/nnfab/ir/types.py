@@ -1,0 +1,341 @@
+"""Fixed-point types: ``FixedType`` and the parser for the Vivado/hls4ml spellings.
+
+A value of ``FixedType(width=W, integer=I, signed=s)`` is an integer mantissa
+``m`` times ``2**-F`` with ``F = W - I``; ``m`` lies in ``[-2**(W-1), 2**(W-1)-1]``
+(signed) or ``[0, 2**W - 1]`` (unsigned). Casting a real number applies the
+quantization (rounding) mode first, then the overflow mode, as Xilinx documents
+``ap_fixed``. ``docs/semantics.md`` is the full contract.
+
+Exactness: ``quantize`` works on float64 and is exact for every type up to 53
+bits wide. For wider types (any width up to ``MAX_WIDTH``) the rounding step is
+still exact; ``to_mantissa`` returns the exact integer mantissas (int64 up to 63
+bits, Python ints beyond), while ``quantize`` returns the float64 nearest to the
+exact value (which differs from it only where the value needs more than 53
+significant bits, e.g. the maximum of a 64-bit type).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+MAX_WIDTH = 512
+"""Widest type accepted (bits)."""
+MAX_ABS_BINARY_POINT = 512
+"""Largest |integer| and |fractional| bit count accepted (keeps float64 scaling exact)."""
+FLOAT_EXACT_WIDTH = 53
+"""Types up to this width are represented exactly by float64."""
+
+
+class Rounding(StrEnum):
+    """Quantization modes of ``ap_fixed``."""
+
+    TRN = "AP_TRN"  # toward minus infinity (floor)
+    TRN_ZERO = "AP_TRN_ZERO"  # toward zero
+    RND = "AP_RND"  # to nearest, ties toward plus infinity
+    RND_ZERO = "AP_RND_ZERO"  # to nearest, ties toward zero
+    RND_MIN_INF = "AP_RND_MIN_INF"  # to nearest, ties toward minus infinity
+    RND_INF = "AP_RND_INF"  # to nearest, ties away from zero
+    RND_CONV = "AP_RND_CONV"  # to nearest, ties to even
+
+
+class Overflow(StrEnum):
+    """Overflow modes of ``ap_fixed``."""
+
+    WRAP = "AP_WRAP"  # two's complement wrap-around
+    SAT = "AP_SAT"  # clamp to [min, max]
+    SAT_ZERO = "AP_SAT_ZERO"  # out-of-range values become zero
+    SAT_SYM = "AP_SAT_SYM"  # signed: clamp to [-max, max]; unsigned: as AP_SAT
+
+
+GRAMMAR = (
+    "accepted forms: [ap_]fixed<W,I>, [ap_]fixed<W,I,Q>, [ap_]fixed<W,I,Q,O>, "
+    "[ap_]fixed<W,I,Q,O,0> (also ufixed), [ap_]int<W>, [ap_]uint<W>; "
+    f"W an integer 1..{MAX_WIDTH}, I an integer (may be negative or larger than W); "
+    f"Q one of {', '.join(m.value for m in Rounding)}; "
+    f"O one of {', '.join(m.value for m in Overflow)} (the AP_ prefix is optional)"
+)
+
+_SPEC_RE = re.compile(r"^\s*(?:ap_)?(u?fixed|u?int)\s*<([^<>]*)>\s*$", re.IGNORECASE)
+
+
+def _parse_mode(token: str, enum: type[Rounding] | type[Overflow], spec: str) -> str:
+    name = token.strip().upper()
+    if not name.startswith("AP_"):
+        name = "AP_" + name
+    try:
+        return enum(name)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise ValueError(
+            f"fixed-point type {spec!r}: unknown mode {token.strip()!r}; allowed here: {allowed}"
+        ) from None
+
+
+def _parse_int(token: str, what: str, spec: str) -> int:
+    try:
+        return int(token.strip())
+    except ValueError:
+        raise ValueError(
+            f"fixed-point type {spec!r}: {what} {token.strip()!r} is not an integer; {GRAMMAR}"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class FixedType:
+    """An ``ap_fixed``-style binary fixed-point type (see the module docstring)."""
+
+    width: int
+    integer: int
+    signed: bool = True
+    rounding: Rounding = Rounding.TRN
+    overflow: Overflow = Overflow.WRAP
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.width, int | np.integer) or not 1 <= self.width <= MAX_WIDTH:
+            raise ValueError(f"fixed-point width must be an integer 1..{MAX_WIDTH}, got {self.width!r}")
+        if not isinstance(self.integer, int | np.integer):
+            raise ValueError(f"fixed-point integer bits must be an integer, got {self.integer!r}")
+        if abs(self.integer) > MAX_ABS_BINARY_POINT or abs(self.frac) > MAX_ABS_BINARY_POINT:
+            raise ValueError(
+                f"fixed-point type <{self.width},{self.integer}>: integer and fractional bit "
+                f"counts must lie within +-{MAX_ABS_BINARY_POINT}"
+            )
+        object.__setattr__(self, "width", int(self.width))
+        object.__setattr__(self, "integer", int(self.integer))
+        object.__setattr__(self, "rounding", Rounding(self.rounding))
+        object.__setattr__(self, "overflow", Overflow(self.overflow))
+
+    # ----------------------------------------------------------------- parsing
+    @classmethod
+    def parse(cls, spec: str | FixedType) -> FixedType:
+        """Parse ``ap_fixed<16,6>``-style text; a ``FixedType`` is returned as is."""
+        if isinstance(spec, FixedType):
+            return spec
+        if not isinstance(spec, str):
+            raise ValueError(f"fixed-point type must be a string, got {spec!r}; {GRAMMAR}")
+        match = _SPEC_RE.match(spec)
+        if not match:
+            raise ValueError(f"cannot parse fixed-point type {spec!r}; {GRAMMAR}")
+        kind = match.group(1).lower()
+        args = [a for a in match.group(2).split(",")]
+        signed = not kind.startswith("u")
+        if kind.endswith("int"):
+            if len(args) != 1:
+                raise ValueError(f"{spec!r}: an integer type takes exactly one argument <W>; {GRAMMAR}")
+            width = _parse_int(args[0], "width", spec)
+            if not 1 <= width <= MAX_WIDTH:
+                raise ValueError(f"{spec!r}: width must be 1..{MAX_WIDTH}; {GRAMMAR}")
+            return cls(width, width, signed)
+        if not 2 <= len(args) <= 5:
+            raise ValueError(f"{spec!r}: a fixed type takes 2 to 5 arguments; {GRAMMAR}")
+        width = _parse_int(args[0], "width", spec)
+        integer = _parse_int(args[1], "integer bits", spec)
+        if not 1 <= width <= MAX_WIDTH:
+            raise ValueError(f"{spec!r}: width must be 1..{MAX_WIDTH}; {GRAMMAR}")
+        rounding = _parse_mode(args[2], Rounding, spec) if len(args) > 2 else Rounding.TRN
+        overflow = _parse_mode(args[3], Overflow, spec) if len(args) > 3 else Overflow.WRAP
+        if len(args) > 4 and _parse_int(args[4], "saturation bits", spec) != 0:
+            raise ValueError(
+                f"{spec!r}: saturation bits N other than 0 are not supported by nnfab "
+                "(use AP_SAT / AP_SAT_SYM / AP_SAT_ZERO instead)"
+            )
+        try:
+            return cls(width, integer, signed, Rounding(rounding), Overflow(overflow))
+        except ValueError as e:
+            raise ValueError(f"{spec!r}: {e}") from None
+
+    # -------------------------------------------------------------- properties
+    @property
+    def frac(self) -> int:
+        """Fractional bits F = W - I (may be negative, or larger than W)."""
+        return self.width - self.integer
+
+    @property
+    def lsb(self) -> float:
+        """Value of one unit in the last place, 2**-F."""
+        return float(2.0**-self.frac)
+
+    @property
+    def min_mantissa(self) -> int:
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def max_mantissa(self) -> int:
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    @property
+    def min(self) -> float:
+        """Smallest representable value (exact as float64)."""
+        return float(np.ldexp(float(self.min_mantissa), -self.frac))
+
+    @property
+    def max(self) -> float:
+        """Largest representable value (float64 rounded down for types over 53 bits)."""
+        return float(np.ldexp(float(_floor_to_53_bits(self.max_mantissa)), -self.frac))
+
+    @property
+    def is_integer(self) -> bool:
+        return self.frac <= 0
+
+    def __str__(self) -> str:
+        prefix = "ap_" if self.signed else "ap_u"
+        if (
+            self.frac == 0
+            and self.rounding is Rounding.TRN
+            and self.overflow is Overflow.WRAP
+        ):
+            return f"{prefix}int<{self.width}>"
+        text = f"{prefix}fixed<{self.width},{self.integer}"
+        if self.overflow is not Overflow.WRAP:
+            text += f",{self.rounding.value},{self.overflow.value}"
+        elif self.rounding is not Rounding.TRN:
+            text += f",{self.rounding.value}"
+        return text + ">"
+
+    def replace(self, **changes: object) -> FixedType:
+        """A copy with some fields changed."""
+        fields = {
+            "width": self.width,
+            "integer": self.integer,
+            "signed": self.signed,
+            "rounding": self.rounding,
+            "overflow": self.overflow,
+        }
+        fields.update(changes)
+        return FixedType(**fields)  # type: ignore[arg-type]
+
+    # -------------------------------------------------------------- arithmetic
+    def quantize(self, x: np.ndarray | float) -> np.ndarray:
+        """Cast real values to this type; float64 results (see module docstring)."""
+        values, _ = self.quantize_and_flag(x)
+        return values
+
+    def quantize_and_count(self, x: np.ndarray | float) -> tuple[np.ndarray, int]:
+        """``quantize`` plus how many values overflowed (wrapped, saturated or zeroed)."""
+        values, flags = self.quantize_and_flag(x)
+        return values, int(np.count_nonzero(flags))
+
+    def quantize_and_flag(self, x: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """``quantize`` plus a boolean array: True where the value overflowed."""
+        n, over, under = self._round(x)
+        if self.width <= FLOAT_EXACT_WIDTH:
+            m = self._overflow_float(n, over, under)
+            return np.ldexp(m, -self.frac), over | under
+        exact = self._overflow_int(n, over, under)
+        flat = [_int_to_float_toward_zero(int(v), -self.frac) for v in exact.ravel()]
+        return np.asarray(flat, dtype=np.float64).reshape(n.shape), over | under
+
+    def to_mantissa(self, x: np.ndarray | float) -> np.ndarray:
+        """Exact integer mantissas of the cast values (int64 up to 63 bits, else objects)."""
+        n, over, under = self._round(x)
+        if self.width <= FLOAT_EXACT_WIDTH:
+            return self._overflow_float(n, over, under).astype(np.int64)
+        exact = self._overflow_int(n, over, under)
+        return exact.astype(np.int64) if self.width <= 63 else exact
+
+    # ------------------------------------------------------------ internals
+    def _round(self, x: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scale by 2**F and round; returns integer-valued floats and range masks."""
+        x = np.asarray(x, dtype=np.float64)
+        if not np.all(np.isfinite(x)):
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise ValueError(f"cannot cast {bad} non-finite value(s) (NaN/inf) to {self}")
+        v = np.ldexp(x, self.frac)
+        # Values beyond float range: their mantissa is a multiple of 2**W, so any
+        # stand-in with the same sign and that property behaves identically.
+        huge = np.isinf(v)
+        if huge.any():
+            v = np.where(huge, np.copysign(2.0 ** (self.width + 2), x), v)
+        # Values scaled below float resolution behave like any tiny value of their sign.
+        tiny = (x != 0) & (np.abs(v) < 2.0**-900)
+        if tiny.any():
+            v = np.where(tiny, np.copysign(2.0**-900, x), v)
+        f = np.floor(v)
+        r = v - f  # exact except for v in (-1/4, 0), where it stays > 3/4: comparisons hold
+        mode = self.rounding
+        if mode is Rounding.TRN:
+            inc = np.zeros(v.shape, dtype=bool)
+        elif mode is Rounding.TRN_ZERO:
+            inc = (r > 0) & (v < 0)
+        elif mode is Rounding.RND:
+            inc = r >= 0.5
+        elif mode is Rounding.RND_ZERO:
+            inc = (r > 0.5) | ((r == 0.5) & (v < 0))
+        elif mode is Rounding.RND_MIN_INF:
+            inc = r > 0.5
+        elif mode is Rounding.RND_INF:
+            inc = (r > 0.5) | ((r == 0.5) & (v > 0))
+        else:  # RND_CONV
+            inc = (r > 0.5) | ((r == 0.5) & (np.fmod(f, 2.0) != 0))
+        n = f + inc
+        hi = float(2.0 ** (self.width - 1 if self.signed else self.width))  # first value above max
+        lo = float(-(2.0 ** (self.width - 1))) if self.signed else 0.0
+        over = n >= hi
+        under = n < lo
+        if self.overflow is Overflow.SAT_SYM and self.signed:
+            under = n <= lo  # the most negative mantissa is outside the symmetric range
+        return n, over, under
+
+    def _overflow_float(self, n: np.ndarray, over: np.ndarray, under: np.ndarray) -> np.ndarray:
+        mode = self.overflow
+        if mode is Overflow.WRAP:
+            if not (over.any() or under.any()):
+                return n
+            m = 2.0**self.width
+            r = np.fmod(n, m)
+            if self.signed:
+                half = m / 2
+                r = np.where(r >= half, r - m, r)
+                r = np.where(r < -half, r + m, r)
+            else:
+                r = np.where(r < 0, r + m, r)
+            return r + 0.0  # turn -0.0 into 0.0
+        if mode is Overflow.SAT_ZERO:
+            return np.where(over | under, 0.0, n)
+        top = float(self.max_mantissa)
+        bottom = float(self.min_mantissa)
+        if mode is Overflow.SAT_SYM and self.signed:
+            bottom = -top
+        return np.where(over, top, np.where(under, bottom, n))
+
+    def _overflow_int(self, n: np.ndarray, over: np.ndarray, under: np.ndarray) -> np.ndarray:
+        """Exact overflow handling on Python ints (types wider than 53 bits)."""
+        ints = np.frompyfunc(int, 1, 1)(n).astype(object) if n.ndim else np.asarray(int(n), dtype=object)
+        mode = self.overflow
+        top, bottom = self.max_mantissa, self.min_mantissa
+        if mode is Overflow.SAT_SYM and self.signed:
+            bottom = -top
+        out = np.empty(n.shape, dtype=object)
+        for idx, value in np.ndenumerate(ints):
+            if over[idx] or under[idx]:
+                if mode is Overflow.WRAP:
+                    value %= 1 << self.width
+                    if self.signed and value > top:
+                        value -= 1 << self.width
+                elif mode is Overflow.SAT_ZERO:
+                    value = 0
+                else:
+                    value = top if over[idx] else bottom
+            out[idx] = value
+        return out
+
+
+def _floor_to_53_bits(value: int) -> int:
+    """The largest integer <= value that float64 represents exactly (value >= 0)."""
+    excess = value.bit_length() - FLOAT_EXACT_WIDTH
+    return value if excess <= 0 else (value >> excess) << excess
+
+
+def _int_to_float_toward_zero(mantissa: int, exponent: int) -> float:
+    """mantissa * 2**exponent as float64, rounded toward zero (stays inside the type)."""
+    magnitude = _floor_to_53_bits(abs(mantissa))
+    return float(np.ldexp(float(-magnitude if mantissa < 0 else magnitude), exponent))
+
+
+def fixed(spec: str | FixedType) -> FixedType:
+    """Parse a type spelled as Vivado/hls4ml spell it, e.g. ``fixed("ap_fixed<16,6>")``."""
+    return FixedType.parse(spec)

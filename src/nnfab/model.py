@@ -1,0 +1,138 @@
+"""``NnfabModel``: a converted, typed network and everything one does with it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnfab.emulate import EmulationResult, Emulator
+from nnfab.errors import ConfigError
+from nnfab.ir import Graph
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("emulator",)
+BACKENDS = ("Vitis", "Vivado")
+
+
+@dataclass
+class LayerSummary:
+    """One row of the per-layer table."""
+
+    name: str
+    op: str
+    source_class: str
+    shape: tuple[int, ...]
+    result: str
+    precision: dict[str, str]
+    reuse_factor: int
+    strategy: str
+    overflows: dict[str, int]
+    values: dict[str, int]
+
+
+class NnfabModel:
+    """A converted model: the typed IR graph plus its target settings.
+
+    ``predict`` and ``trace`` run the bit-exact emulator; ``compile`` prepares it
+    (weights quantized, tables built) and is called on first use if needed.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        config: dict[str, Any],
+        *,
+        output_dir: str | Path = "nnfab_prj",
+        project_name: str = "myproject",
+        backend: str = "Vitis",
+        part: str = "xcvu9p-flgb2104-2l-e",
+        board: str | None = None,
+        clock_period: float = 5.0,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if not isinstance(clock_period, int | float) or clock_period <= 0:
+            raise ConfigError(f"clock_period must be a positive number of ns, got {clock_period!r}")
+        self.graph = graph
+        self.config = config
+        self.output_dir = Path(output_dir)
+        self.project_name = project_name
+        self.backend = backend
+        self.part = part
+        self.board = board
+        self.clock_period = float(clock_period)
+        self._emulator: Emulator | None = None
+        self.last_result: EmulationResult | None = None
+
+    @property
+    def io_type(self) -> str:
+        return self.graph.io_type
+
+    # ------------------------------------------------------------ emulator
+    def compile(self) -> None:
+        """Prepare the bit-exact emulator (fast: no compiler involved)."""
+        self._emulator = Emulator(self.graph)
+
+    @property
+    def emulator(self) -> Emulator:
+        if self._emulator is None:
+            self.compile()
+        assert self._emulator is not None
+        return self._emulator
+
+    def predict(self, x: Any, engine: str = "emulator") -> np.ndarray | list[np.ndarray]:
+        """Bit-exact outputs for a batch (first axis); a list when there are several outputs."""
+        if engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        self.last_result = self.emulator.run(x)
+        outs = [self.last_result.outputs[name] for name in self.graph.outputs]
+        return outs[0] if len(outs) == 1 else outs
+
+    def trace(self, x: Any) -> dict[str, np.ndarray]:
+        """Every layer's output for a batch: ``{layer name: array}``."""
+        self.last_result = self.emulator.run(x, trace=True)
+        return dict(self.last_result.traces)
+
+    def overflow_report(self) -> dict[str, dict[str, int]]:
+        """Per layer, how many values overflowed at each cast during the last run."""
+        if self.last_result is None:
+            raise ConfigError("no run yet: call predict(x) or trace(x) first")
+        return {k: dict(v) for k, v in self.last_result.overflows.items()}
+
+    def summary(self) -> list[LayerSummary]:
+        """Per-layer types and (after a run) overflow counts."""
+        overflows = self.last_result.overflows if self.last_result else {}
+        totals = self.last_result.totals if self.last_result else {}
+        rows = []
+        for node in self.graph.nodes:
+            t = self.graph.tensors[node.name]
+            rows.append(
+                LayerSummary(
+                    name=node.name,
+                    op=node.op,
+                    source_class=node.source_class,
+                    shape=t.shape,
+                    result=str(t.type),
+                    precision={k: str(v) for k, v in node.precision.items()},
+                    reuse_factor=node.reuse_factor,
+                    strategy=node.strategy,
+                    overflows=dict(overflows.get(node.name, {})),
+                    values=dict(totals.get(node.name, {})),
+                )
+            )
+        return rows
+
+    def save_ir(self, path: str | Path) -> None:
+        """Write the typed IR graph as JSON."""
+        self.graph.save(path)
+
+    def __repr__(self) -> str:
+        return (
+            f"NnfabModel({self.graph.name!r}, {len(self.graph)} layers, backend={self.backend!r}, "
+            f"part={self.part!r}, io_type={self.io_type!r})"
+        )

@@ -1,0 +1,36 @@
+"""Graph passes and the standard pipelines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nnfab.ir import Graph
+from nnfab.passes.apply_config import ApplyConfig
+from nnfab.passes.base import Pass, run_passes
+from nnfab.passes.fold_batchnorm import FoldBatchNorm
+from nnfab.passes.fuse_activation import FuseActivation
+from nnfab.passes.infer_precision import InferPrecision
+from nnfab.passes.remove_dropout import RemoveDropout
+
+
+def optimize_float(graph: Graph) -> Graph:
+    """Passes on the float graph, before any type is chosen."""
+    return run_passes(graph, [RemoveDropout(), FoldBatchNorm()])
+
+
+def assign_precision(graph: Graph, config: dict[str, Any]) -> Graph:
+    """Apply the configuration, infer the remaining types, fuse what is lossless."""
+    return run_passes(graph, [ApplyConfig(config), InferPrecision(), FuseActivation()])
+
+
+__all__ = [
+    "ApplyConfig",
+    "FoldBatchNorm",
+    "FuseActivation",
+    "InferPrecision",
+    "Pass",
+    "RemoveDropout",
+    "assign_precision",
+    "optimize_float",
+    "run_passes",
+]
