@@ -17,9 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def _keras_graph(model: Any) -> Graph:
-    from nnfab.frontends.keras import keras_to_graph
+    from nnfab.frontends.loader import graph_from_keras_source
 
-    return optimize_float(keras_to_graph(model))
+    return optimize_float(graph_from_keras_source(model))
 
 
 def config_from_keras_model(

@@ -9,9 +9,9 @@ quantization (rounding) mode first, then the overflow mode, as Xilinx documents
 Exactness: ``quantize`` works on float64 and is exact for every type up to 53
 bits wide. For wider types (any width up to ``MAX_WIDTH``) the rounding step is
 still exact; ``to_mantissa`` returns the exact integer mantissas (int64 up to 63
-bits, Python ints beyond), while ``quantize`` returns the float64 nearest to the
-exact value (which differs from it only where the value needs more than 53
-significant bits, e.g. the maximum of a 64-bit type).
+bits, Python ints beyond), while ``quantize`` returns the exact value rounded
+toward zero to float64 (which differs from it only where the value needs more than
+53 significant bits, e.g. the maximum of a 64-bit type), so it stays in range.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ GRAMMAR = (
 )
 
 _SPEC_RE = re.compile(r"^\s*(?:ap_)?(u?fixed|u?int)\s*<([^<>]*)>\s*$", re.IGNORECASE)
+_INT_RE = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 def _parse_mode(token: str, enum: type[Rounding] | type[Overflow], spec: str) -> str:
@@ -71,17 +72,18 @@ def _parse_mode(token: str, enum: type[Rounding] | type[Overflow], spec: str) ->
     except ValueError:
         allowed = ", ".join(m.value for m in enum)
         raise ValueError(
-            f"fixed-point type {spec!r}: unknown mode {token.strip()!r}; allowed here: {allowed}"
+            f"fixed-point type {spec!r}: unknown mode {token.strip()!r}; allowed here: "
+            f"{allowed}; {GRAMMAR}"
         ) from None
 
 
 def _parse_int(token: str, what: str, spec: str) -> int:
-    try:
-        return int(token.strip())
-    except ValueError:
+    # int() alone would also take "1_6" or non-ASCII digits
+    if not _INT_RE.fullmatch(token):
         raise ValueError(
             f"fixed-point type {spec!r}: {what} {token.strip()!r} is not an integer; {GRAMMAR}"
-        ) from None
+        )
+    return int(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +143,12 @@ class FixedType:
         if len(args) > 4 and _parse_int(args[4], "saturation bits", spec) != 0:
             raise ValueError(
                 f"{spec!r}: saturation bits N other than 0 are not supported by nnfab "
-                "(use AP_SAT / AP_SAT_SYM / AP_SAT_ZERO instead)"
+                f"(use AP_SAT / AP_SAT_SYM / AP_SAT_ZERO instead); {GRAMMAR}"
             )
         try:
             return cls(width, integer, signed, Rounding(rounding), Overflow(overflow))
         except ValueError as e:
-            raise ValueError(f"{spec!r}: {e}") from None
+            raise ValueError(f"{spec!r}: {e}; {GRAMMAR}") from None
 
     # -------------------------------------------------------------- properties
     @property
@@ -224,7 +226,7 @@ class FixedType:
         n, over, under = self._round(x)
         if self.width <= FLOAT_EXACT_WIDTH:
             m = self._overflow_float(n, over, under)
-            return np.ldexp(m, -self.frac), over | under
+            return m * (2.0**-self.frac) + 0.0, over | under  # + 0.0: no -0.0
         exact = self._overflow_int(n, over, under)
         flat = [_int_to_float_toward_zero(int(v), -self.frac) for v in exact.ravel()]
         return np.asarray(flat, dtype=np.float64).reshape(n.shape), over | under
@@ -241,43 +243,49 @@ class FixedType:
     def _round(self, x: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scale by 2**F and round; returns integer-valued floats and range masks."""
         x = np.asarray(x, dtype=np.float64)
-        if not np.all(np.isfinite(x)):
-            bad = int(np.count_nonzero(~np.isfinite(x)))
-            raise ValueError(f"cannot cast {bad} non-finite value(s) (NaN/inf) to {self}")
-        v = np.ldexp(x, self.frac)
-        # Values beyond float range: their mantissa is a multiple of 2**W, so any
-        # stand-in with the same sign and that property behaves identically.
-        huge = np.isinf(v)
-        if huge.any():
-            v = np.where(huge, np.copysign(2.0 ** (self.width + 2), x), v)
-        # Values scaled below float resolution behave like any tiny value of their sign.
-        tiny = (x != 0) & (np.abs(v) < 2.0**-900)
-        if tiny.any():
-            v = np.where(tiny, np.copysign(2.0**-900, x), v)
-        f = np.floor(v)
-        r = v - f  # exact except for v in (-1/4, 0), where it stays > 3/4: comparisons hold
+        v = x * (2.0**self.frac)  # exact: a power-of-two scale, barring over/underflow below
+        if not np.isfinite(v).all():
+            if not np.isfinite(x).all():
+                bad = int(np.count_nonzero(~np.isfinite(x)))
+                raise ValueError(f"cannot cast {bad} non-finite value(s) (NaN/inf) to {self}")
+            # Beyond float range the mantissa is a multiple of 2**W: any stand-in with the
+            # same sign and that property behaves identically.
+            v = np.where(np.isinf(v), np.copysign(2.0 ** (self.width + 2), x), v)
+        if self.frac < 0:
+            # Values scaled below float resolution behave like any tiny value of their sign.
+            tiny = (x != 0) & (np.abs(v) < 2.0**-900)
+            if tiny.any():
+                v = np.where(tiny, np.copysign(2.0**-900, x), v)
         mode = self.rounding
         if mode is Rounding.TRN:
-            inc = np.zeros(v.shape, dtype=bool)
+            n = np.floor(v)
         elif mode is Rounding.TRN_ZERO:
-            inc = (r > 0) & (v < 0)
-        elif mode is Rounding.RND:
-            inc = r >= 0.5
-        elif mode is Rounding.RND_ZERO:
-            inc = (r > 0.5) | ((r == 0.5) & (v < 0))
-        elif mode is Rounding.RND_MIN_INF:
-            inc = r > 0.5
-        elif mode is Rounding.RND_INF:
-            inc = (r > 0.5) | ((r == 0.5) & (v > 0))
-        else:  # RND_CONV
-            inc = (r > 0.5) | ((r == 0.5) & (np.fmod(f, 2.0) != 0))
-        n = f + inc
+            n = np.trunc(v)
+        else:
+            # Work on |v|: the fraction of a non-negative float is exact, while v - floor(v)
+            # is not for small negative v (it can round onto the tie 0.5).
+            a = np.abs(v)
+            fa = np.floor(a)
+            ra = a - fa
+            neg = v < 0
+            f = np.where(neg, -fa - (ra > 0), fa)  # floor(v)
+            above = np.where(neg, (ra > 0) & (ra < 0.5), ra > 0.5)  # v - floor(v) > 1/2
+            tie = ra == 0.5
+            if mode is Rounding.RND:
+                inc = above | tie
+            elif mode is Rounding.RND_ZERO:
+                inc = above | (tie & neg)
+            elif mode is Rounding.RND_MIN_INF:
+                inc = above
+            elif mode is Rounding.RND_INF:
+                inc = above | (tie & ~neg)
+            else:  # RND_CONV
+                inc = above | (tie & (np.fmod(f, 2.0) != 0))
+            n = f + inc
         hi = float(2.0 ** (self.width - 1 if self.signed else self.width))  # first value above max
         lo = float(-(2.0 ** (self.width - 1))) if self.signed else 0.0
         over = n >= hi
-        under = n < lo
-        if self.overflow is Overflow.SAT_SYM and self.signed:
-            under = n <= lo  # the most negative mantissa is outside the symmetric range
+        under = n <= lo if (self.overflow is Overflow.SAT_SYM and self.signed) else n < lo
         return n, over, under
 
     def _overflow_float(self, n: np.ndarray, over: np.ndarray, under: np.ndarray) -> np.ndarray:
@@ -299,7 +307,7 @@ class FixedType:
         top = float(self.max_mantissa)
         bottom = float(self.min_mantissa)
         if mode is Overflow.SAT_SYM and self.signed:
-            bottom = -top
+            bottom = float(-self.max_mantissa)  # not -top: that is -0.0 for 1-bit types
         return np.where(over, top, np.where(under, bottom, n))
 
     def _overflow_int(self, n: np.ndarray, over: np.ndarray, under: np.ndarray) -> np.ndarray:

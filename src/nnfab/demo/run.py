@@ -1,0 +1,97 @@
+"""Run the demo: convert the shipped jet tagger, emulate it, compare with float Keras."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnfab.api import config_from_keras_model, convert_from_keras_model
+from nnfab.config import save_config
+from nnfab.demo.data import make_jet_like_data
+from nnfab.model import LayerSummary
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class DemoResult:
+    """What the demo measured."""
+
+    n_samples: int
+    float_accuracy: float
+    fixed_accuracy: float
+    argmax_agreement: float
+    max_abs_diff: float
+    softmax_distinct_outputs: int
+    layers: list[LayerSummary]
+    output_dir: Path
+    timings: dict[str, float] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+
+def demo_model_path() -> Path:
+    return Path(str(resources.files("nnfab") / "data" / "jet_tagger.keras"))
+
+
+def run_demo(
+    output_dir: str | Path = "nnfab_demo",
+    n_samples: int = 20_000,
+    precision: str = "ap_fixed<16,6>",
+    step: Step | None = None,
+) -> DemoResult:
+    """Convert, emulate and compare; ``step`` is called with a message before each stage."""
+    say = step or (lambda message: log.info("%s", message))
+    timings: dict[str, float] = {}
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    say("loading the jet tagger (Keras) and synthetic data")
+    t0 = time.perf_counter()
+    from nnfab.frontends.keras import load_keras_model
+
+    keras_model = load_keras_model(demo_model_path())
+    x, y = make_jet_like_data(n_samples, seed=2)
+    timings["load"] = time.perf_counter() - t0
+
+    say("float inference (Keras)")
+    t0 = time.perf_counter()
+    float_out = np.asarray(keras_model.predict(x, batch_size=4096, verbose=0), dtype=np.float64)
+    timings["float_predict"] = time.perf_counter() - t0
+
+    say(f"converting to fixed point ({precision})")
+    t0 = time.perf_counter()
+    config: dict[str, Any] = config_from_keras_model(keras_model, default_precision=precision)
+    hm = convert_from_keras_model(keras_model, hls_config=config, output_dir=out)
+    hm.compile()
+    timings["convert"] = time.perf_counter() - t0
+
+    say("bit-exact emulation")
+    t0 = time.perf_counter()
+    fixed_out = np.asarray(hm.predict(x))
+    timings["emulate"] = time.perf_counter() - t0
+    hm.trace(x[:2000])  # fills the per-layer overflow counts
+
+    files = [out / "nnfab_model.json", out / "nnfab_config.yml"]
+    hm.save_ir(files[0])
+    save_config(config, files[1])
+    return DemoResult(
+        n_samples=n_samples,
+        float_accuracy=float(np.mean(np.argmax(float_out, axis=1) == y)),
+        fixed_accuracy=float(np.mean(np.argmax(fixed_out, axis=1) == y)),
+        argmax_agreement=float(np.mean(np.argmax(float_out, 1) == np.argmax(fixed_out, 1))),
+        max_abs_diff=float(np.max(np.abs(float_out - fixed_out))),
+        softmax_distinct_outputs=int(len(np.unique(fixed_out[:, 0]))),
+        layers=hm.summary(),
+        output_dir=out,
+        timings=timings,
+        files=files,
+    )

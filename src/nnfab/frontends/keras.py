@@ -1,0 +1,290 @@
+"""Keras 3 frontend: a ``keras.Model`` (Sequential or functional), or a ``.keras`` /
+``.h5`` whole-model file, -> ``nnfab.ir.Graph``.
+
+The graph has the model's structure, shapes and float64 weights; tensor types and
+``node.precision`` stay empty for the passes to fill in. Keras is imported lazily,
+so nnfab imports without it. The per-layer table lives in ``keras_layers``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from nnfab.errors import FrontendError, GraphError, UnsupportedLayerError
+from nnfab.frontends.keras_layers import CONVERTERS, SUPPORTED_LAYERS, LayerCall, Shape
+from nnfab.ir.graph import Graph, Node
+from nnfab.ir.names import sanitize
+from nnfab.ir.ops import infer_shapes
+
+log = logging.getLogger(__name__)
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def import_keras() -> Any:
+    """Import Keras 3 (TensorFlow backend unless KERAS_BACKEND says otherwise), quietly."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import keras
+    except ImportError as e:
+        raise FrontendError(
+            f"the Keras frontend needs keras 3 and a backend ({e}); install them with "
+            "pip install 'nnfab[keras]'"
+        ) from e
+    major = str(getattr(keras, "__version__", "0")).split(".")[0]
+    if not major.isdigit() or int(major) < 3:
+        raise FrontendError(
+            f"keras {getattr(keras, '__version__', '?')!r} is installed; nnfab's Keras frontend "
+            "needs keras >= 3"
+        )
+    return keras
+
+
+def load_keras_model(
+    path: str | os.PathLike[str], custom_objects: dict[str, Any] | None = None
+) -> Any:
+    """Load a whole Keras model (architecture + weights) from a ``.keras`` or ``.h5`` file."""
+    p = Path(path)
+    if not p.exists():
+        raise FrontendError(f"Keras model file {str(p)!r} does not exist")
+    if p.is_dir():
+        raise FrontendError(
+            f"{str(p)!r} is a directory (a TensorFlow SavedModel?); nnfab reads whole-model "
+            f"files with suffix {', '.join(MODEL_SUFFIXES)}"
+        )
+    suffix = p.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise FrontendError(
+            f"Keras model file {str(p)!r} has suffix {p.suffix!r}; allowed: "
+            f"{', '.join(MODEL_SUFFIXES)} (a whole model saved with model.save)"
+        )
+    if suffix == ".keras" and not zipfile.is_zipfile(p):
+        raise FrontendError(f"{str(p)!r} is not a .keras archive (not a zip file)")
+    if suffix in (".h5", ".hdf5"):
+        _check_h5_model(p)
+    keras = import_keras()
+    try:
+        model = keras.models.load_model(p, custom_objects=custom_objects, compile=False)
+    except Exception as e:  # Keras raises many kinds; the message says what went wrong.
+        raise FrontendError(f"Keras could not load {str(p)!r}: {type(e).__name__}: {e}") from e
+    if not isinstance(model, keras.Model):
+        raise FrontendError(f"{str(p)!r} holds a {type(model).__name__}, not a keras.Model")
+    log.info("loaded Keras model %r from %s", model.name, p)
+    return model
+
+
+def _check_h5_model(p: Path) -> None:
+    import h5py
+
+    if not h5py.is_hdf5(p):
+        raise FrontendError(f"{str(p)!r} is not an HDF5 file")
+    with h5py.File(p, "r") as f:
+        if "model_config" not in f.attrs:
+            raise FrontendError(
+                f"{str(p)!r} holds no model architecture (attribute 'model_config' missing): "
+                "it is a weights-only file; save the whole model with model.save(...)"
+            )
+
+
+def keras_to_graph(model_or_path: Any) -> Graph:
+    """Translate a Keras 3 model, or the path of a ``.keras`` / ``.h5`` model file, to the IR."""
+    if isinstance(model_or_path, str | os.PathLike):
+        model = load_keras_model(model_or_path)
+        keras = import_keras()
+    else:
+        keras = import_keras()
+        model = model_or_path
+        if not isinstance(model, keras.Model):
+            raise FrontendError(
+                f"expected a keras.Model or the path of a model file, got "
+                f"{type(model_or_path).__name__}"
+            )
+    graph = _ModelWalker(keras, model).run()
+    log.info(
+        "converted Keras model %r: %d IR nodes, inputs %s, outputs %s",
+        model.name,
+        len(graph),
+        graph.inputs,
+        graph.outputs,
+    )
+    return graph
+
+
+class _ModelWalker:
+    """Walks a functional (or Sequential) model's layer calls from its outputs back."""
+
+    def __init__(self, keras: Any, model: Any) -> None:
+        self.keras = keras
+        self.model = model
+        self.graph = Graph(name=sanitize(model.name))
+        self.graph.metadata.update(
+            {"source": "keras", "source_model": str(model.name), "keras_version": keras.__version__}
+        )
+        self.done: set[tuple[int, int]] = set()
+        self.tensor_of: dict[tuple[int, int, int], str] = {}
+        self.call_of_layer: dict[int, int] = {}
+        self.expected: dict[str, tuple[str, Shape]] = {}
+        self.reserved: set[str] = set()
+
+    # ------------------------------------------------------------ structure
+    def _model_tensors(self, which: str) -> list[Any]:
+        try:
+            tensors = getattr(self.model, which)
+        except (AttributeError, ValueError) as e:
+            raise FrontendError(
+                f"model {self.model.name!r} has no defined {which} ({e}); give it a keras.Input "
+                "or build it, and use a Sequential or functional model (subclassed models have "
+                "no layer graph)"
+            ) from e
+        tensors = list(tensors) if isinstance(tensors, list | tuple) else [tensors]
+        if not tensors:
+            raise FrontendError(f"model {self.model.name!r} has no {which}")
+        return tensors
+
+    def _history(self, tensor: Any) -> tuple[Any, int, int]:
+        hist = getattr(tensor, "_keras_history", None)
+        if hist is None:
+            raise FrontendError(
+                f"model {self.model.name!r}: tensor {getattr(tensor, 'name', tensor)!r} has no "
+                "layer history; only Sequential and functional models can be converted"
+            )
+        return hist.operation, int(hist.node_index), int(hist.tensor_index)
+
+    def run(self) -> Graph:
+        inputs = self._model_tensors("inputs")
+        outputs = self._model_tensors("outputs")
+        self.reserved = {str(layer.name) for layer in self.model.layers}
+        self.reserved |= {str(self._history(t)[0].name) for t in inputs}
+        for t in inputs + outputs:
+            self._visit(t)
+        self.graph.outputs = [self._ir_tensor(t) for t in outputs]
+        self._check_shapes()
+        try:
+            self.graph.validate()
+        except GraphError as e:
+            raise FrontendError(f"model {self.model.name!r}: invalid converted graph: {e}") from e
+        return self.graph
+
+    def _ir_tensor(self, tensor: Any) -> str:
+        op, node_index, tensor_index = self._history(tensor)
+        return self.tensor_of[(id(op), node_index, tensor_index)]
+
+    def _visit(self, tensor: Any) -> None:
+        """Convert the layer call producing ``tensor`` after those feeding it (post-order)."""
+        op, node_index, _ = self._history(tensor)
+        stack: list[tuple[Any, int, bool]] = [(op, node_index, False)]
+        while stack:
+            op, node_index, ready = stack.pop()
+            if (id(op), node_index) in self.done:
+                continue
+            knode = op._inbound_nodes[node_index]
+            if ready:
+                self._convert(op, node_index, knode)
+                self.done.add((id(op), node_index))
+                continue
+            stack.append((op, node_index, True))
+            for t in reversed(list(knode.input_tensors)):
+                src, src_index, _ = self._history(t)
+                if (id(src), src_index) not in self.done:
+                    stack.append((src, src_index, False))
+
+    # ----------------------------------------------------------- conversion
+    def _unique_name(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.reserved or name in self.graph.tensors:
+            name = f"{base}_{i}"
+            i += 1
+        self.reserved.add(name)
+        return name
+
+    def _keras_shape(self, layer: Any, tensor: Any) -> Shape:
+        shape = tuple(tensor.shape)[1:]
+        if any(s is None for s in shape):
+            raise FrontendError(
+                f"layer {layer.name!r} ({type(layer).__name__}): output shape "
+                f"{tuple(tensor.shape)!r} has an unknown non-batch size; give the model's "
+                "inputs a fixed shape"
+            )
+        return tuple(int(s) for s in shape)
+
+    def _convert(self, layer: Any, node_index: int, knode: Any) -> None:
+        cls = type(layer).__name__
+        previous = self.call_of_layer.setdefault(id(layer), node_index)
+        if previous != node_index:
+            raise UnsupportedLayerError(
+                f"layer {layer.name!r} ({cls}) is called more than once in the model; shared "
+                "layers are not supported (use a separate layer per call)"
+            )
+        if len(knode.output_tensors) != 1:
+            raise UnsupportedLayerError(
+                f"layer {layer.name!r} ({cls}) has {len(knode.output_tensors)} outputs; only "
+                "single-output layers are supported"
+            )
+        out_shape = self._keras_shape(layer, knode.output_tensors[0])
+        if cls == "InputLayer" and isinstance(layer, self.keras.layers.InputLayer):
+            nodes = [
+                Node(
+                    name=str(layer.name),
+                    op="Input",
+                    inputs=[],
+                    attrs={"shape": out_shape},
+                    source_class=cls,
+                )
+            ]
+        else:
+            inputs = [self._ir_tensor(t) for t in knode.input_tensors]
+            call = LayerCall(
+                keras=self.keras,
+                layer=layer,
+                inputs=inputs,
+                in_shapes=[self.graph.tensors[t].shape for t in inputs],
+                out_shape=out_shape,
+                unique_name=self._unique_name,
+            )
+            nodes = self._converter(layer)(call)
+        for node in nodes:
+            try:
+                self.graph.add_node(node, out_shape)
+            except GraphError as e:
+                raise FrontendError(f"layer {layer.name!r} ({cls}): {e}") from e
+        log.debug("layer %r (%s) -> %s", layer.name, cls, [(n.name, n.op) for n in nodes])
+        self.tensor_of[(id(layer), node_index, 0)] = nodes[-1].name
+        self.expected[nodes[-1].name] = (str(layer.name), out_shape)
+
+    def _converter(self, layer: Any) -> Any:
+        cls = type(layer).__name__
+        converter = CONVERTERS.get(cls)
+        if converter is not None and getattr(self.keras.layers, cls, None) is type(layer):
+            return converter
+        hint = ""
+        if isinstance(layer, self.keras.Model):
+            hint = " (a nested model: build the model from its layers directly)"
+        elif not isinstance(layer, self.keras.layers.Layer):
+            hint = f" (a keras.ops operation from {type(layer).__module__}, not a Keras layer)"
+        elif cls in CONVERTERS:
+            hint = f" (a subclass from {type(layer).__module__}, not keras.layers.{cls})"
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r} of type {cls!r} is not supported{hint}; supported: "
+            f"{', '.join(SUPPORTED_LAYERS)}"
+        )
+
+    def _check_shapes(self) -> None:
+        """Infer IR shapes and compare them with Keras' own: catches mapping bugs."""
+        try:
+            infer_shapes(self.graph)
+        except GraphError as e:
+            raise FrontendError(
+                f"model {self.model.name!r}: shape inference failed on the converted graph: {e}"
+            ) from e
+        for tensor, (layer_name, shape) in self.expected.items():
+            got = self.graph.tensors[tensor].shape
+            if got != shape:
+                raise FrontendError(
+                    f"layer {layer_name!r}: nnfab infers output shape {got!r} for {tensor!r}, "
+                    f"Keras gives {shape!r}; the Keras frontend mapped this layer wrongly"
+                )
