@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from nnfab.ir import Graph, Node, infer_shapes
@@ -15,7 +17,7 @@ def mlp_graph(sizes: tuple[int, ...] = (4, 3, 2), seed: int = 0, activation: str
     g.add_node(Node("input", "Input", [], attrs={"shape": (sizes[0],)}, source_class="InputLayer"),
                (sizes[0],))
     prev = "input"
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         name = f"fc{i + 1}"
         g.add_node(Node(name, "Dense", [prev], weights={
             "kernel": rng.normal(0, 0.5, size=(n_in, n_out)),

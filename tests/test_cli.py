@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 pytest.importorskip("keras")
 
-from nnfab.cli import cli  # noqa: E402
-from nnfab.demo.run import demo_model_path  # noqa: E402
+from nnfab.cli import cli
+from nnfab.demo.run import demo_model_path
 
 
 def test_convert_then_predict(tmp_path) -> None:

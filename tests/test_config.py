@@ -88,6 +88,7 @@ def test_precedence_name_over_type_over_model() -> None:
 
 
 def test_saturating_accumulator_rejected() -> None:
-    cfg = {"Model": {}, "LayerName": {"fc1": {"Precision": {"accum": "ap_fixed<20,8,AP_TRN,AP_SAT>"}}}}
-    with pytest.raises(nnfab.PrecisionError, match="fc1.*AP_WRAP"):
+    cfg = {"Model": {},
+           "LayerName": {"fc1": {"Precision": {"accum": "ap_fixed<20,8,AP_TRN,AP_SAT>"}}}}
+    with pytest.raises(nnfab.PrecisionError, match=r"fc1.*AP_WRAP"):
         assign_precision(mlp_graph(), cfg)

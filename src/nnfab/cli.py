@@ -34,7 +34,7 @@ def cli(verbose: int) -> None:
     _setup_logging(verbose)
 
 
-def _load_any_model(path: Path, weights: Path | None):  # noqa: ANN202
+def _load_any_model(path: Path, weights: Path | None):
     from nnfab.frontends.loader import graph_from_file
 
     return graph_from_file(path, weights)

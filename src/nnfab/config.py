@@ -161,7 +161,9 @@ def validate_config(config: dict[str, Any], graph: Graph) -> dict[str, Any]:
     model = _check_keys(config.setdefault("Model", {}), MODEL_KEYS, "Model")
     _check_common(model, "Model")
     if "IOType" in model and model["IOType"] not in IO_TYPES:
-        raise ConfigError(f"Model.IOType must be one of {', '.join(IO_TYPES)}, got {model['IOType']!r}")
+        raise ConfigError(
+            f"Model.IOType must be one of {', '.join(IO_TYPES)}, got {model['IOType']!r}"
+        )
     if "ReuseFactorPolicy" in model and model["ReuseFactorPolicy"] not in REUSE_POLICIES:
         raise ConfigError(
             f"Model.ReuseFactorPolicy must be one of {', '.join(REUSE_POLICIES)}, "
@@ -253,7 +255,9 @@ def config_from_graph(
     if isinstance(default_reuse_factor, bool) or not isinstance(default_reuse_factor, int) or (
         default_reuse_factor < 1
     ):
-        raise ConfigError(f"default_reuse_factor must be an integer >= 1, got {default_reuse_factor!r}")
+        raise ConfigError(
+            f"default_reuse_factor must be an integer >= 1, got {default_reuse_factor!r}"
+        )
     config: dict[str, Any] = {
         "Model": {
             "Precision": default_precision,

@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from tests.graphs import mlp_graph
 
 from nnfab.config import config_from_graph
 from nnfab.ir import FixedType, Graph, Node, fixed, infer_shapes
@@ -18,10 +19,11 @@ from nnfab.passes import (
     optimize_float,
     run_passes,
 )
-from tests.graphs import mlp_graph
 
 
-def _exact_range(x_type: FixedType, kernel: np.ndarray, bias: np.ndarray) -> tuple[Fraction, Fraction]:
+def _exact_range(
+    x_type: FixedType, kernel: np.ndarray, bias: np.ndarray
+) -> tuple[Fraction, Fraction]:
     """Extremes of sum_i x_i w_ij + b_j over all x in the type, in exact rationals."""
     lo_x, hi_x = Fraction(x_type.min), Fraction(x_type.max)
     lows, highs = [], []
@@ -44,7 +46,8 @@ def test_auto_accumulator_is_exact_and_tight(seed: int, x_spec: str) -> None:
     g.add_node(Node("d", "Dense", ["x"], weights={"kernel": kernel,
                                                   "bias": rng.normal(0, 3, size=n_out)}), (n_out,))
     g.outputs = ["d"]
-    cfg = {"Model": {"Precision": "ap_fixed<10,4>"}, "LayerName": {"x": {"Precision": {"result": x_spec}}}}
+    cfg = {"Model": {"Precision": "ap_fixed<10,4>"},
+           "LayerName": {"x": {"Precision": {"result": x_spec}}}}
     g = assign_precision(g, cfg)
     node = g.node("d")
     w_t, b_t, acc = node.precision["weight"], node.precision["bias"], node.precision["accum"]
@@ -120,7 +123,6 @@ def test_linear_identity_activation_removed_and_relu_fused_only_when_lossless() 
 
 
 def test_fusion_changes_no_output() -> None:
-    pytest.importorskip("nnfab.emulate.kernels.activation")
     from nnfab.emulate import Emulator
 
     g = mlp_graph((6, 8, 3), seed=3)

@@ -89,7 +89,7 @@ def run_demo(
         fixed_accuracy=float(np.mean(np.argmax(fixed_out, axis=1) == y)),
         argmax_agreement=float(np.mean(np.argmax(float_out, 1) == np.argmax(fixed_out, 1))),
         max_abs_diff=float(np.max(np.abs(float_out - fixed_out))),
-        softmax_distinct_outputs=int(len(np.unique(fixed_out[:, 0]))),
+        softmax_distinct_outputs=len(np.unique(fixed_out[:, 0])),
         layers=hm.summary(),
         output_dir=out,
         timings=timings,

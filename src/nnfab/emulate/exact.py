@@ -44,7 +44,9 @@ def exact_matmul(
     if bound < FLOAT_EXACT_BOUND:
         out = x @ w
         if bias is not None:
-            out = out + bias
+            out += bias
+        if accum.signed and bound < 2.0 ** (accum.width - 1):
+            return out, np.zeros((), dtype=bool)  # on accum's grid and in range: cast is exact
         return accum.quantize_and_flag(out)
     shift = accum.frac - frac_prod
     if bound < INT64_EXACT_BOUND:

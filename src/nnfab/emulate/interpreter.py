@@ -56,7 +56,7 @@ class Emulator:
             self.kernels[node.name] = kernel
             static = {
                 key: getattr(kernel, f"{key}_overflow")
-                for key in ("kernel", "bias", "scale", "table")
+                for key in ("kernel", "bias", "scale", "table", "param")
                 if getattr(kernel, f"{key}_overflow", 0)
             }
             if static:
@@ -131,7 +131,7 @@ class Emulator:
             unknown = set(inputs) - set(names)
             if unknown:
                 raise EmulationError(f"unknown input(s) {sorted(unknown)}; model inputs: {names}")
-            arrays = [inputs[n] if n in inputs else None for n in names]
+            arrays = [inputs.get(n) for n in names]
         elif isinstance(inputs, np.ndarray) or not isinstance(inputs, Sequence):
             arrays = [inputs]
         else:
@@ -143,20 +143,19 @@ class Emulator:
         for name, a in zip(names, arrays, strict=True):
             a = np.asarray(a, dtype=np.float64)
             expected = self.graph.tensors[name].shape
+            if a.shape == expected:  # one sample without a batch axis
+                a = a[None]
+            elif a.ndim == 2 and len(expected) > 1 and a.shape[1] == np.prod(expected):
+                a = a.reshape(a.shape[0], *expected)  # flattened samples, row-major
             if a.shape[1:] != expected:
-                if a.shape == expected:
-                    a = a[None]
-                elif a.ndim >= 1 and a.shape[1:] != expected and a[0].size == np.prod(expected) and (
-                    a.ndim == 2
-                ):
-                    a = a.reshape(a.shape[0], *expected)
-                else:
-                    raise EmulationError(
-                        f"input {name!r}: expected shape (batch, {', '.join(map(str, expected))}), "
-                        f"got {a.shape}"
-                    )
+                raise EmulationError(
+                    f"input {name!r}: expected shape (batch, {', '.join(map(str, expected))}), "
+                    f"got {a.shape}"
+                )
             if batch is not None and a.shape[0] != batch:
-                raise EmulationError(f"inputs have different batch sizes ({batch} and {a.shape[0]})")
+                raise EmulationError(
+                    f"inputs have different batch sizes ({batch} and {a.shape[0]})"
+                )
             batch = a.shape[0]
             feeds[name] = a
         return feeds

@@ -10,6 +10,7 @@ node uses internally (weights, bias, accumulator, tables) live in
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
 from collections.abc import Iterator
@@ -131,36 +132,56 @@ class Graph:
         del self.tensors[name]
 
     def toposort(self) -> None:
-        """Order nodes so every node comes after the producers of its inputs."""
-        by_name = {n.name: n for n in self.nodes}
-        order: list[Node] = []
-        state: dict[str, int] = {}
+        """Order nodes so every node comes after the producers of its inputs.
 
-        def visit(n: Node, path: tuple[str, ...]) -> None:
-            mark = state.get(n.name, 0)
-            if mark == 2:
-                return
-            if mark == 1:
-                raise GraphError(f"cycle through layers {' -> '.join((*path, n.name))}")
-            state[n.name] = 1
-            for t in n.inputs:
+        Stable: an already sorted graph keeps its order. Iterative, so graph depth
+        is not limited by Python's recursion limit.
+        """
+        by_name: dict[str, Node] = {}
+        for n in self.nodes:
+            if n.name in by_name:
+                raise GraphError(f"duplicate layer name {n.name!r}")
+            by_name[n.name] = n
+        order: list[Node] = []
+        done: set[str] = set()
+        for root in self.nodes:
+            if root.name in done:
+                continue
+            # depth-first walk; the stack holds (node, index of its next input to visit)
+            stack: list[tuple[Node, int]] = [(root, 0)]
+            on_path = {root.name}
+            while stack:
+                n, i = stack[-1]
+                if i == len(n.inputs):
+                    stack.pop()
+                    on_path.discard(n.name)
+                    done.add(n.name)
+                    order.append(n)
+                    continue
+                stack[-1] = (n, i + 1)
+                t = n.inputs[i]
+                if t in done:
+                    continue
                 if t not in by_name:
                     raise GraphError(f"layer {n.name!r} reads tensor {t!r} that no layer produces")
-                visit(by_name[t], (*path, n.name))
-            state[n.name] = 2
-            order.append(n)
-
-        for n in self.nodes:
-            visit(n, ())
+                if t in on_path:
+                    names = [m.name for m, _ in stack]
+                    cycle = [*names[names.index(t) :], t]
+                    raise GraphError(f"cycle through layers {' -> '.join(cycle)}")
+                stack.append((by_name[t], 0))
+                on_path.add(t)
         self.nodes = order
 
     def validate(self) -> None:
         """Check structure: unique names, known tensors, topological order, outputs exist."""
         seen: set[str] = set()
+        names = {n.name for n in self.nodes}
         for n in self.nodes:
             if n.name in seen:
                 raise GraphError(f"duplicate layer name {n.name!r}")
             for t in n.inputs:
+                if t not in names:
+                    raise GraphError(f"layer {n.name!r} reads {t!r}, which no layer produces")
                 if t not in seen:
                     raise GraphError(
                         f"layer {n.name!r} reads {t!r} before it is produced (not topological)"
@@ -170,7 +191,9 @@ class Graph:
             if n.op == "Input" and n.inputs:
                 raise GraphError(f"input layer {n.name!r} must not have inputs")
             if n.reuse_factor < 1:
-                raise GraphError(f"layer {n.name!r}: reuse factor must be >= 1")
+                raise GraphError(
+                    f"layer {n.name!r}: reuse factor must be >= 1, got {n.reuse_factor!r}"
+                )
             seen.add(n.name)
         if not self.outputs:
             raise GraphError("graph has no outputs")
@@ -182,8 +205,8 @@ class Graph:
                 raise GraphError(f"graph input {t!r} is not an Input layer")
 
     def copy(self) -> Graph:
-        """A deep copy (weights included)."""
-        return Graph.from_dict(self.to_dict())
+        """A deep copy (weights, attrs and metadata included)."""
+        return copy.deepcopy(self)
 
     # ---------------------------------------------------------- serialization
     def to_dict(self) -> dict[str, Any]:
@@ -217,13 +240,22 @@ class Graph:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Graph:
-        if data.get("format") != "nnfab-ir":
+        """Rebuild a graph from ``to_dict`` output (attribute lists become tuples)."""
+        if not isinstance(data, dict) or data.get("format") != "nnfab-ir":
             raise GraphError("not an nnfab IR document (missing format: nnfab-ir)")
         if data.get("version") != IR_FORMAT_VERSION:
             raise GraphError(
                 f"IR version {data.get('version')!r} is not supported (this nnfab reads "
                 f"{IR_FORMAT_VERSION})"
             )
+        try:
+            return cls._from_dict(data)
+        except (KeyError, TypeError, ValueError) as e:
+            what = f"missing field {e}" if isinstance(e, KeyError) else str(e)
+            raise GraphError(f"malformed nnfab IR document: {what}") from e
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Graph:
         g = cls(
             name=data["name"],
             io_type=data.get("io_type", "io_parallel"),
@@ -253,6 +285,14 @@ class Graph:
 
     def save(self, path: str | Path) -> None:
         """Write the graph as JSON (weights embedded as base64 .npy)."""
+        for n in self.nodes:
+            for key, value in n.attrs.items():
+                try:
+                    json.dumps(value, default=_json_default)
+                except (TypeError, ValueError) as e:
+                    raise GraphError(
+                        f"layer {n.name!r}: attribute {key!r} = {value!r} cannot be saved: {e}"
+                    ) from e
         Path(path).write_text(json.dumps(self.to_dict(), indent=1, default=_json_default))
 
     @classmethod
@@ -275,6 +315,8 @@ def _decode_array(text: str) -> np.ndarray:
 
 
 def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.bool_):
+        return bool(obj)
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.floating):
@@ -283,9 +325,16 @@ def _json_default(obj: Any) -> Any:
         return list(obj)
     if isinstance(obj, FixedType):
         return str(obj)
-    raise TypeError(f"cannot serialize {type(obj).__name__} in IR attributes")
+    raise TypeError(
+        f"cannot serialize {type(obj).__name__} in IR attributes (allowed: numbers, strings, "
+        "booleans, None, tuples, dicts, fixed-point types)"
+    )
 
 
-def _tuplify(attrs: dict[str, Any]) -> dict[str, Any]:
-    """JSON turns tuples into lists; attributes are tuples by convention."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()}
+def _tuplify(value: Any) -> Any:
+    """JSON turns tuples into lists; attributes are tuples by convention (at any depth)."""
+    if isinstance(value, list):
+        return tuple(_tuplify(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuplify(v) for k, v in value.items()}
+    return value

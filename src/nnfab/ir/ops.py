@@ -76,7 +76,8 @@ def _shape_conv(node: Node, shapes: list[Shape]) -> Shape:
     depthwise = node.op.startswith("Depthwise")
     if kernel.shape[rank] != channels:
         raise GraphError(
-            f"layer {node.name!r}: input has {channels} channels, kernel expects {kernel.shape[rank]}"
+            f"layer {node.name!r}: input has {channels} channels, "
+            f"kernel expects {kernel.shape[rank]}"
         )
     strides = node.attrs.get("strides", (1,) * rank)
     pads = node.attrs.get("pads", (0,) * (2 * rank))

@@ -98,7 +98,9 @@ class FixedType:
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int | np.integer) or not 1 <= self.width <= MAX_WIDTH:
-            raise ValueError(f"fixed-point width must be an integer 1..{MAX_WIDTH}, got {self.width!r}")
+            raise ValueError(
+                f"fixed-point width must be an integer 1..{MAX_WIDTH}, got {self.width!r}"
+            )
         if not isinstance(self.integer, int | np.integer):
             raise ValueError(f"fixed-point integer bits must be an integer, got {self.integer!r}")
         if abs(self.integer) > MAX_ABS_BINARY_POINT or abs(self.frac) > MAX_ABS_BINARY_POINT:
@@ -127,7 +129,9 @@ class FixedType:
         signed = not kind.startswith("u")
         if kind.endswith("int"):
             if len(args) != 1:
-                raise ValueError(f"{spec!r}: an integer type takes exactly one argument <W>; {GRAMMAR}")
+                raise ValueError(
+                    f"{spec!r}: an integer type takes exactly one argument <W>; {GRAMMAR}"
+                )
             width = _parse_int(args[0], "width", spec)
             if not 1 <= width <= MAX_WIDTH:
                 raise ValueError(f"{spec!r}: width must be 1..{MAX_WIDTH}; {GRAMMAR}")
@@ -218,11 +222,17 @@ class FixedType:
 
     def quantize_and_count(self, x: np.ndarray | float) -> tuple[np.ndarray, int]:
         """``quantize`` plus how many values overflowed (wrapped, saturated or zeroed)."""
+        fast = self._cast_in_range(x)
+        if fast is not None:
+            return fast, 0
         values, flags = self.quantize_and_flag(x)
         return values, int(np.count_nonzero(flags))
 
     def quantize_and_flag(self, x: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         """``quantize`` plus a boolean array: True where the value overflowed."""
+        fast = self._cast_in_range(x)
+        if fast is not None:
+            return fast, np.zeros(fast.shape, dtype=bool)
         n, over, under = self._round(x)
         if self.width <= FLOAT_EXACT_WIDTH:
             m = self._overflow_float(n, over, under)
@@ -230,6 +240,30 @@ class FixedType:
         exact = self._overflow_int(n, over, under)
         flat = [_int_to_float_toward_zero(int(v), -self.frac) for v in exact.ravel()]
         return np.asarray(flat, dtype=np.float64).reshape(n.shape), over | under
+
+    def _cast_in_range(self, x: np.ndarray | float) -> np.ndarray | None:
+        """Fast path: the cast when no value overflows, else None (few array passes).
+
+        Taken for float-exact widths with F >= 0 (no scaling underflow possible) when
+        the rounded mantissas lie in range; everything else goes the general way.
+        """
+        if self.width > FLOAT_EXACT_WIDTH or self.frac < 0:
+            return None
+        x = np.asarray(x, dtype=np.float64)
+        if x.size == 0:
+            return None
+        with np.errstate(all="ignore"):  # inf/nan make top/bottom non-finite: general path
+            n = self._round_scaled(x * (2.0**self.frac))
+            top, bottom = n.max(), n.min()
+        if not (np.isfinite(top) and np.isfinite(bottom)):
+            return None
+        hi = 2.0 ** (self.width - 1 if self.signed else self.width)
+        lo = -(2.0 ** (self.width - 1)) if self.signed else 0.0
+        if top >= hi or bottom < lo or (
+            bottom == lo and self.signed and self.overflow is Overflow.SAT_SYM
+        ):
+            return None
+        return n * (2.0**-self.frac) + 0.0
 
     def to_mantissa(self, x: np.ndarray | float) -> np.ndarray:
         """Exact integer mantissas of the cast values (int64 up to 63 bits, else objects)."""
@@ -243,7 +277,8 @@ class FixedType:
     def _round(self, x: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scale by 2**F and round; returns integer-valued floats and range masks."""
         x = np.asarray(x, dtype=np.float64)
-        v = x * (2.0**self.frac)  # exact: a power-of-two scale, barring over/underflow below
+        with np.errstate(over="ignore"):  # overflow to inf is handled just below
+            v = x * (2.0**self.frac)  # exact: a power-of-two scale, barring over/underflow
         if not np.isfinite(v).all():
             if not np.isfinite(x).all():
                 bad = int(np.count_nonzero(~np.isfinite(x)))
@@ -256,6 +291,15 @@ class FixedType:
             tiny = (x != 0) & (np.abs(v) < 2.0**-900)
             if tiny.any():
                 v = np.where(tiny, np.copysign(2.0**-900, x), v)
+        n = self._round_scaled(v)
+        hi = float(2.0 ** (self.width - 1 if self.signed else self.width))  # first value above max
+        lo = float(-(2.0 ** (self.width - 1))) if self.signed else 0.0
+        over = n >= hi
+        under = n <= lo if (self.overflow is Overflow.SAT_SYM and self.signed) else n < lo
+        return n, over, under
+
+    def _round_scaled(self, v: np.ndarray) -> np.ndarray:
+        """Round values already scaled by 2**F to integers, per the quantization mode."""
         mode = self.rounding
         if mode is Rounding.TRN:
             n = np.floor(v)
@@ -282,11 +326,7 @@ class FixedType:
             else:  # RND_CONV
                 inc = above | (tie & (np.fmod(f, 2.0) != 0))
             n = f + inc
-        hi = float(2.0 ** (self.width - 1 if self.signed else self.width))  # first value above max
-        lo = float(-(2.0 ** (self.width - 1))) if self.signed else 0.0
-        over = n >= hi
-        under = n <= lo if (self.overflow is Overflow.SAT_SYM and self.signed) else n < lo
-        return n, over, under
+        return n
 
     def _overflow_float(self, n: np.ndarray, over: np.ndarray, under: np.ndarray) -> np.ndarray:
         mode = self.overflow
@@ -312,7 +352,10 @@ class FixedType:
 
     def _overflow_int(self, n: np.ndarray, over: np.ndarray, under: np.ndarray) -> np.ndarray:
         """Exact overflow handling on Python ints (types wider than 53 bits)."""
-        ints = np.frompyfunc(int, 1, 1)(n).astype(object) if n.ndim else np.asarray(int(n), dtype=object)
+        if n.ndim:
+            ints = np.frompyfunc(int, 1, 1)(n).astype(object)
+        else:
+            ints = np.asarray(int(n), dtype=object)
         mode = self.overflow
         top, bottom = self.max_mantissa, self.min_mantissa
         if mode is Overflow.SAT_SYM and self.signed:

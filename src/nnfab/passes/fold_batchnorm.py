@@ -29,7 +29,9 @@ class FoldBatchNorm(Pass):
             producer = graph.node(bn.inputs[0])
             if producer.op not in FOLDABLE or len(graph.consumers(producer.name)) != 1:
                 continue
-            if producer.name in graph.outputs or producer.attrs.get("activation", "linear") != "linear":
+            if producer.name in graph.outputs:
+                continue
+            if producer.attrs.get("activation", "linear") != "linear":
                 continue
             scale = bn.weights["scale"].astype(np.float64)
             shift = bn.weights["bias"].astype(np.float64)

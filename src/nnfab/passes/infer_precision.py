@@ -16,23 +16,16 @@ import numpy as np
 
 from nnfab.errors import PrecisionError
 from nnfab.ir import FixedType, Graph, Node, Overflow
+from nnfab.ir.tables import (
+    TABLE_DEFAULTS,
+    TABLE_TYPE_DEFAULTS,
+    softmax_inv_range,
+    softmax_sum_type,
+)
 from nnfab.passes.base import Pass
 
 log = logging.getLogger(__name__)
 
-TABLE_TYPE_DEFAULTS = {
-    "sigmoid": "ap_ufixed<18,1,AP_RND_CONV,AP_SAT>",
-    "tanh": "ap_fixed<18,2,AP_RND_CONV,AP_SAT>",
-    "exp_table": "ap_ufixed<18,1,AP_RND_CONV,AP_SAT>",
-    "inv_table": "ap_ufixed<18,1,AP_RND_CONV,AP_SAT>",
-    "param": "ap_fixed<18,4,AP_RND_CONV,AP_SAT>",
-    "scale": "ap_ufixed<18,1,AP_RND_CONV,AP_SAT>",
-}
-TABLE_ATTR_DEFAULTS = {
-    "sigmoid": {"table_size": 1024, "table_range": 8.0},
-    "tanh": {"table_size": 1024, "table_range": 4.0},
-    "softmax": {"table_size": 1024, "exp_range": 8.0, "inv_table_size": 1024},
-}
 PASS_THROUGH = ("Flatten", "Reshape", "Dropout", "Pooling1D", "Pooling2D", "GlobalPooling1D",
                 "GlobalPooling2D")
 WEIGHTED = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D",
@@ -94,9 +87,8 @@ class InferPrecision(Pass):
                     node.precision["accum"] = self._auto_accum(node, in_types[0])
                     node.attrs["auto_accum"] = True
             if out.type is None:
-                if node.op in PASS_THROUGH:
-                    out.type = in_types[0]
-                elif node.op == "Concatenate" and len(set(in_types)) == 1:
+                same_inputs = node.op == "Concatenate" and len(set(in_types)) == 1
+                if node.op in PASS_THROUGH or same_inputs:
                     out.type = in_types[0]
                 else:
                     out.type = default
@@ -155,7 +147,7 @@ class InferPrecision(Pass):
             node.precision.setdefault("param", FixedType.parse(TABLE_TYPE_DEFAULTS["param"]))
         if fn in ("sigmoid", "tanh"):
             node.precision.setdefault("table", FixedType.parse(TABLE_TYPE_DEFAULTS[fn]))
-            for attr, value in TABLE_ATTR_DEFAULTS[fn].items():
+            for attr, value in TABLE_DEFAULTS[fn].items():
                 node.attrs.setdefault(attr, value)
             assert x_type is not None
             size, half = node.attrs["table_size"], float(node.attrs["table_range"])
@@ -175,16 +167,12 @@ class InferPrecision(Pass):
     def _softmax_defaults(graph: Graph, node: Node, x_type: FixedType | None) -> None:
         node.precision.setdefault("exp_table", FixedType.parse(TABLE_TYPE_DEFAULTS["exp_table"]))
         node.precision.setdefault("inv_table", FixedType.parse(TABLE_TYPE_DEFAULTS["inv_table"]))
-        for attr, value in TABLE_ATTR_DEFAULTS["softmax"].items():
+        for attr, value in TABLE_DEFAULTS["softmax"].items():
             node.attrs.setdefault(attr, value)
         n = graph.tensors[node.name].shape[-1]
-        node.attrs.setdefault("inv_range", float(2 ** math.ceil(math.log2(max(n, 2)))))
-        exp_t = node.precision["exp_table"]
+        node.attrs.setdefault("inv_range", softmax_inv_range(n))
         if "exp_sum" not in node.precision:
-            extra = math.ceil(math.log2(max(n, 2)))
-            node.precision["exp_sum"] = FixedType(
-                exp_t.width + extra, exp_t.integer + extra, exp_t.signed
-            )
+            node.precision["exp_sum"] = softmax_sum_type(n, node.precision["exp_table"])
         assert x_type is not None
         step = float(node.attrs["exp_range"]) / node.attrs["table_size"]
         spread = x_type.max - x_type.min

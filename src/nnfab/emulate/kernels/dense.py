@@ -6,6 +6,15 @@ import numpy as np
 
 from nnfab.emulate.base import Kernel, OverflowCounter, register
 from nnfab.emulate.exact import exact_matmul, wrap_mantissas
+from nnfab.emulate.kernels.common import (
+    Exact,
+    from_values,
+    max_abs,
+    mul,
+    round_to,
+    total,
+    widen,
+)
 from nnfab.errors import EmulationError, PrecisionError
 from nnfab.ir import FixedType, Graph, Node, Overflow
 
@@ -42,25 +51,30 @@ def weighted_sum(
 ) -> tuple[np.ndarray, int]:
     """Sum of products into ``accum`` for 2-D ``x`` (rows) and ``w`` (n_in, n_out).
 
-    Returns the accumulator values and the number of overflowing casts (products
-    and sums). Shared by Dense, convolutions (via im2col) and batch normalization.
+    Returns the accumulator values and the number of outputs whose exact sum (of the
+    accum-cast products and bias) lies outside ``accum``: with a wrap-around
+    accumulator exactly those outputs differ from the exact sum. Shared by Dense and
+    the convolutions (via im2col).
     """
     if accum.frac >= x_type.frac + w_type.frac:
         values, flags = exact_matmul(x, x_type, w, w_type, accum, bias)
         return values, int(np.count_nonzero(flags))
-    # Products finer than the accumulator: each product is cast on its own, then summed.
+    # Products finer than the accumulator: each exact product is rounded on its own
+    # (integer arithmetic, so any widths stay exact), then the sum wraps once.
     n_rows, n_in = x.shape
     n_out = w.shape[1]
     out = np.empty((n_rows, n_out), dtype=np.float64)
     overflowed = 0
+    xe, we = from_values(x, x_type), from_values(w, w_type)
+    b = from_values(bias, accum).m if bias is not None else None
     step = max(1, PRODUCT_CHUNK_ELEMENTS // max(1, n_in * n_out))
     for start in range(0, n_rows, step):
-        block = x[start : start + step, :, None] * w[None, :, :]
-        block, flags = accum.quantize_and_flag(block)
-        overflowed += int(np.count_nonzero(flags))
-        mantissas = np.ldexp(block, accum.frac).astype(np.int64).sum(axis=1)
-        if bias is not None:
-            mantissas = mantissas + np.ldexp(bias, accum.frac).astype(np.int64)
+        products = mul(Exact(xe.m[start : start + step, :, None], xe.frac),
+                       Exact(we.m[None, :, :], we.frac))
+        mantissas = total(round_to(products, accum.frac, accum.rounding), axis=1).m
+        if b is not None:
+            bound = max_abs(mantissas) + max_abs(b)
+            mantissas = widen(mantissas, bound) + widen(b, bound)
         values, flags = wrap_mantissas(mantissas, accum)
         overflowed += int(np.count_nonzero(flags))
         out[start : start + step] = values

@@ -1,0 +1,73 @@
+"""Merge (add, subtract, multiply, average) and Concatenate.
+
+Merge computes the exact sum, difference or product of its inputs and casts it
+once to the result type; ``average`` is ``result(exact_sum * scale_q(1/n))``.
+Concatenate casts each input to the result type and joins them.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+import numpy as np
+
+from nnfab.emulate.base import Kernel, OverflowCounter, register
+from nnfab.emulate.kernels.common import add, cast_counted, from_values, mul, require_attr, sub
+from nnfab.errors import EmulationError
+from nnfab.ir import Graph, Node
+from nnfab.ir.ops import MERGE_MODES
+from nnfab.ir.tables import reciprocal
+
+
+@register("Merge")
+class MergeKernel(Kernel):
+    def __init__(self, node: Node, graph: Graph) -> None:
+        super().__init__(node, graph)
+        self.mode = require_attr(self, "mode")
+        if self.mode not in MERGE_MODES:
+            raise EmulationError(
+                f"layer {node.name!r} (Merge): mode {self.mode!r} is not one of {MERGE_MODES}"
+            )
+        n = len(node.inputs)
+        if self.mode == "subtract" and n != 2:
+            raise EmulationError(
+                f"layer {node.name!r} (Merge): mode 'subtract' takes exactly 2 inputs, got {n}"
+            )
+        self.scale_overflow = 0
+        if self.mode == "average":
+            scale_type = self.precision("scale")
+            value, overflowed = reciprocal(n, scale_type)
+            self.scale = from_values(value, scale_type)
+            self.scale_overflow = int(overflowed)
+
+    def __call__(self, inputs: list[np.ndarray], counter: OverflowCounter) -> np.ndarray:
+        values = [from_values(x, t) for x, t in zip(inputs, self.in_types, strict=True)]
+        if self.mode == "subtract":
+            exact = sub(values[0], values[1])
+        elif self.mode == "multiply":
+            exact = reduce(mul, values)
+        else:
+            exact = reduce(add, values)
+            if self.mode == "average":
+                exact = mul(exact, self.scale)
+        return cast_counted(counter, "result", exact, self.out_type)
+
+
+@register("Concatenate")
+class ConcatenateKernel(Kernel):
+    def __init__(self, node: Node, graph: Graph) -> None:
+        super().__init__(node, graph)
+        axis = require_attr(self, "axis")
+        rank = len(self.out_shape)
+        if isinstance(axis, bool) or not isinstance(axis, int | np.integer) or not (
+            0 <= axis < rank
+        ):
+            raise EmulationError(
+                f"layer {node.name!r} (Concatenate): axis {axis!r} must be an integer in "
+                f"0..{rank - 1} (an axis of the shape without the batch)"
+            )
+        self.axis = int(axis) + 1  # the batch axis comes first at run time
+
+    def __call__(self, inputs: list[np.ndarray], counter: OverflowCounter) -> np.ndarray:
+        parts = [counter.cast("result", self.out_type, x) for x in inputs]
+        return np.concatenate(parts, axis=self.axis)
