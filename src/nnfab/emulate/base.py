@@ -27,10 +27,19 @@ class OverflowCounter:
     totals: dict[str, dict[str, int]] = field(default_factory=dict)
     node: str = ""
 
-    def cast(self, key: str, type_: FixedType, values: np.ndarray) -> np.ndarray:
-        """Quantize ``values`` to ``type_`` and record overflows under ``(node, key)``."""
-        out, flags = type_.quantize_and_flag(values)
-        self.record(key, int(np.count_nonzero(flags)), int(flags.size))
+    def cast(
+        self, key: str, type_: FixedType, values: np.ndarray, source: FixedType | None = None
+    ) -> np.ndarray:
+        """Quantize ``values`` to ``type_`` and record overflows under ``(node, key)``.
+
+        ``source``: a type every value is known to belong to; when ``type_`` holds it,
+        the cast is the identity and is skipped.
+        """
+        if source is not None and type_.holds(source):
+            self.record(key, 0, int(values.size))
+            return values
+        out, overflowed = type_.quantize_and_count(values)
+        self.record(key, overflowed, int(values.size))
         return out
 
     def record(self, key: str, overflowed: int, total: int) -> None:

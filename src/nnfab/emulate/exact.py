@@ -36,13 +36,13 @@ def exact_matmul(
         raise ValueError("exact_matmul needs an accumulator at least as fine as the products")
     if accum.overflow is not Overflow.WRAP:
         raise ValueError("exact_matmul needs a wrap-around (AP_WRAP) accumulator")
-    n_in = w.shape[0]
     max_x = max(abs(x_type.min), abs(x_type.max))
-    max_w = float(np.max(np.abs(w))) if w.size else 0.0
-    max_b = float(np.max(np.abs(bias))) if bias is not None and bias.size else 0.0
-    bound = (n_in * max_x * max_w + max_b) * 2.0**accum.frac
+    column = np.abs(w).sum(axis=0) * max_x  # largest |sum of products| per output
+    if bias is not None:
+        column = column + np.abs(bias)
+    bound = (float(column.max()) if column.size else 0.0) * 2.0**accum.frac
     if bound < FLOAT_EXACT_BOUND:
-        out = x @ w
+        out = _float_matmul(x, w)
         if bias is not None:
             out += bias
         if accum.signed and bound < 2.0 ** (accum.width - 1):
@@ -64,6 +64,17 @@ def exact_matmul(
                 [int(v) for v in np.ldexp(bias, accum.frac).ravel()], dtype=object
             ).reshape(bias.shape)
     return wrap_mantissas(acc, accum)
+
+
+def _float_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x @ w; tall-skinny products run several times faster through einsum's BLAS path.
+
+    Exact either way: every partial sum is an integer multiple of the product grid
+    below 2**53, so the summation order does not matter.
+    """
+    if w.shape[1] >= 8 and x.shape[0] >= 4 * w.shape[0]:
+        return np.einsum("ij,jk->ik", x, w, optimize=True)
+    return x @ w
 
 
 def wrap_mantissas(acc: np.ndarray, t: FixedType) -> tuple[np.ndarray, np.ndarray]:

@@ -202,6 +202,10 @@ class FixedType:
             text += f",{self.rounding.value}"
         return text + ">"
 
+    def holds(self, other: FixedType) -> bool:
+        """True when every value of ``other`` is a value of this type (a lossless cast)."""
+        return self.frac >= other.frac and _range_contains(self, other)
+
     def replace(self, **changes: object) -> FixedType:
         """A copy with some fields changed."""
         fields = {
@@ -373,6 +377,16 @@ class FixedType:
                     value = top if over[idx] else bottom
             out[idx] = value
         return out
+
+
+def _range_contains(outer: FixedType, inner: FixedType) -> bool:
+    """Exact comparison of ranges on the common grid (Python ints, no float rounding)."""
+    shift = max(outer.frac, inner.frac)
+    lo_o = outer.min_mantissa << (shift - outer.frac)
+    hi_o = outer.max_mantissa << (shift - outer.frac)
+    lo_i = inner.min_mantissa << (shift - inner.frac)
+    hi_i = inner.max_mantissa << (shift - inner.frac)
+    return lo_o <= lo_i and hi_i <= hi_o
 
 
 def _floor_to_53_bits(value: int) -> int:

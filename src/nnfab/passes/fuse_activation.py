@@ -12,19 +12,12 @@ from __future__ import annotations
 
 import logging
 
-from nnfab.ir import FixedType, Graph
+from nnfab.ir import Graph
 from nnfab.passes.base import Pass
 
 log = logging.getLogger(__name__)
 
 FUSE_INTO = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D")
-
-
-def holds_exactly(outer: FixedType, inner: FixedType) -> bool:
-    """True when every value of ``inner`` is a value of ``outer`` (so a cast is lossless)."""
-    if outer.frac < inner.frac:
-        return False
-    return outer.min <= inner.min and outer.max >= inner.max
 
 
 class FuseActivation(Pass):
@@ -52,7 +45,7 @@ class FuseActivation(Pass):
                 and len(graph.consumers(src.name)) == 1
                 and src.name not in graph.outputs
                 and in_type is not None
-                and holds_exactly(in_type, src.precision["accum"])
+                and in_type.holds(src.precision["accum"])
             )
             if not fusable:
                 continue

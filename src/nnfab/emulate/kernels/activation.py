@@ -82,16 +82,16 @@ class ActivationKernel(Kernel):
         (x,) = inputs
         fn = self.function
         if fn == "linear":
-            return counter.cast("result", self.out_type, x)
+            return counter.cast("result", self.out_type, x, source=self.in_types[0])
         if fn == "relu":
             y = np.maximum(x, 0.0)
             if self.max_value is not None:
-                y = np.minimum(y, self.max_value)
-            return counter.cast("result", self.out_type, y)
+                return counter.cast("result", self.out_type, np.minimum(y, self.max_value))
+            return counter.cast("result", self.out_type, y, source=self.in_types[0])
         if fn in TABLE_FUNCTIONS:
             t = self.in_types[0]
             y = self.table.values[self.table.index_mantissas(t.to_mantissa(x), t.frac)]
-            return counter.cast("result", self.out_type, y)
+            return counter.cast("result", self.out_type, y, source=self.table.type)
         param = self.precision("param")
         e = from_values(x, self.in_types[0])
         if fn == "leaky_relu":

@@ -69,5 +69,8 @@ class ConcatenateKernel(Kernel):
         self.axis = int(axis) + 1  # the batch axis comes first at run time
 
     def __call__(self, inputs: list[np.ndarray], counter: OverflowCounter) -> np.ndarray:
-        parts = [counter.cast("result", self.out_type, x) for x in inputs]
+        parts = [
+            counter.cast("result", self.out_type, x, source=t)
+            for x, t in zip(inputs, self.in_types, strict=True)
+        ]
         return np.concatenate(parts, axis=self.axis)

@@ -90,7 +90,7 @@ class _PoolingKernel(_PoolBase):
         window_axes = tuple(range(-self.rank, 0))
         if self.mode == "max":
             y = self._windows(x, -np.inf).max(axis=window_axes)
-            return counter.cast("result", self.out_type, y)
+            return counter.cast("result", self.out_type, y, source=self.in_types[0])
         e = from_values(x, self.in_types[0])
         m = widen(e.m, max_abs(e.m) * math.prod(self.pool_size))
         sums = Exact(self._windows(m, 0).sum(axis=window_axes), e.frac)
@@ -109,7 +109,8 @@ class _GlobalPoolingKernel(_PoolBase):
         (x,) = inputs
         spatial = tuple(range(1, self.rank + 1))
         if self.mode == "max":
-            return counter.cast("result", self.out_type, x.max(axis=spatial))
+            y = x.max(axis=spatial)
+            return counter.cast("result", self.out_type, y, source=self.in_types[0])
         e = from_values(x, self.in_types[0])
         m = widen(e.m, max_abs(e.m) * self.count)
         sums = Exact(m.sum(axis=spatial), e.frac)

@@ -21,7 +21,7 @@ class DropoutKernel(Kernel):
     """Inference-time dropout is the identity."""
 
     def __call__(self, inputs: list[np.ndarray], counter: OverflowCounter) -> np.ndarray:
-        return counter.cast("result", self.out_type, inputs[0])
+        return counter.cast("result", self.out_type, inputs[0], source=self.in_types[0])
 
 
 @register("Flatten")
@@ -32,4 +32,4 @@ class ReshapeKernel(Kernel):
     def __call__(self, inputs: list[np.ndarray], counter: OverflowCounter) -> np.ndarray:
         (x,) = inputs
         y = x.reshape(x.shape[0], *self.out_shape)
-        return counter.cast("result", self.out_type, y)
+        return counter.cast("result", self.out_type, y, source=self.in_types[0])
