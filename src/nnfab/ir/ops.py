@@ -16,6 +16,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from nnfab.errors import GraphError
 from nnfab.ir.graph import Graph, Node
 
@@ -66,10 +68,31 @@ def _shape_dense(node: Node, shapes: list[Shape]) -> Shape:
     return (*shape[:-1], kernel.shape[1])
 
 
+def _check_spatial(node: Node, name: str, values: tuple[int, ...], rank: int, count: int) -> None:
+    """``values`` must be ``count`` positive integers (pads: non-negative)."""
+    minimum = 0 if name == "pads" else 1
+    if len(values) != count or any(
+        not isinstance(v, int | np.integer) or v < minimum for v in values
+    ):
+        raise GraphError(
+            f"layer {node.name!r} ({node.op}): {name} {tuple(values)!r} must be {count} "
+            f"integers >= {minimum} for {rank}-D data"
+        )
+
+
+def _spatial_rank(node: Node) -> int:
+    return 2 if node.op.endswith("2D") else 1
+
+
 def _shape_conv(node: Node, shapes: list[Shape]) -> Shape:
     (shape,) = shapes
     kernel = node.weights["kernel"]
-    rank = len(shape) - 1
+    rank = _spatial_rank(node)
+    if len(shape) != rank + 1 or kernel.ndim != rank + 2:
+        raise GraphError(
+            f"layer {node.name!r} ({node.op}): needs a {rank + 1}-D input (spatial..., channels) "
+            f"and a {rank + 2}-D kernel; got input {shape} and kernel {kernel.shape}"
+        )
     spatial = shape[:rank]
     channels = shape[-1]
     ksize = kernel.shape[:rank]
@@ -79,8 +102,10 @@ def _shape_conv(node: Node, shapes: list[Shape]) -> Shape:
             f"layer {node.name!r}: input has {channels} channels, "
             f"kernel expects {kernel.shape[rank]}"
         )
-    strides = node.attrs.get("strides", (1,) * rank)
-    pads = node.attrs.get("pads", (0,) * (2 * rank))
+    strides = tuple(node.attrs.get("strides", (1,) * rank))
+    pads = tuple(node.attrs.get("pads", (0,) * (2 * rank)))
+    _check_spatial(node, "strides", strides, rank, rank)
+    _check_spatial(node, "pads", pads, rank, 2 * rank)
     out = []
     for ax in range(rank):
         n = _conv_out(spatial[ax], ksize[ax], strides[ax], pads[2 * ax], pads[2 * ax + 1])
@@ -93,10 +118,17 @@ def _shape_conv(node: Node, shapes: list[Shape]) -> Shape:
 
 def _shape_pool(node: Node, shapes: list[Shape]) -> Shape:
     (shape,) = shapes
-    rank = len(shape) - 1
-    size = node.attrs["pool_size"]
-    strides = node.attrs.get("strides", size)
-    pads = node.attrs.get("pads", (0,) * (2 * rank))
+    rank = _spatial_rank(node)
+    if len(shape) != rank + 1:
+        raise GraphError(
+            f"layer {node.name!r} ({node.op}): needs a {rank + 1}-D input, got shape {shape}"
+        )
+    size = tuple(node.attrs["pool_size"])
+    strides = tuple(node.attrs.get("strides", size))
+    pads = tuple(node.attrs.get("pads", (0,) * (2 * rank)))
+    _check_spatial(node, "pool_size", size, rank, rank)
+    _check_spatial(node, "strides", strides, rank, rank)
+    _check_spatial(node, "pads", pads, rank, 2 * rank)
     out = [
         _conv_out(shape[ax], size[ax], strides[ax], pads[2 * ax], pads[2 * ax + 1])
         for ax in range(rank)
@@ -143,6 +175,11 @@ def _shape_flatten(node: Node, shapes: list[Shape]) -> Shape:
 def _shape_reshape(node: Node, shapes: list[Shape]) -> Shape:
     target = list(node.attrs["target_shape"])
     total = math.prod(shapes[0])
+    if target.count(-1) > 1 or any(t == 0 or t < -1 for t in target):
+        raise GraphError(
+            f"layer {node.name!r}: target_shape {tuple(target)!r} may hold one -1 and "
+            "otherwise positive sizes"
+        )
     if target.count(-1) == 1:
         known = math.prod(t for t in target if t != -1)
         target[target.index(-1)] = total // known if known else 0
