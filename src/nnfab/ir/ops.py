@@ -225,7 +225,11 @@ def op_spec(node: Node) -> OpSpec:
 
 
 def infer_shapes(graph: Graph) -> None:
-    """Recompute every tensor shape from the inputs, checking arity and attributes."""
+    """Recompute every tensor shape from the inputs, checking arity and attributes.
+
+    Nodes are put in topological order first, so every shape is computed from fresh inputs.
+    """
+    graph.toposort()
     for node in graph.nodes:
         spec = op_spec(node)
         lo, hi = spec.n_inputs
@@ -239,5 +243,8 @@ def infer_shapes(graph: Graph) -> None:
         for w in spec.weight_names:
             if w not in node.weights:
                 raise GraphError(f"layer {node.name!r} ({node.op}) lacks weight {w!r}")
+        missing = [t for t in node.inputs if t not in graph.tensors]
+        if missing:
+            raise GraphError(f"layer {node.name!r} reads unknown tensor(s) {missing}")
         shapes = [graph.tensors[t].shape for t in node.inputs]
         graph.tensors[node.name].shape = tuple(int(s) for s in spec.infer_shape(node, shapes))

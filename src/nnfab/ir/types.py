@@ -97,12 +97,18 @@ class FixedType:
     overflow: Overflow = Overflow.WRAP
 
     def __post_init__(self) -> None:
-        if not isinstance(self.width, int | np.integer) or not 1 <= self.width <= MAX_WIDTH:
+        if (
+            isinstance(self.width, bool)
+            or not isinstance(self.width, int | np.integer)
+            or not 1 <= self.width <= MAX_WIDTH
+        ):
             raise ValueError(
                 f"fixed-point width must be an integer 1..{MAX_WIDTH}, got {self.width!r}"
             )
-        if not isinstance(self.integer, int | np.integer):
+        if isinstance(self.integer, bool) or not isinstance(self.integer, int | np.integer):
             raise ValueError(f"fixed-point integer bits must be an integer, got {self.integer!r}")
+        if not isinstance(self.signed, bool | np.bool_):
+            raise ValueError(f"fixed-point 'signed' must be True or False, got {self.signed!r}")
         if abs(self.integer) > MAX_ABS_BINARY_POINT or abs(self.frac) > MAX_ABS_BINARY_POINT:
             raise ValueError(
                 f"fixed-point type <{self.width},{self.integer}>: integer and fractional bit "
@@ -110,6 +116,7 @@ class FixedType:
             )
         object.__setattr__(self, "width", int(self.width))
         object.__setattr__(self, "integer", int(self.integer))
+        object.__setattr__(self, "signed", bool(self.signed))
         object.__setattr__(self, "rounding", Rounding(self.rounding))
         object.__setattr__(self, "overflow", Overflow(self.overflow))
 
