@@ -270,14 +270,19 @@ def config_from_graph(
         config["LayerType"] = {}
         for node in graph.nodes:
             cls = node.source_class or node.op
-            if cls not in config["LayerType"]:
+            quantized = bool(node.precision) or graph.tensors[node.name].type is not None
+            if cls not in config["LayerType"] and not quantized:
                 config["LayerType"][cls] = {"Precision": default_precision}
     elif granularity == "name":
         config["LayerName"] = {}
         for node in graph.nodes:
             precision: dict[str, str] = {}
             for key in precision_keys_for(node.op):
-                if key == "accum":
+                tensor_type = graph.tensors[node.name].type
+                known = tensor_type if key == "result" else node.precision.get(key)
+                if known is not None:  # set by the model itself (e.g. QKeras quantizers)
+                    precision[key] = str(known)
+                elif key == "accum":
                     precision[key] = "auto"
                 elif key in ("weight", "bias", "result"):
                     precision[key] = default_precision

@@ -172,3 +172,10 @@ def test_degenerate_sigmoid_input_type_warns(caplog) -> None:
     with caplog.at_level(logging.WARNING):
         assign_precision(g, cfg)
     assert "fc1_sigmoid" in caplog.text and "constant" in caplog.text
+
+
+def test_batchnorm_after_quantized_weights_is_not_folded() -> None:
+    g = _bn_graph()
+    g.node("d").precision["weight"] = fixed("ap_fixed<4,1>")  # e.g. set by a QKeras quantizer
+    folded = run_passes(g, [FoldBatchNorm()])
+    assert folded.has_node("bn")

@@ -31,6 +31,8 @@ class FoldBatchNorm(Pass):
                 continue
             if producer.name in graph.outputs:
                 continue
+            if producer.precision or bn.precision or graph.tensors[producer.name].type:
+                continue  # quantized (e.g. QKeras) weights: folding would re-round them
             if producer.attrs.get("activation", "linear") != "linear":
                 continue
             scale = bn.weights["scale"].astype(np.float64)
