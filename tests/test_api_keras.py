@@ -82,3 +82,15 @@ def test_model_path_and_names(jet, tmp_path) -> None:
     again = nnfab.NnfabModel(nnfab.Graph.load(tmp_path / "m.json"), {})
     x = jet[1][:100]
     assert np.array_equal(again.predict(x), hm.predict(x))
+
+
+def test_csim_engine_equals_emulator_and_bad_engine(jet, tmp_path) -> None:
+    model, x, *_ = jet
+    hm = nnfab.convert_from_keras_model(model, output_dir=tmp_path / "prj")
+    assert np.array_equal(hm.predict(x[:500], engine="csim"), hm.predict(x[:500]))
+    traced = hm.trace(x[:20], engine="csim")
+    assert np.array_equal(traced["fc2_relu"], hm.trace(x[:20])["fc2_relu"])
+    with pytest.raises(nnfab.ConfigError, match="csim"):
+        hm.predict(x, engine="vivado")
+    root = hm.write(tb_input=x[:5])
+    assert (root / "firmware").is_dir() and (root / "tb_data" / "tb_output_predictions.dat").exists()

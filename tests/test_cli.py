@@ -18,6 +18,7 @@ def test_convert_then_predict(tmp_path) -> None:
     res = runner.invoke(cli, ["convert", str(demo_model_path()), "-o", str(out)])
     assert res.exit_code == 0, res.output
     assert (out / "nnfab_model.json").exists() and (out / "nnfab_config.yml").exists()
+    assert (out / "build_prj.tcl").exists() and (out / "firmware").is_dir()
     x = np.random.default_rng(0).normal(size=(64, 16))
     np.save(tmp_path / "x.npy", x)
     res = runner.invoke(cli, ["predict", str(out), "-i", str(tmp_path / "x.npy"), "-o",
@@ -41,3 +42,4 @@ def test_demo_runs(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert "fixed-point accuracy" in res.output
     assert "output_softmax" in res.output
+    assert "HLS C simulation == emulator (bit for bit) │ yes" in res.output

@@ -57,7 +57,7 @@ def convert(model: Path, weights: Path | None, output_dir: Path, config_path: Pa
             backend: str, part: str | None, board: str | None, io_type: str | None) -> None:
     """Convert MODEL (.keras, .h5, Keras 2 .json + --weights) into DIR."""
     from nnfab.api import convert_graph
-    from nnfab.config import load_config, save_config
+    from nnfab.config import load_config
     from nnfab.passes import optimize_float
 
     with console.status(f"reading {model}"):
@@ -66,10 +66,9 @@ def convert(model: Path, weights: Path | None, output_dir: Path, config_path: Pa
     with console.status("assigning precision"):
         hm = convert_graph(graph, config, output_dir=output_dir, backend=backend, part=part,
                            board=board, io_type=io_type)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    hm.save_ir(output_dir / "nnfab_model.json")
-    save_config(hm.config, output_dir / "nnfab_config.yml")
-    console.print(f"converted {len(hm.graph)} layers -> {output_dir}/nnfab_model.json")
+    with console.status("writing the HLS project"):
+        root = hm.write()
+    console.print(f"converted {len(hm.graph)} layers -> {root} (HLS project, nnfab_model.json)")
     _print_layers(hm.summary(), overflow=False)
 
 
@@ -130,6 +129,8 @@ def demo(output_dir: Path, samples: int, precision: str) -> None:
     summary.add_row("same class as float", f"{result.argmax_agreement:.4f}")
     summary.add_row("max |float - fixed| (softmax)", f"{result.max_abs_diff:.4g}")
     summary.add_row("distinct softmax outputs (class 0)", str(result.softmax_distinct_outputs))
+    summary.add_row("HLS C simulation == emulator (bit for bit)",
+                    "yes" if result.csim_bit_exact else "[red]NO[/red]")
     for key, value in result.timings.items():
         summary.add_row(f"time: {key}", f"{value:.3f} s")
     console.print(summary)

@@ -15,7 +15,7 @@ from nnfab.ir import Graph
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("emulator",)
+ENGINES = ("emulator", "csim")
 BACKENDS = ("Vitis", "Vivado")
 
 
@@ -67,6 +67,7 @@ class NnfabModel:
         self.board = board
         self.clock_period = float(clock_period)
         self._emulator: Emulator | None = None
+        self._csim: Any = None  # nnfab.backends.hls.CSimLibrary, built on first csim use
         self.last_result: EmulationResult | None = None
 
     @property
@@ -86,17 +87,56 @@ class NnfabModel:
         return self._emulator
 
     def predict(self, x: Any, engine: str = "emulator") -> np.ndarray | list[np.ndarray]:
-        """Bit-exact outputs for a batch (first axis); a list when there are several outputs."""
-        if engine not in ENGINES:
-            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        """Bit-exact outputs for a batch (first axis); a list when there are several outputs.
+
+        ``engine="emulator"`` (default) runs the NumPy emulator; ``engine="csim"`` runs the
+        generated HLS C++ compiled with g++ (built on first use, cached by content hash).
+        """
+        if self._check_engine(engine) == "csim":
+            return self.csim.predict(x)
         self.last_result = self.emulator.run(x)
         outs = [self.last_result.outputs[name] for name in self.graph.outputs]
         return outs[0] if len(outs) == 1 else outs
 
-    def trace(self, x: Any) -> dict[str, np.ndarray]:
+    def trace(self, x: Any, engine: str = "emulator") -> dict[str, np.ndarray]:
         """Every layer's output for a batch: ``{layer name: array}``."""
+        if self._check_engine(engine) == "csim":
+            return self.csim.trace(x)
         self.last_result = self.emulator.run(x, trace=True)
         return dict(self.last_result.traces)
+
+    @staticmethod
+    def _check_engine(engine: str) -> str:
+        if engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        return engine
+
+    @property
+    def csim(self) -> Any:
+        """The compiled C simulation (``nnfab.backends.hls.CSimLibrary``), built on demand."""
+        if self._csim is None:
+            from nnfab.backends.hls import CSimLibrary
+
+            self._csim = CSimLibrary(self)
+            self._csim.compile()
+        return self._csim
+
+    # -------------------------------------------------------------- projects
+    def write(self, tb_input: Any = None) -> Path:
+        """Write the HLS project (plus the IR and configuration) into ``output_dir``.
+
+        With ``tb_input`` (a batch of inputs), the project's C testbench gets those inputs
+        and the emulator's outputs for them, and checks the firmware bit for bit.
+        """
+        from nnfab.backends.hls import write_project
+        from nnfab.config import save_config
+
+        tb_output = self.predict(tb_input) if tb_input is not None else None
+        root = write_project(self, self.output_dir, tb_input=tb_input, tb_output=tb_output)
+        self.save_ir(root / "nnfab_model.json")
+        save_config(self.config, root / "nnfab_config.yml")
+        log.info("wrote HLS project %s", root)
+        return root
 
     def overflow_report(self) -> dict[str, dict[str, int]]:
         """Per layer, how many values overflowed at each cast during the last run."""

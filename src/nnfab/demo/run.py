@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from nnfab.api import config_from_keras_model, convert_from_keras_model
-from nnfab.config import save_config
 from nnfab.demo.data import make_jet_like_data
 from nnfab.model import LayerSummary
 
@@ -34,6 +33,7 @@ class DemoResult:
     softmax_distinct_outputs: int
     layers: list[LayerSummary]
     output_dir: Path
+    csim_bit_exact: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
 
@@ -80,9 +80,13 @@ def run_demo(
     timings["emulate"] = time.perf_counter() - t0
     hm.trace(x[:2000])  # fills the per-layer overflow counts
 
-    files = [out / "nnfab_model.json", out / "nnfab_config.yml"]
-    hm.save_ir(files[0])
-    save_config(config, files[1])
+    say("writing the HLS project and compiling its C simulation (g++)")
+    t0 = time.perf_counter()
+    project = hm.write(tb_input=x[:100])
+    csim_out = np.asarray(hm.predict(x, engine="csim"))
+    timings["hls_write_and_compile"] = time.perf_counter() - t0
+    csim_equal = bool(np.array_equal(csim_out, fixed_out))
+    files = [project / "nnfab_model.json", project / "nnfab_config.yml", project / "build_prj.tcl"]
     return DemoResult(
         n_samples=n_samples,
         float_accuracy=float(np.mean(np.argmax(float_out, axis=1) == y)),
@@ -92,6 +96,7 @@ def run_demo(
         softmax_distinct_outputs=len(np.unique(fixed_out[:, 0])),
         layers=hm.summary(),
         output_dir=out,
+        csim_bit_exact=csim_equal,
         timings=timings,
         files=files,
     )

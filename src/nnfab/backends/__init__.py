@@ -1,0 +1,1 @@
+"""Code generators: HLS C++ (``nnfab.backends.hls``) and Verilog (``nnfab.backends.rtl``)."""

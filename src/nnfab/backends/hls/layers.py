@@ -1,0 +1,577 @@
+"""Per-op renderers: what each layer contributes to the HLS project.
+
+A renderer is a function ``(ctx, node) -> LayerCode`` registered with
+``@renderer("Op")``. It names its typedefs, fills a config struct (constants and
+type aliases read by the C++ template in ``include/nnfab``), lists its constant
+arrays (weights, tables; taken from the same quantization and ``nnfab.ir.tables``
+functions as the emulator) and writes the call in the top function. Arithmetic is
+defined by docs/semantics.md; the C++ templates mirror it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nnfab.backends.hls.cpp import ConstArray, double_literal, exact_type
+from nnfab.errors import BackendError
+from nnfab.ir import FixedType, Graph, Namespace, Node
+from nnfab.ir.tables import (
+    activation_table,
+    reciprocal,
+    softmax_exp_table,
+    softmax_inv_table,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConfigField:
+    """One member of a layer's config struct."""
+
+    name: str
+    ctype: str  # "unsigned", "int", "bool", "double" or "type" (a typedef)
+    value: str  # a literal, or the aliased type name
+
+
+@dataclass
+class LayerCode:
+    """What one layer adds to the generated project."""
+
+    node: Node
+    includes: list[str] = field(default_factory=list)
+    typedefs: list[tuple[str, FixedType, str]] = field(default_factory=list)
+    """(typedef name, type, role) -- the first one is the layer's result type."""
+    config_name: str | None = None
+    config: list[ConfigField] = field(default_factory=list)
+    arrays: list[ConstArray] = field(default_factory=list)
+    call: list[str] = field(default_factory=list)
+
+
+class RenderContext:
+    """Names and types shared by the renderers of one project."""
+
+    def __init__(self, graph: Graph, ns: Namespace) -> None:
+        self.graph = graph
+        self.ns = ns
+
+    def ident(self, node: Node | str, role: str) -> str:
+        """A unique C++ identifier for ``role`` of a layer (``fc1`` + ``w`` -> ``fc1_w``)."""
+        name = node.name if isinstance(node, Node) else node
+        return self.ns(f"{name}/{role}")
+
+    def array(self, tensor: str) -> str:
+        """The C++ array holding a tensor's values."""
+        return self.ident(tensor, "out")
+
+    def type_name(self, tensor: str) -> str:
+        """The typedef of a tensor's element type."""
+        return self.ident(tensor, "t")
+
+    def tensor_type(self, tensor: str) -> FixedType:
+        t = self.graph.tensors[tensor].type
+        if t is None:
+            raise BackendError(f"tensor {tensor!r} has no fixed-point type; run the passes first")
+        return t
+
+    def size(self, tensor: str) -> int:
+        return self.graph.tensors[tensor].size
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return self.graph.tensors[tensor].shape
+
+
+Renderer = Callable[[RenderContext, Node], LayerCode]
+RENDERERS: dict[str, Renderer] = {}
+
+
+def renderer(op: str) -> Callable[[Renderer], Renderer]:
+    """Decorator: the renderer of IR op ``op``."""
+
+    def wrap(fn: Renderer) -> Renderer:
+        if op in RENDERERS:
+            raise RuntimeError(f"two HLS renderers registered for op {op!r}")
+        RENDERERS[op] = fn
+        return fn
+
+    return wrap
+
+
+def render_layer(ctx: RenderContext, node: Node) -> LayerCode:
+    fn = RENDERERS.get(node.op)
+    if fn is None:
+        raise BackendError(
+            f"layer {node.name!r}: the HLS backend cannot generate op {node.op!r} yet; "
+            f"supported ops: {', '.join(sorted(RENDERERS))}"
+        )
+    return fn(ctx, node)
+
+
+# ------------------------------------------------------------------ helpers
+def _precision(node: Node, key: str) -> FixedType:
+    try:
+        return node.precision[key]
+    except KeyError:
+        raise BackendError(
+            f"layer {node.name!r} ({node.op}) has no {key!r} precision; run the precision "
+            "passes (nnfab.passes) before generating HLS code"
+        ) from None
+
+
+def _attr(node: Node, key: str) -> object:
+    try:
+        return node.attrs[key]
+    except KeyError:
+        raise BackendError(
+            f"layer {node.name!r} ({node.op}) has no {key!r} attribute; run the precision "
+            "passes (nnfab.passes) before generating HLS code"
+        ) from None
+
+
+def _check_strategy(node: Node) -> None:
+    if node.strategy != "Latency":
+        log.warning(
+            "layer %r: Strategy %r is not implemented by the HLS backend yet; the layer is "
+            "generated with the Latency strategy (same arithmetic, different hardware)",
+            node.name, node.strategy,
+        )
+
+
+def _rows_call(rows: int, row_in: int, row_out: int, call: str, src: str, dst: str) -> list[str]:
+    """``call`` on each of ``rows`` slices of length row_in / row_out (the last axis)."""
+    if rows == 1:
+        return [call.format(src=src, dst=dst) + ";"]
+    return [
+        f"for (unsigned r = 0; r < {rows}; r++) {{",
+        "  " + call.format(src=f"{src} + r * {row_in}", dst=f"{dst} + r * {row_out}") + ";",
+        "}",
+    ]
+
+
+def _result_typedef(ctx: RenderContext, node: Node) -> tuple[str, FixedType, str]:
+    return (ctx.type_name(node.name), ctx.tensor_type(node.name), "result")
+
+
+def _table_array(ctx: RenderContext, node: Node, role: str, type_name: str, table) -> ConstArray:
+    return ConstArray(
+        ctx.ident(node, role), type_name, table.type, np.asarray(table.values, dtype=np.float64),
+        comment=(f"{table.kind} table of {node.name!r}: {table.size} entries, "
+                 f"step 2^{table.step_log2}"),
+    )
+
+
+# ------------------------------------------------------------------ ops
+@renderer("Input")
+def render_input(ctx: RenderContext, node: Node) -> LayerCode:
+    return LayerCode(node, typedefs=[_result_typedef(ctx, node)])
+
+
+@renderer("Dense")
+def render_dense(ctx: RenderContext, node: Node) -> LayerCode:
+    _check_strategy(node)
+    (src,) = node.inputs
+    w_type, b_type, accum = (_precision(node, k) for k in ("weight", "bias", "accum"))
+    activation = node.attrs.get("activation", "linear")
+    if activation not in ("linear", "relu"):
+        raise BackendError(
+            f"layer {node.name!r}: fused activation {activation!r} is not supported by the HLS "
+            "backend (linear or relu)"
+        )
+    kernel = np.asarray(node.weights["kernel"], dtype=np.float64)
+    n_in, n_out = kernel.shape
+    rows = ctx.size(src) // n_in
+    names = {k: ctx.ident(node, k) for k in ("weight_t", "bias_t", "accum_t", "config", "w", "b")}
+    code = LayerCode(node, includes=["nnfab_dense.h"], config_name=names["config"])
+    code.typedefs = [
+        _result_typedef(ctx, node),
+        (names["weight_t"], w_type, "weight"),
+        (names["bias_t"], b_type, "bias"),
+        (names["accum_t"], accum, "accum"),
+    ]
+    code.config = [
+        ConfigField("n_in", "unsigned", str(n_in)),
+        ConfigField("n_out", "unsigned", str(n_out)),
+        ConfigField("reuse_factor", "unsigned", str(node.reuse_factor)),
+        ConfigField("relu", "bool", "true" if activation == "relu" else "false"),
+        ConfigField("accum_t", "type", names["accum_t"]),
+        ConfigField("weight_t", "type", names["weight_t"]),
+        ConfigField("bias_t", "type", names["bias_t"]),
+    ]
+    code.arrays = [
+        ConstArray(names["w"], names["weight_t"], w_type, w_type.quantize(kernel),
+                   comment=f"kernel of {node.name!r}, ({n_in}, {n_out}) row-major"),
+        ConstArray(names["b"], names["bias_t"], b_type,
+                   b_type.quantize(np.asarray(node.weights["bias"], dtype=np.float64)),
+                   comment=f"bias of {node.name!r}"),
+    ]
+    call = (
+        f"nnfab::dense<{ctx.type_name(src)}, {ctx.type_name(node.name)}, {names['config']}>"
+        f"({{src}}, {{dst}}, {names['w']}, {names['b']})"
+    )
+    code.call = _rows_call(rows, n_in, n_out, call, ctx.array(src), ctx.array(node.name))
+    return code
+
+
+def _elementwise(ctx: RenderContext, node: Node, function: str, fields: list[ConfigField],
+                 typedefs: list[tuple[str, FixedType, str]], extra_args: str = "") -> LayerCode:
+    (src,) = node.inputs
+    config = ctx.ident(node, "config")
+    code = LayerCode(node, includes=["nnfab_activation.h"], config_name=config)
+    code.typedefs = [_result_typedef(ctx, node), *typedefs]
+    code.config = [ConfigField("n_in", "unsigned", str(ctx.size(src))), *fields]
+    code.call = [
+        f"nnfab::{function}<{ctx.type_name(src)}, {ctx.type_name(node.name)}, {config}>"
+        f"({ctx.array(src)}, {ctx.array(node.name)}{extra_args});"
+    ]
+    return code
+
+
+@renderer("Activation")
+def render_activation(ctx: RenderContext, node: Node) -> LayerCode:
+    fn = node.attrs.get("function")
+    if fn == "linear":
+        return _elementwise(ctx, node, "linear", [], [])
+    if fn == "relu":
+        max_value = node.attrs.get("max_value")
+        if max_value is None:
+            return _elementwise(ctx, node, "relu", [], [])
+        max_t = ctx.ident(node, "max_t")
+        return _elementwise(
+            ctx, node, "relu_max",
+            [ConfigField("max_t", "type", max_t),
+             ConfigField("max_value", "double", double_literal(float(max_value)))],
+            [(max_t, exact_type(float(max_value)), "max_value (exact)")],
+        )
+    if fn in ("leaky_relu", "hard_sigmoid"):
+        param = _precision(node, "param")
+        param_t = ctx.ident(node, "param_t")
+        keys = ("alpha",) if fn == "leaky_relu" else ("slope", "offset")
+        fields = [ConfigField("param_t", "type", param_t)]
+        for key in keys:
+            value = float(param.quantize(np.array([float(_attr(node, key))]))[0])
+            fields.append(ConfigField(key, "double", double_literal(value)))
+        return _elementwise(ctx, node, fn, fields, [(param_t, param, "param")])
+    if fn in ("sigmoid", "tanh"):
+        table = activation_table(fn, node.attrs, _precision(node, "table"), layer=node.name)
+        table_t = ctx.ident(node, "table_t")
+        array = _table_array(ctx, node, "table", table_t, table)
+        code = _elementwise(
+            ctx, node, "table_activation",
+            [ConfigField("table_size", "unsigned", str(table.size)),
+             ConfigField("table_base", "int", str(table.base)),
+             ConfigField("step_log2", "int", str(table.step_log2)),
+             ConfigField("table_t", "type", table_t)],
+            [(table_t, table.type, "table")],
+            extra_args=f", {array.name}",
+        )
+        code.arrays = [array]
+        return code
+    raise BackendError(
+        f"layer {node.name!r}: activation function {fn!r} is not supported by the HLS backend "
+        "(linear, relu, leaky_relu, hard_sigmoid, sigmoid, tanh)"
+    )
+
+
+@renderer("Softmax")
+def render_softmax(ctx: RenderContext, node: Node) -> LayerCode:
+    (src,) = node.inputs
+    axis = node.attrs.get("axis", -1)
+    if axis not in (-1, len(ctx.shape(src)) - 1):
+        raise BackendError(f"layer {node.name!r}: softmax over axis {axis!r}; only -1 is supported")
+    n = ctx.shape(src)[-1]
+    rows = ctx.size(src) // n
+    exp_type, inv_type, sum_type = (
+        _precision(node, k) for k in ("exp_table", "inv_table", "exp_sum")
+    )
+    exp = softmax_exp_table(node.attrs, exp_type, layer=node.name)
+    inv = softmax_inv_table(node.attrs, inv_type, layer=node.name)
+    extra = math.ceil(math.log2(max(n, 2)))  # any sum of n entries fits exactly
+    exact = FixedType(exp_type.width + extra, exp_type.integer + extra, exp_type.signed)
+    names = {k: ctx.ident(node, k) for k in ("exp_table_t", "exp_exact_t", "exp_sum_t",
+                                              "inv_table_t", "config")}
+    exp_array = _table_array(ctx, node, "exp_table", names["exp_table_t"], exp)
+    inv_array = _table_array(ctx, node, "inv_table", names["inv_table_t"], inv)
+    code = LayerCode(node, includes=["nnfab_activation.h"], config_name=names["config"])
+    code.typedefs = [
+        _result_typedef(ctx, node),
+        (names["exp_table_t"], exp_type, "exp_table"),
+        (names["exp_exact_t"], exact, "exact sum of exp entries"),
+        (names["exp_sum_t"], sum_type, "exp_sum"),
+        (names["inv_table_t"], inv_type, "inv_table"),
+    ]
+    code.config = [
+        ConfigField("n_in", "unsigned", str(n)),
+        ConfigField("table_size", "unsigned", str(exp.size)),
+        ConfigField("exp_step_log2", "int", str(exp.step_log2)),
+        ConfigField("inv_table_size", "unsigned", str(inv.size)),
+        ConfigField("inv_step_log2", "int", str(inv.step_log2)),
+        *(ConfigField(k, "type", names[k]) for k in ("exp_table_t", "exp_exact_t", "exp_sum_t",
+                                                     "inv_table_t")),
+    ]
+    code.arrays = [exp_array, inv_array]
+    call = (
+        f"nnfab::softmax<{ctx.type_name(src)}, {ctx.type_name(node.name)}, {names['config']}>"
+        f"({{src}}, {{dst}}, {exp_array.name}, {inv_array.name})"
+    )
+    code.call = _rows_call(rows, n, n, call, ctx.array(src), ctx.array(node.name))
+    return code
+
+
+def _render_move(ctx: RenderContext, node: Node) -> LayerCode:
+    """Flatten / Reshape / Dropout: values keep their row-major order, cast to the result."""
+    (src,) = node.inputs
+    code = LayerCode(node, typedefs=[_result_typedef(ctx, node)])
+    code.call = [
+        f"nnfab::copy_cast<{ctx.type_name(src)}, {ctx.type_name(node.name)}, {ctx.size(src)}>"
+        f"({ctx.array(src)}, {ctx.array(node.name)});"
+    ]
+    return code
+
+
+for _op in ("Flatten", "Reshape", "Dropout"):
+    renderer(_op)(_render_move)
+
+
+# ------------------------------------------------------------ spatial layers
+def _spatial(ctx: RenderContext, node: Node, rank: int, window: tuple[int, ...],
+             default_strides: tuple[int, ...],
+             out_spatial: tuple[int, ...] | None = None) -> list[ConfigField]:
+    """Geometry fields shared by convolutions and pooling, 1-D seen as height 1."""
+    (src,) = node.inputs
+    in_shape = ctx.shape(src)
+    out_shape = ctx.shape(node.name) if out_spatial is None else (*out_spatial, in_shape[-1])
+    if len(in_shape) != rank + 1:
+        raise BackendError(
+            f"layer {node.name!r} ({node.op}): input shape {in_shape} must have {rank} spatial "
+            "axis(es) plus channels"
+        )
+    strides = tuple(int(s) for s in node.attrs.get("strides", default_strides))
+    pads = tuple(int(p) for p in node.attrs.get("pads", (0,) * (2 * rank)))
+    if len(strides) != rank or len(pads) != 2 * rank:
+        raise BackendError(
+            f"layer {node.name!r} ({node.op}): strides {strides} / pads {pads} do not match "
+            f"{rank} spatial axis(es)"
+        )
+    prefix = "pool" if "Pool" in node.op else "filt"
+    if rank == 1:
+        in_hw, out_hw, win = (1, in_shape[0]), (1, out_shape[0]), (1, window[0])
+        strides, pads = (1, strides[0]), (0, 0, pads[0], pads[1])
+    else:
+        in_hw, out_hw, win = in_shape[:2], out_shape[:2], window
+    return [
+        ConfigField("in_height", "unsigned", str(in_hw[0])),
+        ConfigField("in_width", "unsigned", str(in_hw[1])),
+        ConfigField("n_chan", "unsigned", str(in_shape[-1])),
+        ConfigField("out_height", "unsigned", str(out_hw[0])),
+        ConfigField("out_width", "unsigned", str(out_hw[1])),
+        ConfigField("stride_height", "unsigned", str(strides[0])),
+        ConfigField("stride_width", "unsigned", str(strides[1])),
+        ConfigField("pad_top", "unsigned", str(pads[0])),
+        ConfigField("pad_left", "unsigned", str(pads[2])),
+        ConfigField(f"{prefix}_height", "unsigned", str(win[0])),
+        ConfigField(f"{prefix}_width", "unsigned", str(win[1])),
+    ]
+
+
+def _render_conv(ctx: RenderContext, node: Node) -> LayerCode:
+    _check_strategy(node)
+    (src,) = node.inputs
+    rank = 2 if node.op.endswith("2D") else 1
+    depthwise = node.op.startswith("Depthwise")
+    w_type, b_type, accum = (_precision(node, k) for k in ("weight", "bias", "accum"))
+    activation = node.attrs.get("activation", "linear")
+    if activation not in ("linear", "relu"):
+        raise BackendError(
+            f"layer {node.name!r}: fused activation {activation!r} is not supported by the HLS "
+            "backend (linear or relu)"
+        )
+    kernel = np.asarray(node.weights["kernel"], dtype=np.float64)
+    n_filt = ctx.shape(node.name)[-1]
+    names = {k: ctx.ident(node, k) for k in ("weight_t", "bias_t", "accum_t", "config", "w", "b")}
+    code = LayerCode(node, includes=["nnfab_conv.h"], config_name=names["config"])
+    code.typedefs = [
+        _result_typedef(ctx, node),
+        (names["weight_t"], w_type, "weight"),
+        (names["bias_t"], b_type, "bias"),
+        (names["accum_t"], accum, "accum"),
+    ]
+    code.config = [
+        *_spatial(ctx, node, rank, tuple(kernel.shape[:rank]), (1,) * rank),
+        ConfigField("n_filt", "unsigned", str(n_filt)),
+        ConfigField("reuse_factor", "unsigned", str(node.reuse_factor)),
+        ConfigField("relu", "bool", "true" if activation == "relu" else "false"),
+        ConfigField("accum_t", "type", names["accum_t"]),
+        ConfigField("weight_t", "type", names["weight_t"]),
+        ConfigField("bias_t", "type", names["bias_t"]),
+    ]
+    code.arrays = [
+        ConstArray(names["w"], names["weight_t"], w_type, w_type.quantize(kernel),
+                   comment=f"kernel of {node.name!r}, {tuple(kernel.shape)} row-major"),
+        ConstArray(names["b"], names["bias_t"], b_type,
+                   b_type.quantize(np.asarray(node.weights["bias"], dtype=np.float64).ravel()),
+                   comment=f"bias of {node.name!r}"),
+    ]
+    function = "depthwise_conv_2d" if depthwise else "conv_2d"
+    code.call = [
+        f"nnfab::{function}<{ctx.type_name(src)}, {ctx.type_name(node.name)}, {names['config']}>"
+        f"({ctx.array(src)}, {ctx.array(node.name)}, {names['w']}, {names['b']});"
+    ]
+    return code
+
+
+for _op in ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D"):
+    renderer(_op)(_render_conv)
+
+
+def _render_pool(ctx: RenderContext, node: Node) -> LayerCode:
+    (src,) = node.inputs
+    mode = node.attrs.get("mode")
+    if mode not in ("max", "avg"):
+        raise BackendError(f"layer {node.name!r}: pooling mode {mode!r} is not 'max' or 'avg'")
+    rank = 2 if node.op.endswith("2D") else 1
+    in_shape = ctx.shape(src)
+    if node.op.startswith("Global"):
+        window = tuple(in_shape[:rank])  # one window over the whole input: output (C,)
+        fields = _spatial(ctx, node, rank, window, window, out_spatial=(1,) * rank)
+    else:
+        window = tuple(int(k) for k in _attr(node, "pool_size"))
+        fields = _spatial(ctx, node, rank, window, window)
+    taps = math.prod(window)
+    x_type = ctx.tensor_type(src)
+    extra = math.ceil(math.log2(taps)) if taps > 1 else 0
+    sum_type = FixedType(x_type.width + extra, x_type.integer + extra, x_type.signed)
+    scale_type = _precision(node, "scale")
+    scales = np.zeros(taps + 1, dtype=np.float64)
+    for count in range(1, taps + 1):
+        scales[count] = reciprocal(count, scale_type)[0]
+    names = {k: ctx.ident(node, k) for k in ("sum_t", "scale_t", "config", "scales")}
+    code = LayerCode(node, includes=["nnfab_pool.h"], config_name=names["config"])
+    code.typedefs = [
+        _result_typedef(ctx, node),
+        (names["sum_t"], sum_type, "exact window sum"),
+        (names["scale_t"], scale_type, "scale"),
+    ]
+    code.config = [
+        *fields,
+        ConfigField("is_max", "bool", "true" if mode == "max" else "false"),
+        ConfigField("sum_t", "type", names["sum_t"]),
+        ConfigField("scale_t", "type", names["scale_t"]),
+    ]
+    code.arrays = [ConstArray(names["scales"], names["scale_t"], scale_type, scales,
+                              comment=f"scale(1/count) of {node.name!r} by window count")]
+    code.call = [
+        f"nnfab::pool_2d<{ctx.type_name(src)}, {ctx.type_name(node.name)}, {names['config']}>"
+        f"({ctx.array(src)}, {ctx.array(node.name)}, {names['scales']});"
+    ]
+    return code
+
+
+for _op in ("Pooling1D", "Pooling2D", "GlobalPooling1D", "GlobalPooling2D"):
+    renderer(_op)(_render_pool)
+
+
+@renderer("BatchNormalization")
+def render_batchnorm(ctx: RenderContext, node: Node) -> LayerCode:
+    (src,) = node.inputs
+    w_type, b_type, accum = (_precision(node, k) for k in ("weight", "bias", "accum"))
+    channels = ctx.shape(src)[-1]
+    names = {k: ctx.ident(node, k) for k in ("weight_t", "bias_t", "accum_t", "config", "s", "b")}
+    code = LayerCode(node, includes=["nnfab_norm.h"], config_name=names["config"])
+    code.typedefs = [
+        _result_typedef(ctx, node),
+        (names["weight_t"], w_type, "weight (scale)"),
+        (names["bias_t"], b_type, "bias"),
+        (names["accum_t"], accum, "accum"),
+    ]
+    code.config = [
+        ConfigField("n_in", "unsigned", str(ctx.size(src))),
+        ConfigField("n_chan", "unsigned", str(channels)),
+        ConfigField("accum_t", "type", names["accum_t"]),
+        ConfigField("weight_t", "type", names["weight_t"]),
+        ConfigField("bias_t", "type", names["bias_t"]),
+    ]
+    scale = np.asarray(node.weights["scale"], dtype=np.float64).ravel()
+    bias = np.asarray(node.weights["bias"], dtype=np.float64).ravel()
+    code.arrays = [
+        ConstArray(names["s"], names["weight_t"], w_type, w_type.quantize(scale),
+                   comment=f"scale of {node.name!r}"),
+        ConstArray(names["b"], names["bias_t"], b_type, b_type.quantize(bias),
+                   comment=f"bias of {node.name!r}"),
+    ]
+    code.call = [
+        f"nnfab::batchnorm<{ctx.type_name(src)}, {ctx.type_name(node.name)}, {names['config']}>"
+        f"({ctx.array(src)}, {ctx.array(node.name)}, {names['s']}, {names['b']});"
+    ]
+    return code
+
+
+# ------------------------------------------------------------- merges
+@renderer("Merge")
+def render_merge(ctx: RenderContext, node: Node) -> LayerCode:
+    """Elementwise exact add / subtract / multiply / average of the inputs, one cast."""
+    mode = node.attrs.get("mode")
+    n = len(node.inputs)
+    if mode not in ("add", "subtract", "multiply", "average") or (mode == "subtract" and n != 2):
+        raise BackendError(
+            f"layer {node.name!r}: Merge mode {mode!r} with {n} inputs is not supported "
+            "(add, multiply, average: 2 or more inputs; subtract: exactly 2)"
+        )
+    code = LayerCode(node, typedefs=[_result_typedef(ctx, node)])
+    terms = [f"{ctx.array(t)}[i]" for t in node.inputs]
+    op = {"add": " + ", "average": " + ", "subtract": " - ", "multiply": " * "}[mode]
+    expr = terms[0]
+    for term in terms[1:]:  # parenthesized left to right: every step is exact
+        expr = f"({expr}{op}{term})"
+    lines = []
+    if mode == "average":
+        scale_type = _precision(node, "scale")
+        scale_t = ctx.ident(node, "scale_t")
+        scale = ctx.ident(node, "scale")
+        value = reciprocal(n, scale_type)[0]
+        code.typedefs.append((scale_t, scale_type, "scale (1/n)"))
+        lines.append(f"const {scale_t} {scale} = {scale_t}({double_literal(value)});")
+        expr = f"{expr} * {scale}"
+    out = ctx.array(node.name)
+    code.call = [
+        *lines,
+        f"for (unsigned i = 0; i < {ctx.size(node.name)}; i++) {{",
+        "  NNFAB_PRAGMA(HLS UNROLL)",
+        f"  {out}[i] = {ctx.type_name(node.name)}({expr});",
+        "}",
+    ]
+    return code
+
+
+@renderer("Concatenate")
+def render_concatenate(ctx: RenderContext, node: Node) -> LayerCode:
+    """Each input cast to the result type, blocks joined along ``axis`` (row-major)."""
+    axis = node.attrs.get("axis")
+    out_shape = ctx.shape(node.name)
+    if isinstance(axis, bool) or not isinstance(axis, int) or not 0 <= axis < len(out_shape):
+        raise BackendError(
+            f"layer {node.name!r}: Concatenate axis {axis!r} must be an axis of {out_shape} "
+            "(without the batch)"
+        )
+    outer = math.prod(out_shape[:axis])
+    row = math.prod(out_shape[axis:])
+    out, out_t = ctx.array(node.name), ctx.type_name(node.name)
+    code = LayerCode(node, typedefs=[_result_typedef(ctx, node)])
+    offset = 0
+    for t in node.inputs:
+        block = math.prod(ctx.shape(t)[axis:])
+        code.call += [
+            f"for (unsigned o = 0; o < {outer}; o++) {{",
+            "  NNFAB_PRAGMA(HLS UNROLL)",
+            f"  for (unsigned i = 0; i < {block}; i++) {{",
+            "    NNFAB_PRAGMA(HLS UNROLL)",
+            f"    {out}[o * {row} + {offset} + i] = {out_t}({ctx.array(t)}[o * {block} + i]);",
+            "  }",
+            "}",
+        ]
+        offset += block
+    return code
