@@ -93,4 +93,5 @@ def test_csim_engine_equals_emulator_and_bad_engine(jet, tmp_path) -> None:
     with pytest.raises(nnfab.ConfigError, match="csim"):
         hm.predict(x, engine="vivado")
     root = hm.write(tb_input=x[:5])
-    assert (root / "firmware").is_dir() and (root / "tb_data" / "tb_output_predictions.dat").exists()
+    assert (root / "firmware").is_dir()
+    assert (root / "tb_data" / "tb_output_predictions.dat").exists()
