@@ -81,6 +81,7 @@ def test_pooling1d(mode, size, strides, pads):
 @pytest.mark.parametrize(("size", "strides", "pads"), [
     ((2, 2), (2, 2), (0, 0, 0, 0)),
     ((2, 2), (2, 2), (0, 1, 0, 1)),  # Keras 'same' on odd sizes
+    ((2, 3), (2, 3), (0, 0, 0, 0)),  # non-square tiles, cropped edges
     ((3, 2), (1, 2), (1, 1, 1, 0)),
 ])
 def test_pooling2d(mode, size, strides, pads):
