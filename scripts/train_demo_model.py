@@ -14,10 +14,10 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from nnfab.demo.data import CLASSES, N_FEATURES, make_jet_like_data  # noqa: E402
+from nnfab.demo.data import CLASSES, N_FEATURES, make_jet_like_data
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "nnfab" / "data" / "jet_tagger.keras"
 

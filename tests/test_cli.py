@@ -43,3 +43,5 @@ def test_demo_runs(tmp_path) -> None:
     assert "fixed-point accuracy" in res.output
     assert "output_softmax" in res.output
     assert "HLS C simulation == emulator (bit for bit) │ yes" in res.output
+    assert "ESTIMATE (analytic, not a synthesis result)" in res.output
+    assert "fits" in res.output

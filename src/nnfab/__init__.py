@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from nnfab.api import config_from_keras_model, convert_from_keras_model, convert_graph
+from nnfab.api import (
+    config_from_keras_model,
+    config_from_onnx_model,
+    config_from_pytorch_model,
+    convert_from_keras_model,
+    convert_from_onnx_model,
+    convert_from_pytorch_model,
+    convert_graph,
+)
 from nnfab.config import load_config, save_config
 from nnfab.errors import (
     ConfigError,
@@ -15,6 +23,7 @@ from nnfab.errors import (
 )
 from nnfab.ir import FixedType, Graph, fixed
 from nnfab.model import NnfabModel
+from nnfab.passes import valid_reuse_factors
 
 __version__ = "0.1.0"
 
@@ -31,9 +40,14 @@ __all__ = [
     "UnsupportedLayerError",
     "__version__",
     "config_from_keras_model",
+    "config_from_onnx_model",
+    "config_from_pytorch_model",
     "convert_from_keras_model",
+    "convert_from_onnx_model",
+    "convert_from_pytorch_model",
     "convert_graph",
     "fixed",
     "load_config",
     "save_config",
+    "valid_reuse_factors",
 ]

@@ -96,3 +96,113 @@ def convert_from_keras_model(
         io_type=io_type,
         clock_period=clock_period,
     )
+
+
+def _pytorch_graph(model: Any, input_shape: Any) -> Graph:
+    from nnfab.frontends.torch import torch_to_graph
+
+    return optimize_float(torch_to_graph(model, input_shape))
+
+
+def config_from_pytorch_model(
+    model: Any,
+    input_shape: Any,
+    granularity: str = "model",
+    default_precision: str = DEFAULT_PRECISION,
+    default_reuse_factor: int = 1,
+    backend: str | None = None,
+) -> dict[str, Any]:
+    """Starting configuration for a PyTorch model (``nn.Module`` or ``.pt``/``.pth`` path).
+
+    ``input_shape`` excludes the batch, channels first as in PyTorch (``(3, 32, 32)``);
+    a list of shapes for several inputs. ``granularity`` as for Keras.
+    """
+    del backend  # accepted for hls4ml compatibility; the config does not depend on it
+    return config_from_graph(
+        _pytorch_graph(model, input_shape), granularity, default_precision, default_reuse_factor
+    )
+
+
+def convert_from_pytorch_model(
+    model: Any,
+    input_shape: Any,
+    hls_config: dict[str, Any] | None = None,
+    output_dir: str | Path = "nnfab_prj",
+    project_name: str = "myproject",
+    backend: str = "Vitis",
+    part: str | None = None,
+    board: str | None = None,
+    io_type: str | None = None,
+    clock_period: float = 5.0,
+) -> NnfabModel:
+    """Convert a PyTorch model (``nn.Module`` or whole-module ``.pt``/``.pth`` file).
+
+    The IR is channels-last: for a model whose input feeds a convolution, pooling or
+    batch normalization, ``predict`` takes ``(N, H, W, C)`` / ``(N, L, C)`` arrays
+    (``nnfab.frontends.torch.nchw_to_nhwc`` converts) and feature-map outputs come
+    back channels-last; ``graph.metadata['input_layouts']`` says which inputs.
+    """
+    return convert_graph(
+        _pytorch_graph(model, input_shape),
+        hls_config,
+        output_dir=output_dir,
+        project_name=project_name,
+        backend=backend,
+        part=part,
+        board=board,
+        io_type=io_type,
+        clock_period=clock_period,
+    )
+
+
+def _onnx_graph(model: Any) -> Graph:
+    from nnfab.frontends.onnx import onnx_to_graph
+
+    return optimize_float(onnx_to_graph(model))
+
+
+def config_from_onnx_model(
+    model: Any,
+    granularity: str = "model",
+    default_precision: str = DEFAULT_PRECISION,
+    default_reuse_factor: int = 1,
+    backend: str | None = None,
+) -> dict[str, Any]:
+    """Starting configuration for an ONNX / QONNX model (ModelProto or ``.onnx`` path).
+
+    Types that QONNX Quant nodes fix (weights, biases, quantized activations) appear in
+    the ``"name"`` granularity as they are; ``granularity`` as in ``config_from_keras_model``.
+    """
+    del backend  # accepted for hls4ml compatibility; the config does not depend on it
+    return config_from_graph(
+        _onnx_graph(model), granularity, default_precision, default_reuse_factor
+    )
+
+
+def convert_from_onnx_model(
+    model: Any,
+    hls_config: dict[str, Any] | None = None,
+    output_dir: str | Path = "nnfab_prj",
+    project_name: str = "myproject",
+    backend: str = "Vitis",
+    part: str | None = None,
+    board: str | None = None,
+    io_type: str | None = None,
+    clock_period: float = 5.0,
+) -> NnfabModel:
+    """Convert an ONNX / QONNX model (ModelProto, qonnx ModelWrapper, ``.onnx`` path).
+
+    Image inputs are channels-last in nnfab: a model whose ONNX input is ``(N, C, H, W)``
+    takes ``(N, H, W, C)`` arrays in ``predict``.
+    """
+    return convert_graph(
+        _onnx_graph(model),
+        hls_config,
+        output_dir=output_dir,
+        project_name=project_name,
+        backend=backend,
+        part=part,
+        board=board,
+        io_type=io_type,
+        clock_period=clock_period,
+    )

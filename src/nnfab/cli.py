@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -111,17 +112,154 @@ def _read_array(path: Path) -> np.ndarray:
 
 
 @cli.command()
+@click.argument("project", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--csim/--no-csim", default=True, show_default=True,
+              help="C simulation with the project's testbench.")
+@click.option("--synth/--no-synth", default=True, show_default=True, help="C synthesis.")
+@click.option("--cosim/--no-cosim", default=False, show_default=True,
+              help="C/RTL co-simulation.")
+@click.option("--export/--no-export", default=False, show_default=True,
+              help="Export the IP (IP catalog).")
+@click.option("--vsynth/--no-vsynth", default=False, show_default=True,
+              help="Vivado synthesis of the RTL (needs vivado).")
+@click.option("--timeout", type=float, default=None, help="Stop the tool after this many s.")
+def build(project: Path, csim: bool, synth: bool, cosim: bool, export: bool, vsynth: bool,
+          timeout: float | None) -> None:
+    """Run the vendor HLS tool on a written PROJECT directory and print its reports."""
+    from nnfab.backends.hls.build import build_project
+
+    with console.status(f"building {project} (log: {project / 'nnfab_build.log'})"):
+        report = build_project(project, csim=csim, synth=synth, cosim=cosim, export=export,
+                               vsynth=vsynth, timeout=timeout)
+    console.print(f"build finished; log: {report['log']}")
+    if report.get("files"):
+        _print_report(report)
+
+
+@cli.command()
+@click.argument("project", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report dict as JSON.")
+def report(project: Path, as_json: bool) -> None:
+    """Print the synthesis reports of a built PROJECT directory."""
+    from nnfab.backends.hls.reports import read_report
+
+    result = read_report(project)
+    if as_json:
+        console.print_json(json.dumps(result))
+    else:
+        _print_report(result)
+
+
+@cli.command()
+@click.argument("project", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the Verilog goes (default: PROJECT/rtl).")
+@click.option("--style", type=click.Choice(["lut", "dsp"]), default="lut", show_default=True,
+              help="lut: constant multiplications as shifts and adds; dsp: leave * to synthesis.")
+@click.option("--adders-per-stage", type=click.IntRange(1, None), default=None,
+              help="Pipeline registers inside adder trees every N adder levels.")
+@click.option("-s", "--simulate", "sim_input", type=click.Path(exists=True, path_type=Path),
+              default=None, help="Inputs (.npy/.csv) to run through Verilator and compare, bit "
+                                 "for bit, with the emulator.")
+@click.option("--synth", is_flag=True, help="Synthesize with Yosys (synth_xilinx) and print "
+                                            "the resources.")
+@click.option("--part", default="xcvu9p-flgb2104-2l-e", show_default=True,
+              help="Part for --synth (sets the family and the utilization percentages).")
+def rtl(project: Path, output_dir: Path | None, style: str, adders_per_stage: int | None,
+        sim_input: Path | None, synth: bool, part: str) -> None:
+    """Write synthesizable Verilog for a converted PROJECT (its nnfab_model.json)."""
+    from nnfab.ir import Graph
+    from nnfab.model import NnfabModel
+
+    ir_file = project / "nnfab_model.json" if project.is_dir() else project
+    root = project if project.is_dir() else project.parent
+    hm = NnfabModel(Graph.load(ir_file), {}, output_dir=root, part=part)
+    with console.status("generating Verilog"):
+        prj = hm.to_rtl(output_dir, style=style, adders_per_stage=adders_per_stage)
+        files = prj.write()
+    console.print(f"wrote {len(files)} Verilog files to {prj.rtl_dir} (top {prj.top}): "
+                  f"latency {prj.latency} cycles, II {prj.ii}")
+    if sim_input is not None:
+        x = _read_array(sim_input)
+        with console.status(f"Verilator: building and simulating {x.shape[0]} samples"):
+            sim = prj.simulate(x)
+        equal = bool(np.array_equal(sim.outputs, np.asarray(hm.predict(x))))
+        console.print(f"Verilator: {x.shape[0]} samples, measured latency {sim.latency} cycles, "
+                      f"II {sim.ii}; build {sim.build_seconds:.1f} s, run {sim.sim_seconds:.2f} s; "
+                      "bit-exact with the emulator: "
+                      + ("yes" if equal else "[red]NO[/red]"))
+        if not equal:
+            raise click.ClickException(
+                f"the Verilator outputs differ from the emulator's; the run is in "
+                f"{prj.output_dir / 'sim'}"
+            )
+    if synth:
+        with console.status(f"Yosys synth_xilinx for {part} (log in {prj.output_dir}/synth)"):
+            report = prj.synthesize(part)
+        console.print(report.table())
+
+
+def _fmt(value: object, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}" if not value.is_integer() else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _print_report(result: dict) -> None:
+    """The report dict of nnfab.backends.hls.reports as two tables."""
+    lat, interval, clock = result["latency"], result["interval"], result["clock"]
+    summary = Table(title=f"synthesis report: {result.get('top') or '?'} on "
+                          f"{result.get('part') or '?'}", show_header=False)
+    summary.add_row("latency (cycles)", f"{_fmt(lat['min_cycles'])} .. {_fmt(lat['max_cycles'])}")
+    summary.add_row("latency (ns)", f"{_fmt(lat['min_ns'])} .. {_fmt(lat['max_ns'])}")
+    summary.add_row("interval (cycles)",
+                    f"{_fmt(interval['min_cycles'])} .. {_fmt(interval['max_cycles'])}")
+    summary.add_row("pipeline type", _fmt(result.get("pipeline_type")))
+    summary.add_row("clock target / estimated (ns)",
+                    f"{_fmt(clock['target_ns'], 2)} / {_fmt(clock['estimated_ns'], 3)}")
+    console.print(summary)
+    resources = result.get("resources", {})
+    if resources:
+        table = Table(title="resources (used / available, %)")
+        table.add_column("resource")
+        for source in resources:
+            table.add_column("HLS estimate" if source == "hls" else "Vivado synthesis",
+                             justify="right")
+        for key in ("LUT", "FF", "DSP", "BRAM_18K", "URAM"):
+            cells = []
+            for source in resources.values():
+                entry = source.get(key, {})
+                percent = entry.get("percent")
+                cells.append(f"{_fmt(entry.get('used'))} / {_fmt(entry.get('available'))}"
+                             + (f" ({percent:.2f}%)" if percent is not None else ""))
+            table.add_row(key, *cells)
+        console.print(table)
+    for f in result.get("files", []):
+        console.print(f"read {f}")
+
+
+@cli.command()
 @click.option("-o", "--output-dir", type=click.Path(path_type=Path), default=Path("nnfab_demo"),
               show_default=True)
 @click.option("-n", "--samples", type=click.IntRange(100, 10_000_000), default=20_000,
               show_default=True)
 @click.option("--precision", default="ap_fixed<16,6>", show_default=True)
-def demo(output_dir: Path, samples: int, precision: str) -> None:
-    """Convert the shipped jet tagger, emulate it bit-exactly, compare with float Keras."""
+@click.option("--rtl/--no-rtl", default=True, show_default=True,
+              help="Generate Verilog and check it with Verilator.")
+@click.option("--synth", "synth_part", default=None, metavar="PART",
+              help="Also synthesize the Verilog with Yosys for PART (takes minutes), e.g. "
+                   "xcvu9p-flgb2104-2l-e.")
+def demo(output_dir: Path, samples: int, precision: str, rtl: bool,
+         synth_part: str | None) -> None:
+    """Convert the shipped jet tagger, emulate it bit-exactly, compare with float Keras,
+    check the HLS C simulation and the Verilog (Verilator) against the emulator."""
     from nnfab.demo.run import run_demo
 
     with console.status("starting") as status:
-        result = run_demo(output_dir, samples, precision, step=lambda m: status.update(m))
+        result = run_demo(output_dir, samples, precision, step=lambda m: status.update(m),
+                          rtl=rtl, synth_part=synth_part)
     console.print(f"[bold]nnfab demo[/bold]: 16-64-32-32-5 jet tagger, {result.n_samples} samples")
     summary = Table(show_header=False)
     summary.add_row("float accuracy (Keras)", f"{result.float_accuracy:.4f}")
@@ -131,12 +269,53 @@ def demo(output_dir: Path, samples: int, precision: str) -> None:
     summary.add_row("distinct softmax outputs (class 0)", str(result.softmax_distinct_outputs))
     summary.add_row("HLS C simulation == emulator (bit for bit)",
                     "yes" if result.csim_bit_exact else "[red]NO[/red]")
+    if result.rtl is not None:
+        r = result.rtl
+        summary.add_row(f"Verilog (Verilator, {r.n_simulated} samples) == emulator",
+                        "yes" if r.bit_exact else "[red]NO[/red]")
+        summary.add_row("Verilog latency (cycles, generated / measured), II",
+                        f"{r.latency_cycles} / {r.measured_latency}, {r.ii}")
     for key, value in result.timings.items():
         summary.add_row(f"time: {key}", f"{value:.3f} s")
     console.print(summary)
     _print_layers(result.layers, overflow=True)
+    if result.estimate is not None:
+        _print_estimate(result.estimate)
+    if result.rtl is not None and result.rtl.synthesis is not None:
+        console.print(result.rtl.synthesis.table())
     for f in result.files:
         console.print(f"wrote {f}")
+
+
+def _print_estimate(est) -> None:  # nnfab.backends.hls.estimate.Estimate
+    """The per-layer HLS estimate table and its totals against the part."""
+    table = Table(title=f"HLS project {est.label}: {est.mode}, part {est.part}, "
+                        f"{est.clock_period:g} ns clock")
+    for col in ("layer", "op", "strategy", "RF", "multipliers", "DSP", "zero w.", "weight bits",
+                "BRAM_18K", "latency", "II"):
+        table.add_column(col, justify="left" if col in ("layer", "op", "strategy") else "right")
+    for r in est.layers:
+        if r.op == "Input":
+            continue
+        table.add_row(r.name, r.op, r.strategy or "-", str(r.reuse_factor) if r.strategy else "-",
+                      f"{r.multipliers:,}", f"{r.dsp:,}", f"{r.zero_weights:,}",
+                      f"{r.weight_bits:,}", f"{r.bram_18k:,}", str(r.latency_cycles),
+                      str(r.ii_cycles))
+    totals = est.totals()
+    fits = {True: "[green]fits[/green]", False: "[red]does not fit[/red]",
+            None: "part unknown"}[totals["fits"]]
+    table.add_row("total", "", "", "", f"{totals['multipliers']:,}", f"{totals['dsp']:,}", "",
+                  f"{totals['weight_bits']:,}", f"{totals['bram_18k']:,}",
+                  str(totals["latency_cycles"]), str(totals["ii_cycles"]), style="bold")
+    console.print(table)
+    if "dsp_available" in totals:
+        console.print(
+            f"estimated: {totals['dsp']:,} of {totals['dsp_available']:,} DSP "
+            f"({totals['dsp_percent']:.1f}%), {totals['bram_18k']:,} of "
+            f"{totals['bram_18k_available']:,} BRAM_18K ({totals['bram_18k_percent']:.1f}%): "
+            f"{fits}; latency {totals['latency_cycles']} cycles = {totals['latency_ns']:.0f} ns, "
+            f"II {totals['ii_cycles']} (estimates, not synthesis results)"
+        )
 
 
 def _print_layers(layers: list, overflow: bool) -> None:  # list[LayerSummary]

@@ -66,6 +66,9 @@ class NnfabModel:
         self.part = part
         self.board = board
         self.clock_period = float(clock_period)
+        self.hls_settings: dict[str, Any] = {}
+        """More HLS project settings: max_unroll, max_partition, clock_uncertainty
+        (``nnfab.backends.hls.ProjectSettings``)."""
         self._emulator: Emulator | None = None
         self._csim: Any = None  # nnfab.backends.hls.CSimLibrary, built on first csim use
         self.last_result: EmulationResult | None = None
@@ -137,6 +140,61 @@ class NnfabModel:
         save_config(self.config, root / "nnfab_config.yml")
         log.info("wrote HLS project %s", root)
         return root
+
+    def build(
+        self,
+        csim: bool = True,
+        synth: bool = True,
+        cosim: bool = False,
+        export: bool = False,
+        vsynth: bool = False,
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Write the HLS project and run the vendor tool on it; returns the report dict.
+
+        Finds vitis_hls / vitis-run (backend Vitis) or vivado_hls (backend Vivado), and
+        vivado for ``vsynth``, on PATH or through NNFAB_VITIS_HLS, NNFAB_VITIS_RUN,
+        NNFAB_VIVADO_HLS, NNFAB_VIVADO. The log is ``output_dir/nnfab_build.log``; a failing
+        tool raises ``ToolError`` naming it; without a tool, ``ToolNotFoundError`` says
+        where the project is and the command to run later. The dict holds latency (cycles,
+        ns), interval, pipeline type and LUT/FF/DSP/BRAM_18K/URAM used / available / %
+        (``nnfab.backends.hls.reports``).
+        """
+        from nnfab.backends.hls.build import build_project
+
+        root = self.write()
+        return build_project(root, csim=csim, synth=synth, cosim=cosim, export=export,
+                             vsynth=vsynth, timeout=timeout)
+
+    def estimate(self) -> Any:
+        """Analytic ESTIMATES (no vendor tool) of the HLS project: per layer multipliers,
+        DSPs, weight memory / BRAM_18K, latency and II; totals against the part
+        (``nnfab.backends.hls.estimate.Estimate``: ``.layers``, ``.totals()``,
+        ``.fits()``, ``.as_dict()``)."""
+        from nnfab.backends.hls.estimate import estimate
+
+        return estimate(self)
+
+    def to_rtl(
+        self,
+        output_dir: str | Path | None = None,
+        *,
+        style: str = "lut",
+        adders_per_stage: int | None = None,
+    ) -> Any:
+        """Verilog for this model (``nnfab.backends.rtl.RTLProject``), written on demand.
+
+        ``output_dir`` defaults to ``<output_dir>/rtl``. ``style="lut"`` builds constant
+        multiplications from shifts and adds (no DSP), ``"dsp"`` leaves ``*`` to the
+        synthesis tool; ``adders_per_stage`` adds pipeline registers inside adder trees.
+        The project has ``.latency``, ``.ii``, ``.write()``, ``.simulate(x)`` (Verilator,
+        bit-exact with ``predict``) and ``.synthesize(part)`` (Yosys).
+        """
+        from nnfab.backends.rtl import RTLProject
+
+        target = Path(output_dir) if output_dir is not None else self.output_dir / "rtl"
+        return RTLProject(self, target, style=style, adders_per_stage=adders_per_stage)
 
     def overflow_report(self) -> dict[str, dict[str, int]]:
         """Per layer, how many values overflowed at each cast during the last run."""

@@ -656,3 +656,30 @@ def test_parse_rejects(spec: str) -> None:
 def test_parse_rejects_non_strings(spec: object) -> None:
     with pytest.raises(ValueError, match="fixed<W,I"):
         FixedType.parse(spec)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- holds (lossless casts)
+@settings(max_examples=300, deadline=None)
+@given(
+    outer=st.tuples(st.integers(1, 12), st.integers(-4, 8), st.booleans(),
+                    st.sampled_from(["AP_WRAP", "AP_SAT", "AP_SAT_SYM"])),
+    inner=st.tuples(st.integers(1, 12), st.integers(-4, 8), st.booleans()),
+)
+def test_holds_means_every_value_survives_the_cast(outer: tuple, inner: tuple) -> None:
+    """``outer.holds(inner)`` iff casting every value of ``inner`` to ``outer`` is lossless."""
+    w, i, s, ovf = outer
+    target = FixedType(w, i, s, "AP_TRN", ovf)
+    source = FixedType(*inner)
+    step = Fraction(2) ** -source.frac
+    values = [m * step for m in range(source.min_mantissa, source.max_mantissa + 1)]
+    lossless = all(
+        Fraction(float(target.quantize(float(v)))) == v for v in values
+    )
+    assert target.holds(source) == lossless
+
+
+def test_holds_sat_sym_excludes_most_negative() -> None:
+    sym = FixedType(8, 3, True, "AP_TRN", "AP_SAT_SYM")
+    assert not sym.holds(FixedType(8, 3, True))
+    assert sym.holds(FixedType(7, 2, True))
+    assert FixedType(8, 3, True).holds(sym)

@@ -35,7 +35,23 @@ class DemoResult:
     output_dir: Path
     csim_bit_exact: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    estimate: Any = None  # nnfab.backends.hls.estimate.Estimate of the HLS project
     files: list[Path] = field(default_factory=list)
+    rtl: RtlDemo | None = None
+
+
+@dataclass
+class RtlDemo:
+    """The Verilog part of the demo: Verilator against the emulator, optional Yosys."""
+
+    style: str
+    latency_cycles: int
+    measured_latency: int
+    ii: int
+    n_simulated: int
+    bit_exact: bool
+    verilog_dir: Path
+    synthesis: Any = None  # nnfab.backends.rtl.SynthesisReport
 
 
 def demo_model_path() -> Path:
@@ -47,8 +63,16 @@ def run_demo(
     n_samples: int = 20_000,
     precision: str = "ap_fixed<16,6>",
     step: Step | None = None,
+    *,
+    rtl: bool = True,
+    rtl_samples: int = 5_000,
+    synth_part: str | None = None,
 ) -> DemoResult:
-    """Convert, emulate and compare; ``step`` is called with a message before each stage."""
+    """Convert, emulate and compare; ``step`` is called with a message before each stage.
+
+    With ``rtl``, the Verilog is generated and ``rtl_samples`` samples are simulated with
+    Verilator; with ``synth_part`` it is also synthesized with Yosys (minutes).
+    """
     say = step or (lambda message: log.info("%s", message))
     timings: dict[str, float] = {}
     out = Path(output_dir)
@@ -86,7 +110,14 @@ def run_demo(
     csim_out = np.asarray(hm.predict(x, engine="csim"))
     timings["hls_write_and_compile"] = time.perf_counter() - t0
     csim_equal = bool(np.array_equal(csim_out, fixed_out))
+    say("estimating the HLS project's resources and latency")
+    estimate = hm.estimate()
     files = [project / "nnfab_model.json", project / "nnfab_config.yml", project / "build_prj.tcl"]
+    rtl_result = None
+    if rtl:
+        rtl_result = _rtl_demo(hm, x[:rtl_samples], fixed_out[:rtl_samples], out / "rtl", say,
+                               timings, synth_part)
+        files.append(rtl_result.verilog_dir)
     return DemoResult(
         n_samples=n_samples,
         float_accuracy=float(np.mean(np.argmax(float_out, axis=1) == y)),
@@ -99,4 +130,27 @@ def run_demo(
         csim_bit_exact=csim_equal,
         timings=timings,
         files=files,
+        estimate=estimate,
+        rtl=rtl_result,
     )
+
+
+def _rtl_demo(hm: Any, x: np.ndarray, expected: np.ndarray, out: Path, say: Step,
+              timings: dict[str, float], synth_part: str | None) -> RtlDemo:
+    """Generate Verilog, simulate it with Verilator, optionally synthesize with Yosys."""
+    say("generating Verilog and building its Verilator model")
+    t0 = time.perf_counter()
+    prj = hm.to_rtl(out, style="dsp")
+    sim = prj.simulate(x)
+    timings["rtl_generate_and_simulate"] = time.perf_counter() - t0
+    result = RtlDemo(
+        style="dsp", latency_cycles=prj.latency, measured_latency=sim.latency, ii=sim.ii,
+        n_simulated=len(x), bit_exact=bool(np.array_equal(sim.outputs, expected)),
+        verilog_dir=prj.rtl_dir,
+    )
+    if synth_part:
+        say(f"synthesizing the Verilog with Yosys for {synth_part} (log in {out}/synth)")
+        t0 = time.perf_counter()
+        result.synthesis = prj.synthesize(synth_part)
+        timings["rtl_synthesize"] = time.perf_counter() - t0
+    return result

@@ -9,7 +9,8 @@ from nnfab.errors import FrontendError
 from nnfab.ir import Graph
 
 SUPPORTED_FILES = (
-    ".keras (Keras 3), .h5/.hdf5 (whole Keras/QKeras model), .json + weights .h5 (Keras 2)"
+    ".keras (Keras 3), .h5/.hdf5 (whole Keras/QKeras model), .json + weights .h5 (Keras 2), "
+    ".onnx (ONNX / QONNX)"
 )
 
 
@@ -42,6 +43,10 @@ def graph_from_file(path: str | Path, weights: str | Path | None = None) -> Grap
         from nnfab.frontends.keras import keras_to_graph
 
         return keras_to_graph(path)
+    if suffix == ".onnx":
+        from nnfab.frontends.onnx import onnx_to_graph
+
+        return onnx_to_graph(path)
     raise FrontendError(f"{path}: unknown model file type {suffix!r}; supported: {SUPPORTED_FILES}")
 
 

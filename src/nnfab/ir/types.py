@@ -389,7 +389,10 @@ class FixedType:
 def _range_contains(outer: FixedType, inner: FixedType) -> bool:
     """Exact comparison of ranges on the common grid (Python ints, no float rounding)."""
     shift = max(outer.frac, inner.frac)
-    lo_o = outer.min_mantissa << (shift - outer.frac)
+    lo_outer = outer.min_mantissa
+    if outer.signed and outer.overflow is Overflow.SAT_SYM:
+        lo_outer += 1  # a cast to AP_SAT_SYM maps the most negative value to -max
+    lo_o = lo_outer << (shift - outer.frac)
     hi_o = outer.max_mantissa << (shift - outer.frac)
     lo_i = inner.min_mantissa << (shift - inner.frac)
     hi_i = inner.max_mantissa << (shift - inner.frac)

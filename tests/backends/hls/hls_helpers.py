@@ -135,3 +135,71 @@ def cnn_graph(seed: int = 0) -> Graph:
     g.add_node(Node("cat0", "Concatenate", ["gap", "gmp", "g1"], attrs={"axis": 0}), (21,))
     g.outputs = ["cat0", "cat"]
     return g
+
+
+def strategies_graph(seed: int = 0, big: bool = True) -> Graph:
+    """Dense, Conv1D/2D and depthwise layers side by side, for strategy x reuse-factor tests.
+
+    Inputs: ``x`` (2, 72) (Dense acts on the last axis, two rows), ``img`` (6, 5, 3) and
+    ``seq`` (10, 4). Layer names say the strategy and reuse factor the tests configure.
+    """
+    rng = np.random.default_rng(seed)
+    g = Graph(name="strategies")
+    g.add_node(Node("x", "Input", [], attrs={"shape": (2, 72)}), (2, 72))
+    g.add_node(Node("img", "Input", [], attrs={"shape": (6, 5, 3)}), (6, 5, 3))
+    g.add_node(Node("seq", "Input", [], attrs={"shape": (10, 4)}), (10, 4))
+    outputs = []
+
+    def add(name: str, op: str, src: str, kernel: tuple[int, ...], shape: tuple[int, ...],
+            **attrs: Any) -> None:
+        n_out = kernel[-1] * (kernel[-2] if op.startswith("Depthwise") else 1)
+        weights = {"kernel": rng.normal(0, 0.5, kernel), "bias": rng.normal(0, 0.3, n_out)}
+        weights["kernel"].flat[::7] = 0.0  # zero weights (estimates skip them)
+        g.add_node(Node(name, op, [src], attrs=attrs, weights=weights), shape)
+        outputs.append(name)
+
+    for name in ("d_lat1", "d_lat3", "d_res4", "d_res144", "d_res720", "d_res_odd"):
+        add(name, "Dense", "x", (72, 10), (2, 10))
+    if big:
+        add("d_big_lat", "Dense", "x", (72, 60), (2, 60))  # 4320 products > 4096
+        add("d_big_res", "Dense", "x", (72, 60), (2, 60))
+    conv = {"strides": (2, 1), "pads": (1, 1, 1, 1)}
+    for name in ("c_lat1", "c_lat2", "c_res9", "c_res54", "c_res_odd"):
+        add(name, "Conv2D", "img", (3, 3, 3, 4), (3, 5, 4), **conv)
+    for name in ("dw_lat1", "dw_res8", "dw_res_odd"):
+        add(name, "DepthwiseConv2D", "img", (2, 2, 3, 2), (5, 4, 6))
+    for name in ("c1_lat1", "c1_res6", "c1_res60"):
+        add(name, "Conv1D", "seq", (3, 4, 5), (5, 5), strides=(2,), pads=(1, 0))
+    for name in ("dw1_lat2", "dw1_res6"):
+        add(name, "DepthwiseConv1D", "seq", (3, 4, 2), (10, 8), pads=(1, 1))
+    g.outputs = outputs
+    return g
+
+
+STRATEGIES_CONFIG: dict[str, Any] = {
+    "Model": {"Precision": "ap_fixed<12,4,AP_RND_CONV,AP_SAT>"},
+    "LayerName": {
+        "x": {"Precision": {"result": "ap_fixed<9,3,AP_RND,AP_SAT>"}},
+        "img": {"Precision": {"result": "ap_fixed<8,3,AP_RND_INF,AP_SAT_SYM>"}},
+        "d_lat3": {"ReuseFactor": 3},
+        "d_res4": {"Strategy": "Resource", "ReuseFactor": 4,
+                   "Precision": {"accum": "ap_fixed<14,4,AP_RND>"}},  # rounds and wraps
+        "d_res144": {"Strategy": "Resource", "ReuseFactor": 144},
+        "d_res720": {"Strategy": "Resource", "ReuseFactor": 720},
+        "d_res_odd": {"Strategy": "Resource"},
+        "d_big_res": {"Strategy": "Resource", "ReuseFactor": 1},  # (absent when not big)
+        "c_lat2": {"ReuseFactor": 2},
+        "c_res9": {"Strategy": "Resource", "ReuseFactor": 9,
+                   "Precision": {"accum": "ap_fixed<13,4,AP_RND_ZERO>"}},
+        "c_res54": {"Strategy": "Resource", "ReuseFactor": 54},
+        "c_res_odd": {"Strategy": "Resource"},
+        "dw_res8": {"Strategy": "Resource", "ReuseFactor": 8},
+        "dw_res_odd": {"Strategy": "Resource"},
+        "c1_res6": {"Strategy": "Resource", "ReuseFactor": 6},
+        "c1_res60": {"Strategy": "Resource", "ReuseFactor": 60},
+        "dw1_lat2": {"ReuseFactor": 2},
+        "dw1_res6": {"Strategy": "Resource", "ReuseFactor": 6},
+    },
+}
+ODD_REUSE_FACTORS = {"d_res_odd": 7, "c_res_odd": 5, "dw_res_odd": 3}
+"""Reuse factors that do not fold evenly, set after the passes (the C++ must still be exact)."""

@@ -51,14 +51,39 @@ class LayerCode:
     config: list[ConfigField] = field(default_factory=list)
     arrays: list[ConstArray] = field(default_factory=list)
     call: list[str] = field(default_factory=list)
+    extra_configs: list[tuple[str, list[ConfigField]]] = field(default_factory=list)
+    """More config structs (name, fields), e.g. one per block of a split layer."""
+    kernel: list[str] = field(default_factory=list)
+    """Windowed layers (io_stream): statements computing one output pixel ``res`` from
+    ``window`` and ``valid`` (see nnfab_stream.h)."""
+    geometry: str | None = None
+    """Windowed layers: the config struct holding the window geometry."""
+
+
+DEFAULT_MAX_UNROLL = 4096
+"""Default of ``ProjectSettings.max_unroll``: the vendor tools stop unrolling a loop whose
+body grows beyond a few thousand operations (Vivado HLS XFORM 203-504, Vitis HLS 200-1471)."""
+DEFAULT_MAX_PARTITION = 4096
+"""Default of ``ProjectSettings.max_partition``: the largest array partitioned into single
+elements (Vivado HLS ``config_array_partition -maximum_size``)."""
 
 
 class RenderContext:
-    """Names and types shared by the renderers of one project."""
+    """Names, types and size limits shared by the renderers of one project."""
 
-    def __init__(self, graph: Graph, ns: Namespace) -> None:
+    def __init__(self, graph: Graph, ns: Namespace, max_unroll: int = DEFAULT_MAX_UNROLL,
+                 max_partition: int = DEFAULT_MAX_PARTITION) -> None:
         self.graph = graph
         self.ns = ns
+        self.max_unroll = max_unroll
+        self.max_partition = max_partition
+        self.warned: set[str] = set()
+        """Tensors already warned about (one warning each per project)."""
+
+    @property
+    def max_block(self) -> int:
+        """Most products one function may unroll (and weights one array may spread over)."""
+        return min(self.max_unroll, self.max_partition)
 
     def ident(self, node: Node | str, role: str) -> str:
         """A unique C++ identifier for ``role`` of a layer (``fc1`` + ``w`` -> ``fc1_w``)."""
@@ -84,6 +109,25 @@ class RenderContext:
 
     def shape(self, tensor: str) -> tuple[int, ...]:
         return self.graph.tensors[tensor].shape
+
+    def rows(self) -> RenderContext:
+        """A view of this context in which every tensor is one row (its last axis): the
+        code it renders handles one io_stream transaction."""
+        return RowContext(self)
+
+
+class RowContext(RenderContext):
+    """Tensors seen as their last axis only (one io_stream transaction)."""
+
+    def __init__(self, base: RenderContext) -> None:
+        super().__init__(base.graph, base.ns, base.max_unroll, base.max_partition)
+        self.warned = base.warned
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return self.graph.tensors[tensor].shape[-1:]
+
+    def size(self, tensor: str) -> int:
+        return self.graph.tensors[tensor].shape[-1]
 
 
 Renderer = Callable[[RenderContext, Node], LayerCode]
@@ -133,22 +177,17 @@ def _attr(node: Node, key: str) -> object:
         ) from None
 
 
-def _check_strategy(node: Node) -> None:
-    if node.strategy != "Latency":
-        log.warning(
-            "layer %r: Strategy %r is not implemented by the HLS backend yet; the layer is "
-            "generated with the Latency strategy (same arithmetic, different hardware)",
-            node.name, node.strategy,
-        )
-
-
-def _rows_call(rows: int, row_in: int, row_out: int, call: str, src: str, dst: str) -> list[str]:
-    """``call`` on each of ``rows`` slices of length row_in / row_out (the last axis)."""
+def _rows_call(rows: int, row_in: int, row_out: int, call: str | list[str], src: str,
+               dst: str) -> list[str]:
+    """``call`` (one statement, or lines) on each of ``rows`` slices of length row_in /
+    row_out (the last axis); ``{src}`` and ``{dst}`` in it are the slices."""
+    lines = [call + ";"] if isinstance(call, str) else call
     if rows == 1:
-        return [call.format(src=src, dst=dst) + ";"]
+        return [line.format(src=src, dst=dst) for line in lines]
     return [
         f"for (unsigned r = 0; r < {rows}; r++) {{",
-        "  " + call.format(src=f"{src} + r * {row_in}", dst=f"{dst} + r * {row_out}") + ";",
+        *("  " + line.format(src=f"{src} + r * {row_in}", dst=f"{dst} + r * {row_out}")
+          for line in lines),
         "}",
     ]
 
@@ -171,17 +210,103 @@ def render_input(ctx: RenderContext, node: Node) -> LayerCode:
     return LayerCode(node, typedefs=[_result_typedef(ctx, node)])
 
 
-@renderer("Dense")
-def render_dense(ctx: RenderContext, node: Node) -> LayerCode:
-    _check_strategy(node)
-    (src,) = node.inputs
-    w_type, b_type, accum = (_precision(node, k) for k in ("weight", "bias", "accum"))
+# ------------------------------------------------------- product matrices
+@dataclass(frozen=True)
+class Tile:
+    """A block of a layer's product matrix: rows (inputs) x cols (outputs)."""
+
+    row0: int
+    rows: int
+    col0: int
+    cols: int
+
+
+def multipliers(n_in: int, n_out: int, reuse_factor: int) -> int:
+    """Multipliers of an n_in x n_out product matrix: ceil(n_in * n_out / reuse_factor)."""
+    return -(-n_in * n_out // reuse_factor)
+
+
+def plan_tiles(n_in: int, n_out: int, strategy: str, reuse_factor: int,
+               max_block: int, split_rows: bool = True) -> list[Tile]:
+    """Split a product matrix so that no block unrolls more than ``max_block`` products.
+
+    Latency unrolls all products of a block; Resource unrolls ``multipliers(...)`` per step
+    of its reuse loop. Row splits keep multiples of the reuse factor and column splits
+    multiples of ``reuse_factor / n_in``, so valid reuse factors stay valid per block.
+    With ``split_rows=False`` only the columns (outputs) are split, down to one column.
+    """
+    rf = reuse_factor if strategy == "Resource" else 1
+    if multipliers(n_in, n_out, rf) <= max_block:
+        return [Tile(0, n_in, 0, n_out)]
+    rows = n_in if (-(-n_in // rf) <= max_block or not split_rows) else rf * max_block
+    cols = max(1, max_block * rf // rows)
+    if rf > n_in and rf % n_in == 0:
+        d = rf // n_in
+        cols = max(d, cols // d * d)
+    cols = min(cols, n_out)
+    return [
+        Tile(r0, min(rows, n_in - r0), c0, min(cols, n_out - c0))
+        for c0 in range(0, n_out, cols)
+        for r0 in range(0, n_in, rows)
+    ]
+
+
+def _product_fields(n_in: int, n_out: int, node: Node, depthwise_mult: int = 0
+                    ) -> list[ConfigField]:
+    """Config fields of a product matrix (see nnfab_dense.h)."""
+    rf = node.reuse_factor
+    tag = "resource_tag" if node.strategy == "Resource" else "latency_tag"
+    return [
+        ConfigField("n_in", "unsigned", str(n_in)),
+        ConfigField("n_out", "unsigned", str(n_out)),
+        ConfigField("reuse_factor", "unsigned", str(rf)),
+        ConfigField("block_factor", "unsigned", str(multipliers(n_in, n_out, rf))),
+        ConfigField("depthwise", "bool", "true" if depthwise_mult else "false"),
+        ConfigField("mult", "unsigned", str(max(depthwise_mult, 1))),
+        ConfigField("strategy", "type", f"nnfab::{tag}"),
+    ]
+
+
+def _weight_order(matrix: np.ndarray, strategy: str) -> np.ndarray:
+    """A (n_in, n_out) block in the order the strategy reads it (Resource: transposed)."""
+    return matrix.T.copy() if strategy == "Resource" else matrix
+
+
+def _fused_activation(node: Node) -> str:
     activation = node.attrs.get("activation", "linear")
     if activation not in ("linear", "relu"):
         raise BackendError(
             f"layer {node.name!r}: fused activation {activation!r} is not supported by the HLS "
             "backend (linear or relu)"
         )
+    return activation
+
+
+def _log_tiles(node: Node, ctx: RenderContext, tiles: list[Tile], n_in: int, n_out: int) -> None:
+    log.info(
+        "layer %r: %d x %d products split into %d blocks of at most %d (parallel) products, "
+        "one sub-function each; to change the split set max_unroll / max_partition "
+        "(now %d / %d) of the project settings (NnfabModel.hls_settings)",
+        node.name, n_in, n_out, len(tiles), ctx.max_block, ctx.max_unroll, ctx.max_partition,
+    )
+
+
+def _warn_unsplittable(node: Node, ctx: RenderContext, per_output: int, what: str) -> None:
+    log.warning(
+        "layer %r: one output alone needs %d parallel products (%s), more than max_unroll / "
+        "max_partition = %d / %d allow, and %s cannot be split further; the vendor tool may "
+        "refuse to unroll it. Use Strategy Resource with a larger ReuseFactor (valid values: "
+        "nnfab.valid_reuse_factors(layer)) or raise max_unroll / max_partition in "
+        "NnfabModel.hls_settings",
+        node.name, per_output, what, ctx.max_unroll, ctx.max_partition, node.op,
+    )
+
+
+@renderer("Dense")
+def render_dense(ctx: RenderContext, node: Node) -> LayerCode:
+    (src,) = node.inputs
+    w_type, b_type, accum = (_precision(node, k) for k in ("weight", "bias", "accum"))
+    activation = _fused_activation(node)
     kernel = np.asarray(node.weights["kernel"], dtype=np.float64)
     n_in, n_out = kernel.shape
     rows = ctx.size(src) // n_in
@@ -193,26 +318,53 @@ def render_dense(ctx: RenderContext, node: Node) -> LayerCode:
         (names["bias_t"], b_type, "bias"),
         (names["accum_t"], accum, "accum"),
     ]
-    code.config = [
-        ConfigField("n_in", "unsigned", str(n_in)),
-        ConfigField("n_out", "unsigned", str(n_out)),
-        ConfigField("reuse_factor", "unsigned", str(node.reuse_factor)),
-        ConfigField("relu", "bool", "true" if activation == "relu" else "false"),
+    types = [
         ConfigField("accum_t", "type", names["accum_t"]),
         ConfigField("weight_t", "type", names["weight_t"]),
         ConfigField("bias_t", "type", names["bias_t"]),
     ]
-    code.arrays = [
-        ConstArray(names["w"], names["weight_t"], w_type, w_type.quantize(kernel),
-                   comment=f"kernel of {node.name!r}, ({n_in}, {n_out}) row-major"),
-        ConstArray(names["b"], names["bias_t"], b_type,
-                   b_type.quantize(np.asarray(node.weights["bias"], dtype=np.float64)),
-                   comment=f"bias of {node.name!r}"),
+    code.config = [
+        *_product_fields(n_in, n_out, node),
+        ConfigField("relu", "bool", "true" if activation == "relu" else "false"),
+        *types,
     ]
-    call = (
-        f"nnfab::dense<{ctx.type_name(src)}, {ctx.type_name(node.name)}, {names['config']}>"
-        f"({{src}}, {{dst}}, {names['w']}, {names['b']})"
-    )
+    bias = b_type.quantize(np.asarray(node.weights["bias"], dtype=np.float64))
+    code.arrays = [ConstArray(names["b"], names["bias_t"], b_type, bias,
+                              comment=f"bias of {node.name!r}")]
+    weights = w_type.quantize(kernel)
+    order = "(n_out, n_in)" if node.strategy == "Resource" else "(n_in, n_out)"
+    src_t, dst_t = ctx.type_name(src), ctx.type_name(node.name)
+    tiles = plan_tiles(n_in, n_out, node.strategy, node.reuse_factor, ctx.max_block)
+    if len(tiles) == 1:
+        code.arrays.insert(0, ConstArray(
+            names["w"], names["weight_t"], w_type, _weight_order(weights, node.strategy),
+            comment=f"kernel of {node.name!r}, ({n_in}, {n_out}) stored {order} row-major"))
+        call: str | list[str] = (
+            f"nnfab::dense<{src_t}, {dst_t}, {names['config']}>"
+            f"({{src}}, {{dst}}, {names['w']}, {names['b']})"
+        )
+    else:
+        _log_tiles(node, ctx, tiles, n_in, n_out)
+        acc = ctx.ident(node, "acc")
+        call = [  # lines for str.format: braces doubled
+            "{{",
+            f"  {names['accum_t']} {acc}[{n_out}];",
+            f"  NNFAB_PRAGMA(HLS ARRAY_PARTITION variable={acc} complete)",
+            f"  nnfab::bias_init<{names['config']}>({acc}, {names['b']});",
+        ]
+        for k, tile in enumerate(tiles):
+            config = ctx.ident(node, f"config_block{k}")
+            w_name = ctx.ident(node, f"w_block{k}")
+            block = weights[tile.row0:tile.row0 + tile.rows, tile.col0:tile.col0 + tile.cols]
+            code.arrays.insert(k, ConstArray(
+                w_name, names["weight_t"], w_type, _weight_order(block, node.strategy),
+                comment=(f"kernel of {node.name!r}, block {k}: rows {tile.row0}..+{tile.rows}, "
+                         f"columns {tile.col0}..+{tile.cols}, stored {order} row-major")))
+            code.extra_configs.append((config, [
+                *_product_fields(tile.rows, tile.cols, node), *types]))
+            call.append(f"  nnfab::mac_block<{src_t}, {config}>({{src}} + {tile.row0}, "
+                        f"{acc} + {tile.col0}, {w_name});")
+        call += [f"  nnfab::result_cast<{dst_t}, {names['config']}>({acc}, {{dst}});", "}}"]
     code.call = _rows_call(rows, n_in, n_out, call, ctx.array(src), ctx.array(node.name))
     return code
 
@@ -375,23 +527,23 @@ def _spatial(ctx: RenderContext, node: Node, rank: int, window: tuple[int, ...],
         ConfigField("pad_left", "unsigned", str(pads[2])),
         ConfigField(f"{prefix}_height", "unsigned", str(win[0])),
         ConfigField(f"{prefix}_width", "unsigned", str(win[1])),
+        ConfigField("win_height", "unsigned", str(win[0])),
+        ConfigField("win_width", "unsigned", str(win[1])),
     ]
 
 
 def _render_conv(ctx: RenderContext, node: Node) -> LayerCode:
-    _check_strategy(node)
     (src,) = node.inputs
     rank = 2 if node.op.endswith("2D") else 1
     depthwise = node.op.startswith("Depthwise")
     w_type, b_type, accum = (_precision(node, k) for k in ("weight", "bias", "accum"))
-    activation = node.attrs.get("activation", "linear")
-    if activation not in ("linear", "relu"):
-        raise BackendError(
-            f"layer {node.name!r}: fused activation {activation!r} is not supported by the HLS "
-            "backend (linear or relu)"
-        )
+    activation = _fused_activation(node)
     kernel = np.asarray(node.weights["kernel"], dtype=np.float64)
     n_filt = ctx.shape(node.name)[-1]
+    taps = math.prod(kernel.shape[:rank])
+    n_chan = kernel.shape[rank]
+    n_in = taps if depthwise else taps * n_chan
+    mult = kernel.shape[-1] if depthwise else 0
     names = {k: ctx.ident(node, k) for k in ("weight_t", "bias_t", "accum_t", "config", "w", "b")}
     code = LayerCode(node, includes=["nnfab_conv.h"], config_name=names["config"])
     code.typedefs = [
@@ -400,28 +552,69 @@ def _render_conv(ctx: RenderContext, node: Node) -> LayerCode:
         (names["bias_t"], b_type, "bias"),
         (names["accum_t"], accum, "accum"),
     ]
-    code.config = [
-        *_spatial(ctx, node, rank, tuple(kernel.shape[:rank]), (1,) * rank),
-        ConfigField("n_filt", "unsigned", str(n_filt)),
-        ConfigField("reuse_factor", "unsigned", str(node.reuse_factor)),
+    geometry = _spatial(ctx, node, rank, tuple(kernel.shape[:rank]), (1,) * rank)
+    tail = [
         ConfigField("relu", "bool", "true" if activation == "relu" else "false"),
         ConfigField("accum_t", "type", names["accum_t"]),
         ConfigField("weight_t", "type", names["weight_t"]),
         ConfigField("bias_t", "type", names["bias_t"]),
     ]
-    code.arrays = [
-        ConstArray(names["w"], names["weight_t"], w_type, w_type.quantize(kernel),
-                   comment=f"kernel of {node.name!r}, {tuple(kernel.shape)} row-major"),
-        ConstArray(names["b"], names["bias_t"], b_type,
-                   b_type.quantize(np.asarray(node.weights["bias"], dtype=np.float64).ravel()),
-                   comment=f"bias of {node.name!r}"),
-    ]
+    matrix = w_type.quantize(kernel).reshape(n_in, n_filt)
+    bias = b_type.quantize(np.asarray(node.weights["bias"], dtype=np.float64).ravel())
+    order = "(n_out, n_in)" if node.strategy == "Resource" else "(n_in, n_out)"
     function = "depthwise_conv_2d" if depthwise else "conv_2d"
-    code.call = [
-        f"nnfab::{function}<{ctx.type_name(src)}, {ctx.type_name(node.name)}, {names['config']}>"
-        f"({ctx.array(src)}, {ctx.array(node.name)}, {names['w']}, {names['b']});"
-    ]
+    src_t, dst_t = ctx.type_name(src), ctx.type_name(node.name)
+    tiles = [Tile(0, n_in, 0, n_filt)]
+    if not depthwise:  # split over filters only: every block needs the whole window
+        tiles = plan_tiles(n_in, n_filt, node.strategy, node.reuse_factor, ctx.max_block,
+                           split_rows=False)
+    if multipliers(n_in, tiles[0].cols, _fold(node)) > ctx.max_block:
+        what = f"{taps} taps" if depthwise else f"window of {n_in} inputs"
+        _warn_unsplittable(node, ctx, multipliers(n_in, tiles[0].cols, _fold(node)), what)
+    if len(tiles) > 1:
+        _log_tiles(node, ctx, tiles, n_in, n_filt)
+    for k, tile in enumerate(tiles):
+        single = len(tiles) == 1
+        config = names["config"] if single else ctx.ident(node, f"config_block{k}")
+        w_name = names["w"] if single else ctx.ident(node, f"w_block{k}")
+        b_name = names["b"] if single else ctx.ident(node, f"b_block{k}")
+        fields = [
+            *geometry,
+            ConfigField("n_filt", "unsigned", str(tile.cols)),
+            ConfigField("n_filt_total", "unsigned", str(n_filt)),
+            ConfigField("filt_offset", "unsigned", str(tile.col0)),
+            *_product_fields(n_in, tile.cols, node, mult),
+            *tail,
+        ]
+        if single:
+            code.config = fields
+        else:
+            code.extra_configs.append((config, fields))
+        cols = slice(tile.col0, tile.col0 + tile.cols)
+        part = "" if single else f", filters {tile.col0}..+{tile.cols}"
+        code.arrays += [
+            ConstArray(w_name, names["weight_t"], w_type,
+                       _weight_order(matrix[:, cols], node.strategy),
+                       comment=(f"kernel of {node.name!r}{part}: {tuple(kernel.shape)} as the "
+                                f"product matrix ({n_in}, {tile.cols}), stored {order} "
+                                "row-major")),
+            ConstArray(b_name, names["bias_t"], b_type, bias[cols],
+                       comment=f"bias of {node.name!r}{part}"),
+        ]
+        code.call.append(
+            f"nnfab::{function}<{src_t}, {dst_t}, {config}>"
+            f"({ctx.array(src)}, {ctx.array(node.name)}, {w_name}, {b_name});"
+        )
+        code.kernel.append(
+            f"nnfab::conv_window<{src_t}, {dst_t}, {config}>(window, res, {w_name}, {b_name});"
+        )
+        code.geometry = code.geometry or config
     return code
+
+
+def _fold(node: Node) -> int:
+    """How many products share a multiplier: the reuse factor for Resource, else 1."""
+    return node.reuse_factor if node.strategy == "Resource" else 1
 
 
 for _op in ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D"):
@@ -459,8 +652,15 @@ def _render_pool(ctx: RenderContext, node: Node) -> LayerCode:
     code.config = [
         *fields,
         ConfigField("is_max", "bool", "true" if mode == "max" else "false"),
+        ConfigField("reuse_factor", "unsigned", "1"),
+        ConfigField("strategy", "type", "nnfab::latency_tag"),
         ConfigField("sum_t", "type", names["sum_t"]),
         ConfigField("scale_t", "type", names["scale_t"]),
+    ]
+    code.geometry = names["config"]
+    code.kernel = [
+        f"nnfab::pool_window<{ctx.type_name(src)}, {ctx.type_name(node.name)}, "
+        f"{names['config']}>(window, valid, res, {names['scales']});"
     ]
     code.arrays = [ConstArray(names["scales"], names["scale_t"], scale_type, scales,
                               comment=f"scale(1/count) of {node.name!r} by window count")]

@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from nnfab.emulate.base import Kernel, OverflowCounter, register
 from nnfab.emulate.kernels.common import spatial_attr
-from nnfab.emulate.kernels.dense import check_accumulator, weighted_sum
+from nnfab.emulate.kernels.dense import apply_fused_activation, check_accumulator, weighted_sum
 from nnfab.errors import EmulationError
 from nnfab.ir import Graph, Node
 
@@ -93,6 +93,7 @@ class _ConvKernel(Kernel):
             overflowed += n
             acc[start : start + step] = values.reshape(-1, *self.out_shape)
         counter.record("accum", overflowed, acc.size)
+        acc = apply_fused_activation(self.node, acc)
         return counter.cast("result", self.out_type, acc)
 
     def _accumulate(self, cols: np.ndarray) -> tuple[np.ndarray, int]:

@@ -18,7 +18,29 @@
 #define NNFAB_PRAGMA(...)
 #endif
 
+// Pragmas whose spelling differs between Vitis HLS and Vivado HLS (defines.h of a Vitis
+// project defines NNFAB_VITIS_HLS): at most LIMIT multipliers in the enclosing scope, and
+// a constant array kept in block-RAM ROM.
+#ifdef NNFAB_VITIS_HLS
+#define NNFAB_ALLOCATION_MUL(LIMIT) \
+  NNFAB_PRAGMA(HLS ALLOCATION operation instances=mul limit=LIMIT)
+#define NNFAB_ROM(VAR) NNFAB_PRAGMA(HLS BIND_STORAGE variable=VAR type=rom_np impl=bram)
+#else
+#define NNFAB_ALLOCATION_MUL(LIMIT) \
+  NNFAB_PRAGMA(HLS ALLOCATION instances=mul limit=LIMIT operation)
+#define NNFAB_ROM(VAR) NNFAB_PRAGMA(HLS RESOURCE variable=VAR core=ROM_nP_BRAM)
+#endif
+
 namespace nnfab {
+
+// Strategy of a layer with weights, as a tag type (CONFIG_T::strategy) that selects the
+// implementation at compile time:
+//   latency_tag  -- every product has its own multiplier (fully unrolled), II = reuse_factor;
+//   resource_tag -- weights in a ROM read one wide word per step, reuse_factor steps of
+//                   block_factor = ceil(n_in * n_out / reuse_factor) multipliers.
+// Both compute exactly the same values (accumulators wrap: the order of additions is free).
+struct latency_tag {};
+struct resource_tag {};
 
 // Reading constant arrays: weights, biases and tables are arrays of their type for the
 // HLS tools, and arrays of exact integer mantissas under nnfab's C-simulation types
@@ -54,6 +76,17 @@ inline int table_index(const T& x) {
   const int i = k.to_int() + BASE;
   return i < 0 ? 0 : (i > static_cast<int>(N) - 1 ? static_cast<int>(N) - 1 : i);
 }
+
+// One transaction of an io_stream tensor: the N values of its last axis (a pixel's
+// channels, a feature vector).
+template <class T, unsigned N>
+struct packed {
+  typedef T value_type;
+  static const unsigned size = N;
+  T data[N];
+  T& operator[](unsigned i) { return data[i]; }
+  const T& operator[](unsigned i) const { return data[i]; }
+};
 
 // res[i] = res_T(data[i]): moves values and casts them to the result type.
 template <class data_T, class res_T, unsigned N>

@@ -59,6 +59,41 @@ void pool_2d(const data_T data[CONFIG_T::in_height * CONFIG_T::in_width * CONFIG
   }
 }
 
+// One output pixel of a pooling layer from its window (io_stream): window[t * n_chan + c]
+// for the pool_height * pool_width taps t, valid[t] false where a tap lies in the padding.
+template <class data_T, class res_T, class CONFIG_T, class scale_A>
+void pool_window(const data_T* window, const bool* valid, res_T* res,
+                 const scale_A scales[CONFIG_T::pool_height * CONFIG_T::pool_width + 1]) {
+  typedef typename CONFIG_T::sum_t sum_t;
+  typedef typename CONFIG_T::scale_t scale_t;
+  static const unsigned taps = CONFIG_T::pool_height * CONFIG_T::pool_width;
+  NNFAB_PRAGMA(HLS INLINE)
+  unsigned count = 0;
+  for (unsigned t = 0; t < taps; t++) {
+    NNFAB_PRAGMA(HLS UNROLL)
+    if (valid[t]) count++;
+  }
+  for (unsigned c = 0; c < CONFIG_T::n_chan; c++) {
+    NNFAB_PRAGMA(HLS UNROLL)
+    data_T best = 0;
+    sum_t sum = 0;
+    bool first = true;
+    for (unsigned t = 0; t < taps; t++) {
+      NNFAB_PRAGMA(HLS UNROLL)
+      if (!valid[t]) continue;
+      const data_T x = window[t * CONFIG_T::n_chan + c];
+      if (first || x > best) best = x;
+      sum += x;
+      first = false;
+    }
+    if (CONFIG_T::is_max) {
+      res[c] = res_T(best);
+    } else {
+      res[c] = res_T(sum * load<scale_t>(scales[count]));
+    }
+  }
+}
+
 }  // namespace nnfab
 
 #endif  // NNFAB_POOL_H

@@ -1,0 +1,239 @@
+"""Verilog for a whole network: one module per layer plus a top with a valid pipeline.
+
+Top interface (Verilog-2001)::
+
+    module <top> (
+      input  wire clk, rst,            // rst: synchronous, active high; clears the valids
+      input  wire in_valid,
+      input  wire [N_IN*W_IN-1:0] in_data,   // element e in bits [e*W_IN +: W_IN]
+      output wire out_valid,
+      output wire [N_OUT*W_OUT-1:0] out_data
+    );
+
+``in_data`` carries the mantissas of the input type (the input layer's cast from
+real numbers happens before the hardware, as in the emulator), ``out_data`` the
+mantissas of the output type, both flattened row-major (channels-last). A sample
+presented with ``in_valid`` at a rising edge appears on ``out_data`` with
+``out_valid`` exactly ``latency`` rising edges later; a new sample may be presented
+at every edge (II = 1). ``in_data`` is registered on entry; every layer registers its
+output (reshapes are wires); there is no back-pressure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nnfab.backends.rtl.layers import RENDERERS, LayerContext, LayerModule, RtlOptions
+from nnfab.errors import BackendError
+from nnfab.ir import FixedType, Graph, Namespace, sanitize
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = "rtl-1"
+"""Changes whenever the generated Verilog would change for the same graph."""
+
+
+@dataclass
+class RtlDesign:
+    """The generated Verilog and its interface."""
+
+    top: str
+    files: dict[str, str]
+    layers: list[LayerModule]
+    latency: int
+    ii: int
+    in_type: FixedType
+    out_type: FixedType
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    options: RtlOptions
+    graph_name: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_in(self) -> int:
+        return _prod(self.in_shape)
+
+    @property
+    def n_out(self) -> int:
+        return _prod(self.out_shape)
+
+    @property
+    def in_width(self) -> int:
+        return self.n_in * self.in_type.width
+
+    @property
+    def out_width(self) -> int:
+        return self.n_out * self.out_type.width
+
+    def content_hash(self) -> str:
+        """Hash of all generated Verilog (names the simulation build)."""
+        h = hashlib.sha256(GENERATOR_VERSION.encode())
+        for name in sorted(self.files):
+            h.update(name.encode() + b"\0" + self.files[name].encode() + b"\0")
+        return h.hexdigest()[:20]
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "top": self.top,
+            "latency": self.latency,
+            "ii": self.ii,
+            "style": self.options.style,
+            "adders_per_stage": self.options.adders_per_stage,
+            "input": {"type": str(self.in_type), "shape": list(self.in_shape),
+                      "width": self.in_width},
+            "output": {"type": str(self.out_type), "shape": list(self.out_shape),
+                       "width": self.out_width},
+            "files": sorted(self.files),
+            "layers": [
+                {"name": m.node, "op": m.op, "module": m.module, "latency": m.latency,
+                 **m.stats}
+                for m in self.layers
+            ],
+            "hash": self.content_hash(),
+            "generator": GENERATOR_VERSION,
+        }
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """Write the ``.v`` files, ``filelist.f`` and ``design.json``; returns the ``.v`` paths."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, text in self.files.items():
+            path = out / name
+            if not path.is_file() or path.read_text() != text:
+                path.write_text(text)
+            paths.append(path)
+        (out / "filelist.f").write_text("".join(f"{name}\n" for name in self.files))
+        (out / "design.json").write_text(json.dumps(self.manifest(), indent=1) + "\n")
+        return paths
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def chain(graph: Graph) -> list[str]:
+    """Names of the layers from the single input to the single output, in order."""
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise BackendError(
+            f"the RTL backend supports one input and one output for now; graph "
+            f"{graph.name!r} has inputs {graph.inputs} and outputs {graph.outputs}"
+        )
+    path = []
+    name = graph.outputs[0]
+    while True:
+        node = graph.node(name)
+        path.append(name)
+        if node.op == "Input":
+            break
+        if len(node.inputs) != 1:
+            raise BackendError(
+                f"layer {name!r} ({node.op}) has {len(node.inputs)} inputs; the RTL backend "
+                "supports single-input layer chains for now"
+            )
+        name = node.inputs[0]
+    path.reverse()
+    return path
+
+
+def generate(graph: Graph, options: RtlOptions | None = None, top: str | None = None
+             ) -> RtlDesign:
+    """Render every layer on the input-to-output path and the top module."""
+    options = options or RtlOptions()
+    graph.validate()
+    names = Namespace()
+    top_name = names(top or sanitize(graph.name or "nnfab_top"))
+    order = chain(graph)
+    input_node = graph.node(order[0])
+    in_t = graph.tensors[input_node.name].type
+    out_t = graph.tensors[order[-1]].type
+    if in_t is None or out_t is None:
+        raise BackendError("the graph has untyped tensors; run the precision passes first")
+    modules: list[LayerModule] = []
+    for name in order[1:]:
+        node = graph.node(name)
+        renderer = RENDERERS.get(node.op)
+        if renderer is None:
+            raise BackendError(
+                f"layer {name!r}: op {node.op!r} is not supported by the RTL backend yet; "
+                f"supported: {', '.join(sorted(RENDERERS))}"
+            )
+        for t in (*node.inputs, node.name):
+            if graph.tensors[t].type is None:
+                raise BackendError(f"layer {name!r}: tensor {t!r} has no fixed-point type")
+        ctx = LayerContext(node, graph, names(f"{top_name}_{name}"), options)
+        module = renderer(ctx)
+        modules.append(module)
+        log.debug("rendered %s (%s): latency %d, %s", name, node.op, module.latency,
+                  module.stats)
+    latency = 1 + sum(m.latency for m in modules)
+    files = {f"{m.module}.v": m.text for m in modules}
+    files[f"{top_name}.v"] = _top_text(graph, top_name, order, modules, latency)
+    return RtlDesign(
+        top=top_name, files=files, layers=modules, latency=latency, ii=1, in_type=in_t,
+        out_type=out_t, in_shape=graph.tensors[order[0]].shape,
+        out_shape=graph.tensors[order[-1]].shape, options=options, graph_name=graph.name,
+    )
+
+
+def _top_text(graph: Graph, top: str, order: list[str], modules: list[LayerModule],
+              latency: int) -> str:
+    in_t = graph.tensors[order[0]].type
+    out_t = graph.tensors[order[-1]].type
+    n_in = graph.tensors[order[0]].size
+    n_out = graph.tensors[order[-1]].size
+    assert in_t is not None and out_t is not None
+    w_in, w_out = n_in * in_t.width, n_out * out_t.width
+    local = Namespace()
+    for reserved in ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data", "valid_q"):
+        local(reserved)
+    lines = [
+        f"// {top}: network {graph.name!r} as fully parallel logic (II = 1).",
+        f"// Latency: {latency} clock cycles from in_valid to out_valid.",
+        f"// in_data:  {n_in} x {in_t} (mantissas), element e in bits [e*{in_t.width} +: "
+        f"{in_t.width}]",
+        f"// out_data: {n_out} x {out_t} (mantissas), element e in bits [e*{out_t.width} +: "
+        f"{out_t.width}]",
+        "// Layers (latency in cycles):",
+        f"//   input register {order[0]!r}: 1",
+        *[f"//   {m.node!r} ({m.op}) -> module {m.module}: {m.latency}" for m in modules],
+        f"module {top} (",
+        "  input  wire clk,",
+        "  input  wire rst,",
+        "  input  wire in_valid,",
+        f"  input  wire [{w_in - 1}:0] in_data,",
+        "  output wire out_valid,",
+        f"  output wire [{w_out - 1}:0] out_data",
+        ");",
+        f"  reg [{w_in - 1}:0] {local(order[0] + '_q')};",
+        f"  reg [{latency - 1}:0] valid_q;",
+        "  always @(posedge clk) begin",
+        f"    {local(order[0] + '_q')} <= in_data;",
+        "    if (rst)",
+        f"      valid_q <= {latency}'b0;",
+        "    else",
+        "      valid_q <= " + (f"{{valid_q[{latency - 2}:0], in_valid}};" if latency > 1
+                               else "in_valid;"),
+        "  end",
+    ]
+    current = local(order[0] + "_q")
+    for m in modules:
+        wire = local(f"{m.node}_y")
+        lines.append(f"  wire [{m.out_width - 1}:0] {wire};")
+        lines.append(f"  {m.module} u_{wire} (.clk(clk), .x({current}), .y({wire}));")
+        current = wire
+    lines += [
+        f"  assign out_data = {current};",
+        f"  assign out_valid = valid_q[{latency - 1}];",
+        "endmodule",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,728 @@
+"""The PyTorch op table: one converter per supported module class, function and method.
+
+A converter reads one traced call (``OpCall``) and returns the IR node that replaces
+it (or ``None`` when the call moves no data, e.g. ``x.contiguous()``) together with
+the ``Value`` describing its output: the IR tensor and where each PyTorch element
+sits in it (see ``torch_layout``). Output shapes are checked later by
+``nnfab.ir.ops.infer_shapes``; types are left to the passes.
+
+Module forms read their arguments from the module's attributes, functional and
+method forms from the call; both use the same argument names (PyTorch's own).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nnfab.errors import FrontendError, UnsupportedLayerError
+from nnfab.frontends.torch_layout import (
+    Shape,
+    Value,
+    canonical_index,
+    channels_last_index,
+    channels_last_shape,
+    fibers,
+)
+from nnfab.ir.graph import Node
+
+log = logging.getLogger(__name__)
+
+SPATIAL = "spatial"
+"""Role of ops that need channels-first PyTorch data held channels-last in the IR."""
+TRANSPARENT = "transparent"
+"""Role of ops that work on any layout (elementwise, concatenation, softmax)."""
+OTHER = "other"
+
+
+@dataclass
+class OpCall:
+    """One traced call of a module, function or tensor method."""
+
+    name: str
+    source_class: str
+    module: Any | None
+    params: dict[str, Any]
+    out_shape: Shape
+    rank: int = 0
+
+    def value(self, key: str = "input") -> Value:
+        """The tensor argument ``key``; an error if it is a constant."""
+        v = self.params.get(key)
+        if not isinstance(v, Value):
+            raise self.unsupported(
+                key,
+                _describe(v),
+                "a tensor computed by the model from its inputs (constants, parameters, "
+                "buffers and Python numbers are not supported as operands)",
+            )
+        return v
+
+    def node(
+        self, op: str, inputs: list[str], attrs: dict[str, Any] | None = None, **weights: Any
+    ) -> Node:
+        return Node(
+            name=self.name,
+            op=op,
+            inputs=list(inputs),
+            attrs=attrs or {},
+            weights={k: np.ascontiguousarray(w, dtype=np.float64) for k, w in weights.items()},
+            source_class=self.source_class,
+        )
+
+    def unsupported(self, attr: str, value: Any, allowed: str) -> UnsupportedLayerError:
+        return UnsupportedLayerError(
+            f"node {self.name!r} ({self.source_class}): {attr}={value!r} is not supported; "
+            f"allowed: {allowed}"
+        )
+
+    def error(self, message: str) -> FrontendError:
+        return FrontendError(f"node {self.name!r} ({self.source_class}): {message}")
+
+
+Converted = tuple[Node | None, Value]
+Converter = Callable[[OpCall], Converted]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to convert one family of calls, and the names of their arguments."""
+
+    convert: Converter
+    params: tuple[str, ...] = ("input",)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    role: str = OTHER
+    rank: int = 0
+    varargs: bool = False  # extra arguments (a view's sizes) are not bound
+
+
+def _describe(v: Any) -> Any:
+    shape = getattr(v, "shape", None)
+    if shape is not None and not isinstance(v, Value):
+        return f"a constant tensor of shape {tuple(shape)}"
+    return v
+
+
+# ------------------------------------------------------------------ helpers
+def to_float64(tensor: Any) -> np.ndarray:
+    """A torch tensor (parameter or buffer) as a float64 NumPy array of its own."""
+    return np.array(tensor.detach().cpu().double().numpy(), dtype=np.float64)
+
+
+def _ints(call: OpCall, key: str, value: Any, rank: int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * rank
+    try:
+        values = tuple(int(v) for v in value)
+    except TypeError:
+        raise call.unsupported(key, value, f"an int or {rank} ints") from None
+    if len(values) == 1 and rank > 1:
+        values = values * rank
+    if len(values) != rank:
+        raise call.unsupported(key, value, f"an int or {rank} ints")
+    return values
+
+
+def _torch_dim(call: OpCall, key: str, dim: Any, rank: int) -> int:
+    """A PyTorch dim (batch included, maybe negative) -> axis of one sample (0..rank-1)."""
+    full = rank + 1
+    if not isinstance(dim, int) or not -full <= dim < full:
+        raise call.unsupported(key, dim, f"an int in {-full}..{full - 1}")
+    d = dim % full
+    if d == 0:
+        raise call.unsupported(key, dim, "a non-batch dim (the batch is dim 0)")
+    return d - 1
+
+
+def _require_channels_last(call: OpCall, v: Value) -> None:
+    """Conv / pool / batch-norm input: (C, *spatial) in PyTorch, channels-last in the IR."""
+    rank = call.rank
+    if len(v.torch_shape) != rank + 1:
+        raise call.error(
+            f"expects a {rank + 2}-D input (batch, channels, {'length' if rank == 1 else 'H, W'}),"
+            f" got one sample of shape {v.torch_shape!r}"
+        )
+    if not np.array_equal(v.index, channels_last_index(v.torch_shape)):
+        raise call.error(
+            f"its input {v.tensor!r} is held in PyTorch's channels-first order inside nnfab "
+            "(it comes from a reshape/view of a flat tensor), and channels-last data would "
+            "need a transpose, which nnfab does not emit; reshape a convolution's output "
+            "instead, or feed the convolution from the model input"
+        )
+
+
+def _bias(module: Any, n_out: int) -> np.ndarray:
+    bias = getattr(module, "bias", None)
+    if bias is None:
+        return np.zeros(n_out, dtype=np.float64)
+    return to_float64(bias)
+
+
+# ---------------------------------------------------------------- converters
+def convert_linear(call: OpCall) -> Converted:
+    v = call.value()
+    weight = to_float64(call.module.weight)  # (out, in)
+    n_out = weight.shape[0]
+    bias = _bias(call.module, n_out)
+    found = fibers(v, len(v.torch_shape) - 1)
+    if found is not None:
+        rows, position = found
+        position = position.reshape(-1, position.shape[-1])
+        if not np.all(position == position[:1]):
+            found = None
+    if found is None:
+        raise call.error(
+            f"its input {v.tensor!r} (PyTorch shape {v.torch_shape!r}) does not hold the last "
+            "PyTorch axis as its last axis inside nnfab (a feature map is held channels-last); "
+            "a Linear must follow a flatten of channels-first data (torch.flatten(x, 1))"
+        )
+    # IR input feature i is PyTorch feature position[i]: permute the kernel rows to match.
+    kernel = weight.T[position[0]]
+    index = rows[..., None] * n_out + np.arange(n_out)
+    node = call.node("Dense", [v.tensor], kernel=kernel, bias=bias)
+    return node, Value(call.name, call.out_shape, index)
+
+
+def _conv_pads(call: OpCall, padding: Any, ksize: tuple[int, ...]) -> tuple[int, ...]:
+    rank = call.rank
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0,) * (2 * rank)
+        if padding == "same":
+            # PyTorch (stride 1): total k - 1, the odd cell after.
+            return tuple(p for k in ksize for p in ((k - 1) // 2, k - 1 - (k - 1) // 2))
+        raise call.unsupported("padding", padding, "'valid', 'same', an int or a tuple of ints")
+    pads = _ints(call, "padding", padding, rank)
+    return tuple(p for p in pads for _ in range(2))
+
+
+def convert_conv(call: OpCall) -> Converted:
+    m, rank = call.module, call.rank
+    v = call.value()
+    _require_channels_last(call, v)
+    if m.padding_mode != "zeros":
+        raise call.unsupported("padding_mode", m.padding_mode, "'zeros'")
+    dilation = _ints(call, "dilation", m.dilation, rank)
+    if any(d != 1 for d in dilation):
+        raise call.unsupported("dilation", m.dilation, "1 on every axis")
+    strides = _ints(call, "stride", m.stride, rank)
+    ksize = _ints(call, "kernel_size", m.kernel_size, rank)
+    pads = _conv_pads(call, m.padding, ksize)
+    weight = to_float64(m.weight)  # (F, C / groups, *k)
+    n_in, n_out, groups = int(m.in_channels), int(m.out_channels), int(m.groups)
+    spatial = tuple(range(2, 2 + rank))
+    attrs: dict[str, Any] = {"strides": strides, "pads": pads}
+    if groups == 1:
+        op = f"Conv{rank}D"
+        kernel = weight.transpose(*spatial, 1, 0)  # (*k, C, F)
+    elif groups == n_in and n_out % n_in == 0:
+        # Output channel c*M + m reads input channel c only: IR kernel (*k, C, M).
+        op = f"DepthwiseConv{rank}D"
+        multiplier = n_out // n_in
+        kernel = weight.reshape(n_in, multiplier, *ksize).transpose(*spatial, 0, 1)
+        attrs["depth_multiplier"] = multiplier
+    else:
+        raise call.unsupported(
+            "groups",
+            groups,
+            f"1, or in_channels ({n_in}) with out_channels a multiple of it (depthwise)",
+        )
+    node = call.node(op, [v.tensor], attrs, kernel=kernel, bias=_bias(m, n_out))
+    return node, Value(call.name, call.out_shape, channels_last_index(call.out_shape))
+
+
+def convert_batchnorm(call: OpCall) -> Converted:
+    m = call.module
+    v = call.value()
+    allowed_ranks = (1, 2) if call.rank == 1 else (3,)
+    if len(v.torch_shape) not in allowed_ranks:
+        raise call.error(
+            f"expects one sample of rank {' or '.join(map(str, allowed_ranks))}, got shape "
+            f"{v.torch_shape!r}"
+        )
+    if m.running_mean is None or m.running_var is None:
+        raise call.unsupported(
+            "track_running_stats", False, "True (inference needs the running statistics)"
+        )
+    mean = to_float64(m.running_mean)
+    var = to_float64(m.running_var)
+    gamma = to_float64(m.weight) if m.weight is not None else np.ones_like(mean)
+    beta = to_float64(m.bias) if m.bias is not None else np.zeros_like(mean)
+    scale = gamma / np.sqrt(var + float(m.eps))
+    bias = beta - mean * scale
+    found = fibers(v, 0)
+    if found is not None:
+        position = found[1].reshape(-1, found[1].shape[-1])
+        if not np.all(position == position[:1]):
+            found = None
+    if found is None:
+        raise call.error(
+            f"its input {v.tensor!r} does not hold the channel axis last inside nnfab "
+            "(it comes from a reshape/view)"
+        )
+    # IR channel j is PyTorch channel position[0][j] (a permutation after a flatten).
+    scale, bias = scale[position[0]], bias[position[0]]
+    node = call.node("BatchNormalization", [v.tensor], scale=scale, bias=bias)
+    return node, Value(call.name, call.out_shape, v.index)
+
+
+def _pool(mode: str) -> Converter:
+    def convert(call: OpCall) -> Converted:
+        p, rank = call.params, call.rank
+        v = call.value()
+        _require_channels_last(call, v)
+        size = _ints(call, "kernel_size", p["kernel_size"], rank)
+        stride = p.get("stride")
+        strides = (
+            size
+            if stride is None or stride == [] or stride == ()
+            else _ints(call, "stride", stride, rank)
+        )
+        padding = _ints(call, "padding", p.get("padding", 0), rank)
+        if p.get("ceil_mode"):
+            raise call.unsupported("ceil_mode", True, "False")
+        if p.get("return_indices"):
+            raise call.unsupported("return_indices", True, "False")
+        dilation = _ints(call, "dilation", p.get("dilation", 1), rank)
+        if any(d != 1 for d in dilation):
+            raise call.unsupported("dilation", p.get("dilation"), "1 on every axis")
+        if p.get("divisor_override") is not None:
+            raise call.unsupported("divisor_override", p["divisor_override"], "None")
+        if mode == "avg" and p.get("count_include_pad", True) and any(padding):
+            raise call.unsupported(
+                "count_include_pad",
+                True,
+                "False when padding is nonzero (nnfab averages over the real inputs of each "
+                "window only, as TensorFlow does): set count_include_pad=False or padding=0",
+            )
+        attrs = {
+            "mode": mode,
+            "pool_size": size,
+            "strides": strides,
+            "pads": tuple(q for q in padding for _ in range(2)),
+        }
+        node = call.node(f"Pooling{rank}D", [v.tensor], attrs)
+        return node, Value(call.name, call.out_shape, channels_last_index(call.out_shape))
+
+    return convert
+
+
+def _global(call: OpCall, v: Value, mode: str) -> Converted:
+    node = call.node(f"GlobalPooling{call.rank}D", [v.tensor], {"mode": mode})
+    # PyTorch keeps (C, 1, ...) or drops the unit axes; the IR holds (C,) either way.
+    return node, Value(call.name, call.out_shape, canonical_index(call.out_shape).reshape(-1))
+
+
+def _adaptive(mode: str) -> Converter:
+    def convert(call: OpCall) -> Converted:
+        v = call.value()
+        _require_channels_last(call, v)
+        if call.params.get("return_indices"):
+            raise call.unsupported("return_indices", True, "False")
+        size = call.params["output_size"]
+        sizes = (size,) * call.rank if isinstance(size, int) or size is None else tuple(size)
+        spatial = v.torch_shape[1:]
+        if len(sizes) != call.rank or any(
+            not (s == 1 or (s is None and n == 1)) for s, n in zip(sizes, spatial, strict=False)
+        ):
+            raise call.unsupported("output_size", size, "1 on every axis (global pooling)")
+        return _global(call, v, mode)
+
+    return convert
+
+
+def convert_mean(call: OpCall) -> Converted:
+    v = call.value()
+    dim = call.params.get("dim")
+    rank = len(v.torch_shape) - 1
+    dims = (dim,) if isinstance(dim, int) else tuple(dim) if dim is not None else None
+    if dims is None or rank not in (1, 2):
+        raise call.unsupported(
+            "dim", dim, "the spatial dims of a (batch, C, L) or (batch, C, H, W) tensor"
+        )
+    axes = sorted(_torch_dim(call, "dim", d, rank + 1) for d in dims)
+    if axes != list(range(1, rank + 1)):
+        raise call.unsupported(
+            "dim", dim, f"exactly the spatial dims {tuple(range(2, rank + 2))} (global pooling)"
+        )
+    call.rank = rank
+    _require_channels_last(call, v)
+    return _global(call, v, "avg")
+
+
+def _activation(function: str, **fixed: Any) -> Converter:
+    def convert(call: OpCall) -> Converted:
+        v = call.value()
+        attrs: dict[str, Any] = {"function": function, **fixed}
+        if function == "leaky_relu":
+            attrs["alpha"] = float(call.params["negative_slope"])
+        return call.node("Activation", [v.tensor], attrs), Value(call.name, call.out_shape, v.index)
+
+    return convert
+
+
+def convert_softmax(call: OpCall) -> Converted:
+    v = call.value()
+    dim = call.params.get("dim")
+    if dim is None:
+        raise call.unsupported("dim", None, "an explicit dim (the implicit dim is deprecated)")
+    axis = _torch_dim(call, "dim", dim, len(v.torch_shape))
+    # The IR's softmax runs over its last axis: each of its fibers must be one whole
+    # PyTorch fiber along ``dim`` (the order inside a fiber does not matter).
+    if fibers(v, axis) is None:
+        last = [d + 1 for d in range(len(v.torch_shape)) if fibers(v, d) is not None]
+        raise call.unsupported(
+            "dim", dim, f"the dim nnfab holds last for this tensor ({last or 'none'})"
+        )
+    return call.node("Softmax", [v.tensor], {"axis": -1}), Value(call.name, call.out_shape, v.index)
+
+
+def _merge(mode: str) -> Converter:
+    def convert(call: OpCall) -> Converted:
+        a, b = call.value("input"), call.value("other")
+        if call.params.get("alpha", 1) != 1:
+            raise call.unsupported("alpha", call.params["alpha"], "1")
+        if a.torch_shape != b.torch_shape:
+            raise call.unsupported(
+                "input shapes", (a.torch_shape, b.torch_shape), "equal shapes (no broadcasting)"
+            )
+        if not np.array_equal(a.index, b.index):
+            raise call.error(
+                f"its inputs {a.tensor!r} and {b.tensor!r} are held in different orders inside "
+                f"nnfab (layouts {a.layout()!r} and {b.layout()!r}); combining them would need "
+                "a transpose"
+            )
+        node = call.node("Merge", [a.tensor, b.tensor], {"mode": mode})
+        return node, Value(call.name, call.out_shape, a.index)
+
+    return convert
+
+
+def _cat_axis(call: OpCall, values: list[Value], axis: int) -> int:
+    """The IR axis to join on: where PyTorch's ``axis`` sits, else any axis that fits.
+
+    Any choice is correct (the index map records where each element lands); consumers
+    then check that the layout suits them.
+    """
+    shapes = [v.shape for v in values]
+    ndim = len(shapes[0])
+    perms = {v.axes() for v in values}
+    preferred = [p.index(axis) for p in perms if p is not None] if len(perms) == 1 else []
+    for ir_axis in [*preferred, *range(ndim)]:
+        if all(
+            len(s) == ndim and all(s[i] == shapes[0][i] for i in range(ndim) if i != ir_axis)
+            for s in shapes
+        ):
+            return ir_axis
+    raise call.error(
+        f"its inputs, held inside nnfab with shapes {shapes} (layouts "
+        f"{[v.layout() for v in values]}), cannot be joined without a transpose"
+    )
+
+
+def convert_cat(call: OpCall) -> Converted:
+    tensors = call.params["tensors"]
+    if not isinstance(tensors, list | tuple) or not tensors:
+        raise call.unsupported("tensors", tensors, "a non-empty list of tensors")
+    values = []
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Value):
+            raise call.unsupported(f"tensors[{i}]", _describe(t), "tensors computed by the model")
+        values.append(t)
+    rank = len(values[0].torch_shape)
+    axis = _torch_dim(call, "dim", call.params.get("dim", 0), rank)
+    if len(values) == 1:
+        return None, values[0]
+    ir_axis = _cat_axis(call, values, axis)
+    # Each input element's position in the output, in PyTorch's flat numbering.
+    out = canonical_index(call.out_shape)
+    splits = np.cumsum([v.torch_shape[axis] for v in values])[:-1]
+    pieces = np.split(out, splits, axis=axis)
+    index = np.concatenate(
+        [piece.reshape(-1)[v.index] for piece, v in zip(pieces, values, strict=True)],
+        axis=ir_axis,
+    )
+    node = call.node("Concatenate", [v.tensor for v in values], {"axis": ir_axis})
+    return node, Value(call.name, call.out_shape, index)
+
+
+def convert_reshape(call: OpCall) -> Converted:
+    """flatten / view / reshape / squeeze / unsqueeze: the shape comes from the forward pass."""
+    v = call.value()
+    target = call.out_shape
+    if target == v.torch_shape:
+        return None, v
+    flat = v.index.reshape(-1)
+    if len(target) == 1:
+        if v.index.ndim == 1:
+            return None, Value(v.tensor, target, v.index)
+        return call.node("Flatten", [v.tensor]), Value(call.name, target, flat)
+    if np.array_equal(flat, np.arange(flat.size)):
+        ir_shape = target
+    elif np.array_equal(flat.reshape(channels_last_shape(target)), channels_last_index(target)):
+        ir_shape = channels_last_shape(target)
+    else:
+        ir_shape = target
+    index = flat.reshape(ir_shape)
+    if ir_shape == v.shape:
+        return None, Value(v.tensor, target, index)
+    node = call.node("Reshape", [v.tensor], {"target_shape": tuple(int(s) for s in ir_shape)})
+    return node, Value(call.name, target, index)
+
+
+def convert_identity(call: OpCall) -> Converted:
+    v = call.value()
+    if call.params.get("training"):
+        raise call.unsupported(
+            "training",
+            True,
+            "False (F.dropout defaults to training=True: pass training=self.training)",
+        )
+    return call.node("Dropout", [v.tensor]), Value(call.name, call.out_shape, v.index)
+
+
+def convert_alias(call: OpCall) -> Converted:
+    return None, call.value()
+
+
+# -------------------------------------------------------------------- tables
+_MAX_POOL = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+_MAX_POOL_DEFAULTS = {
+    "stride": None,
+    "padding": 0,
+    "dilation": 1,
+    "ceil_mode": False,
+    "return_indices": False,
+}
+_AVG_POOL = (
+    "input",
+    "kernel_size",
+    "stride",
+    "padding",
+    "ceil_mode",
+    "count_include_pad",
+    "divisor_override",
+)
+_AVG_POOL_DEFAULTS = {
+    "stride": None,
+    "padding": 0,
+    "ceil_mode": False,
+    "count_include_pad": True,
+    "divisor_override": None,
+}
+
+
+def _max_pool(rank: int) -> Kind:
+    return Kind(_pool("max"), _MAX_POOL, _MAX_POOL_DEFAULTS, SPATIAL, rank)
+
+
+def _avg_pool(rank: int) -> Kind:
+    return Kind(_pool("avg"), _AVG_POOL, _AVG_POOL_DEFAULTS, SPATIAL, rank)
+
+
+def _adaptive_kind(mode: str, rank: int) -> Kind:
+    params = ("input", "output_size") + (("return_indices",) if mode == "max" else ())
+    return Kind(_adaptive(mode), params, {"return_indices": False}, SPATIAL, rank)
+
+
+RELU = Kind(_activation("relu"), ("input", "inplace"), {"inplace": False}, TRANSPARENT)
+RELU6 = Kind(
+    _activation("relu", max_value=6.0), ("input", "inplace"), {"inplace": False}, TRANSPARENT
+)
+LEAKY_RELU = Kind(
+    _activation("leaky_relu"),
+    ("input", "negative_slope", "inplace"),
+    {"negative_slope": 0.01, "inplace": False},
+    TRANSPARENT,
+)
+SIGMOID = Kind(_activation("sigmoid"), role=TRANSPARENT)
+TANH = Kind(_activation("tanh"), role=TRANSPARENT)
+# PyTorch: hardsigmoid(x) = relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1).
+HARDSIGMOID = Kind(
+    _activation("hard_sigmoid", slope=1 / 6, offset=0.5),
+    ("input", "inplace"),
+    {"inplace": False},
+    TRANSPARENT,
+)
+SOFTMAX = Kind(
+    convert_softmax, ("input", "dim", "dtype"), {"dim": None, "dtype": None}, TRANSPARENT
+)
+F_SOFTMAX = Kind(
+    convert_softmax,
+    ("input", "dim", "_stacklevel", "dtype"),
+    {"dim": None, "_stacklevel": 3, "dtype": None},
+    TRANSPARENT,
+)
+ADD = Kind(_merge("add"), ("input", "other", "alpha"), {"alpha": 1}, TRANSPARENT)
+SUB = Kind(_merge("subtract"), ("input", "other", "alpha"), {"alpha": 1}, TRANSPARENT)
+MUL = Kind(_merge("multiply"), ("input", "other"), role=TRANSPARENT)
+CAT = Kind(convert_cat, ("tensors", "dim"), {"dim": 0}, TRANSPARENT)
+RESHAPE = Kind(convert_reshape, varargs=True)
+DROPOUT = Kind(
+    convert_identity,
+    ("input", "p", "training", "inplace"),
+    {"p": 0.5, "training": True, "inplace": False},
+    TRANSPARENT,
+)
+ALPHA_DROPOUT = Kind(
+    convert_identity,
+    ("input", "p", "training", "inplace"),
+    {"p": 0.5, "training": False, "inplace": False},
+    TRANSPARENT,
+)
+IDENTITY = Kind(convert_identity, varargs=True, role=TRANSPARENT)
+ALIAS = Kind(convert_alias, varargs=True, role=TRANSPARENT)
+MEAN = Kind(
+    convert_mean,
+    ("input", "dim", "keepdim", "dtype"),
+    {"dim": None, "keepdim": False, "dtype": None},
+    SPATIAL,
+)
+
+MODULES: dict[str, Kind] = {
+    "Linear": Kind(convert_linear),
+    "Conv1d": Kind(convert_conv, role=SPATIAL, rank=1),
+    "Conv2d": Kind(convert_conv, role=SPATIAL, rank=2),
+    "BatchNorm1d": Kind(convert_batchnorm, role=SPATIAL, rank=1),
+    "BatchNorm2d": Kind(convert_batchnorm, role=SPATIAL, rank=2),
+    "MaxPool1d": _max_pool(1),
+    "MaxPool2d": _max_pool(2),
+    "AvgPool1d": _avg_pool(1),
+    "AvgPool2d": _avg_pool(2),
+    "AdaptiveAvgPool1d": _adaptive_kind("avg", 1),
+    "AdaptiveAvgPool2d": _adaptive_kind("avg", 2),
+    "AdaptiveMaxPool1d": _adaptive_kind("max", 1),
+    "AdaptiveMaxPool2d": _adaptive_kind("max", 2),
+    "ReLU": RELU,
+    "ReLU6": RELU6,
+    "LeakyReLU": LEAKY_RELU,
+    "Sigmoid": SIGMOID,
+    "Tanh": TANH,
+    "Hardsigmoid": HARDSIGMOID,
+    "Softmax": SOFTMAX,
+    "Flatten": RESHAPE,
+    "Unflatten": RESHAPE,
+    "Dropout": Kind(convert_identity, role=TRANSPARENT),
+    "Dropout1d": Kind(convert_identity, role=TRANSPARENT),
+    "Dropout2d": Kind(convert_identity, role=TRANSPARENT),
+    "AlphaDropout": Kind(convert_identity, role=TRANSPARENT),
+    "Identity": IDENTITY,
+}
+"""``torch.nn`` class name -> kind (the class must be exactly ``torch.nn.<name>``)."""
+
+FUNCTIONS: dict[str, Kind] = {
+    "torch.nn.functional.relu": RELU,
+    "torch.relu": RELU,
+    "torch.nn.functional.relu6": RELU6,
+    "torch.nn.functional.leaky_relu": LEAKY_RELU,
+    "torch.sigmoid": SIGMOID,
+    "torch.tanh": TANH,
+    "torch.nn.functional.hardsigmoid": HARDSIGMOID,
+    "torch.nn.functional.softmax": F_SOFTMAX,
+    "torch.softmax": SOFTMAX,
+    "torch.cat": CAT,
+    "torch.concat": CAT,
+    "torch.concatenate": CAT,
+    "operator.add": ADD,
+    "torch.add": ADD,
+    "operator.sub": SUB,
+    "torch.sub": SUB,
+    "torch.subtract": SUB,
+    "operator.mul": MUL,
+    "torch.mul": MUL,
+    "torch.multiply": MUL,
+    "torch.flatten": RESHAPE,
+    "torch.reshape": RESHAPE,
+    "torch.squeeze": RESHAPE,
+    "torch.unsqueeze": RESHAPE,
+    "torch.mean": MEAN,
+    "torch.nn.functional.dropout": DROPOUT,
+    "torch.nn.functional.dropout1d": DROPOUT,
+    "torch.nn.functional.dropout2d": DROPOUT,
+    "torch.nn.functional.alpha_dropout": ALPHA_DROPOUT,
+    "torch.nn.functional.max_pool1d": _max_pool(1),
+    "torch.nn.functional.max_pool2d": _max_pool(2),
+    "torch.nn.functional.avg_pool1d": Kind(
+        _pool("avg"), _AVG_POOL[:-1], _AVG_POOL_DEFAULTS, SPATIAL, 1
+    ),
+    "torch.nn.functional.avg_pool2d": _avg_pool(2),
+    "torch.nn.functional.adaptive_avg_pool1d": _adaptive_kind("avg", 1),
+    "torch.nn.functional.adaptive_avg_pool2d": _adaptive_kind("avg", 2),
+    "torch.nn.functional.adaptive_max_pool1d": _adaptive_kind("max", 1),
+    "torch.nn.functional.adaptive_max_pool2d": _adaptive_kind("max", 2),
+}
+"""Dotted name of a function (as fx records it) -> kind."""
+
+METHODS: dict[str, Kind] = {
+    "relu": RELU,
+    "relu_": RELU,
+    "sigmoid": SIGMOID,
+    "sigmoid_": SIGMOID,
+    "tanh": TANH,
+    "tanh_": TANH,
+    "softmax": SOFTMAX,
+    "add": ADD,
+    "add_": ADD,
+    "sub": SUB,
+    "sub_": SUB,
+    "mul": MUL,
+    "mul_": MUL,
+    "flatten": RESHAPE,
+    "view": RESHAPE,
+    "reshape": RESHAPE,
+    "squeeze": RESHAPE,
+    "unsqueeze": RESHAPE,
+    "mean": MEAN,
+    "contiguous": ALIAS,
+}
+"""``Tensor`` method name -> kind (``x.relu()``, ``x.view(n, -1)``, ...)."""
+
+
+def supported_list() -> str:
+    """The supported modules, functions and methods, for error messages."""
+    functions = sorted({name.rsplit(".", 1)[-1] for name in FUNCTIONS} - {"add", "sub", "mul"})
+    return (
+        f"modules torch.nn.{{{', '.join(MODULES)}}}; functions {', '.join(functions)}, "
+        "+, -, *; tensor methods "
+        f"{', '.join(sorted(METHODS))}"
+    )
+
+
+def bind(kind: Kind, args: tuple[Any, ...], kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+    """Name a call's arguments as ``kind.params`` (PyTorch's names), filling defaults."""
+    params = dict(kind.defaults)
+    if kind.varargs:
+        params["input"] = args[0] if args else kwargs.get("input")
+        return params
+    if len(args) > len(kind.params):
+        raise FrontendError(
+            f"{where}: {len(args)} positional arguments, expected at most {len(kind.params)} "
+            f"({', '.join(kind.params)})"
+        )
+    params.update(zip(kind.params, args, strict=False))
+    for key, value in kwargs.items():
+        if key not in kind.params:
+            raise UnsupportedLayerError(
+                f"{where}: argument {key}={value!r} is not supported; known arguments: "
+                f"{', '.join(kind.params)}"
+            )
+        params[key] = value
+    missing = [p for p in kind.params if p not in params]
+    if missing:
+        raise FrontendError(f"{where}: missing argument(s) {', '.join(missing)}")
+    return params
+
+
+def module_params(kind: Kind, module: Any, value: Any) -> dict[str, Any]:
+    """A module call's arguments: the input, then attributes named as the functional form's."""
+    params = dict(kind.defaults)
+    params["input"] = value
+    for key in kind.params[1:]:
+        if hasattr(module, key):
+            params[key] = getattr(module, key)
+    params["training"] = False  # the model is traced in eval mode
+    return params
