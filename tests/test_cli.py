@@ -45,3 +45,7 @@ def test_demo_runs(tmp_path) -> None:
     assert "HLS C simulation == emulator (bit for bit) │ yes" in res.output
     assert "ESTIMATE (analytic, not a synthesis result)" in res.output
     assert "fits" in res.output
+    assert "== emulator" in res.output and "│ yes" in res.output
+    assert "NO" not in res.output
+    assert "Yosys synth_xilinx -family xc7 (xc7z020clg400-1)" in res.output
+    assert "Verilog of output + output_softmax" in res.output

@@ -248,18 +248,21 @@ def _print_report(result: dict) -> None:
 @click.option("--precision", default="ap_fixed<16,6>", show_default=True)
 @click.option("--rtl/--no-rtl", default=True, show_default=True,
               help="Generate Verilog and check it with Verilator.")
-@click.option("--synth", "synth_part", default=None, metavar="PART",
-              help="Also synthesize the Verilog with Yosys for PART (takes minutes), e.g. "
-                   "xcvu9p-flgb2104-2l-e.")
-def demo(output_dir: Path, samples: int, precision: str, rtl: bool,
-         synth_part: str | None) -> None:
+@click.option("--synth", type=click.Choice(["small", "full", "none"]), default="small",
+              show_default=True,
+              help="Yosys synthesis of the Verilog: the last layers (small, ~30 s), the whole "
+                   "network (full, many minutes) or none.")
+@click.option("--part", "synth_part", default="xc7z020clg400-1", show_default=True,
+              help="Part for the synthesis (family and utilization).")
+def demo(output_dir: Path, samples: int, precision: str, rtl: bool, synth: str,
+         synth_part: str) -> None:
     """Convert the shipped jet tagger, emulate it bit-exactly, compare with float Keras,
     check the HLS C simulation and the Verilog (Verilator) against the emulator."""
     from nnfab.demo.run import run_demo
 
     with console.status("starting") as status:
         result = run_demo(output_dir, samples, precision, step=lambda m: status.update(m),
-                          rtl=rtl, synth_part=synth_part)
+                          rtl=rtl, synth=synth, synth_part=synth_part)
     console.print(f"[bold]nnfab demo[/bold]: 16-64-32-32-5 jet tagger, {result.n_samples} samples")
     summary = Table(show_header=False)
     summary.add_row("float accuracy (Keras)", f"{result.float_accuracy:.4f}")
@@ -282,6 +285,7 @@ def demo(output_dir: Path, samples: int, precision: str, rtl: bool,
     if result.estimate is not None:
         _print_estimate(result.estimate)
     if result.rtl is not None and result.rtl.synthesis is not None:
+        console.print(f"Verilog of {result.rtl.synthesized} ({result.rtl.style} style):")
         console.print(result.rtl.synthesis.table())
     for f in result.files:
         console.print(f"wrote {f}")

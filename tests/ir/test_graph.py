@@ -759,3 +759,27 @@ TESTED_OPS = {
 def test_every_op_has_a_shape_test() -> None:
     """A new op in OPS must get a shape-inference test here."""
     assert set(OPS) == TESTED_OPS
+
+
+# ------------------------------------------------------------------------ tail
+def test_tail_starts_at_the_cut_with_its_type() -> None:
+    g = mlp()
+    infer_shapes(g)
+    part = g.tail("fc1")
+    assert [n.name for n in part.nodes] == ["fc1", "relu", "drop", "fc2", "softmax"]
+    assert part.node("fc1").op == "Input"
+    assert part.inputs == ["fc1"] and part.outputs == ["softmax"]
+    assert part.tensors["fc1"].type == FixedType(18, 8)
+    assert part.tensors["fc1"].shape == g.tensors["fc1"].shape
+    # the original is untouched, the copy is independent
+    part.node("fc2").weights["kernel"][0, 0] = 123.0
+    assert g.node("fc2").weights["kernel"][0, 0] != 123.0
+    assert g.node("fc1").op == "Dense"
+
+
+def test_tail_refuses_to_cut_a_skip_connection() -> None:
+    g = diamond()
+    with pytest.raises(GraphError, match="'cat' also reads"):
+        g.tail("add")
+    with pytest.raises(GraphError, match="no graph output depends"):
+        g.tail("out")

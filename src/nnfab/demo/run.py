@@ -52,6 +52,12 @@ class RtlDemo:
     bit_exact: bool
     verilog_dir: Path
     synthesis: Any = None  # nnfab.backends.rtl.SynthesisReport
+    synthesized: str = ""  # which layers were synthesized
+
+
+SYNTH_CHOICES = ("small", "full", "none")
+SMALL_MODEL_FROM = "fc3_relu"
+"""The demo's small synthesis: the jet tagger after this layer (Dense 32->5, softmax)."""
 
 
 def demo_model_path() -> Path:
@@ -66,13 +72,18 @@ def run_demo(
     *,
     rtl: bool = True,
     rtl_samples: int = 5_000,
-    synth_part: str | None = None,
+    synth: str = "small",
+    synth_part: str = "xc7z020clg400-1",
 ) -> DemoResult:
     """Convert, emulate and compare; ``step`` is called with a message before each stage.
 
     With ``rtl``, the Verilog is generated and ``rtl_samples`` samples are simulated with
-    Verilator; with ``synth_part`` it is also synthesized with Yosys (minutes).
+    Verilator. ``synth``: ``"small"`` synthesizes the network's last layers (output Dense
+    and softmax, ~30 s) with Yosys for ``synth_part``, ``"full"`` the whole network
+    (many minutes), ``"none"`` skips synthesis.
     """
+    if synth not in SYNTH_CHOICES:
+        raise ValueError(f"synth must be one of {', '.join(SYNTH_CHOICES)}, got {synth!r}")
     say = step or (lambda message: log.info("%s", message))
     timings: dict[str, float] = {}
     out = Path(output_dir)
@@ -116,7 +127,7 @@ def run_demo(
     rtl_result = None
     if rtl:
         rtl_result = _rtl_demo(hm, x[:rtl_samples], fixed_out[:rtl_samples], out / "rtl", say,
-                               timings, synth_part)
+                               timings, synth, synth_part)
         files.append(rtl_result.verilog_dir)
     return DemoResult(
         n_samples=n_samples,
@@ -136,8 +147,10 @@ def run_demo(
 
 
 def _rtl_demo(hm: Any, x: np.ndarray, expected: np.ndarray, out: Path, say: Step,
-              timings: dict[str, float], synth_part: str | None) -> RtlDemo:
-    """Generate Verilog, simulate it with Verilator, optionally synthesize with Yosys."""
+              timings: dict[str, float], synth: str, synth_part: str) -> RtlDemo:
+    """Generate Verilog, simulate it with Verilator, synthesize (part of) it with Yosys."""
+    from nnfab.model import NnfabModel
+
     say("generating Verilog and building its Verilator model")
     t0 = time.perf_counter()
     prj = hm.to_rtl(out, style="dsp")
@@ -148,9 +161,18 @@ def _rtl_demo(hm: Any, x: np.ndarray, expected: np.ndarray, out: Path, say: Step
         n_simulated=len(x), bit_exact=bool(np.array_equal(sim.outputs, expected)),
         verilog_dir=prj.rtl_dir,
     )
-    if synth_part:
-        say(f"synthesizing the Verilog with Yosys for {synth_part} (log in {out}/synth)")
-        t0 = time.perf_counter()
-        result.synthesis = prj.synthesize(synth_part)
-        timings["rtl_synthesize"] = time.perf_counter() - t0
+    if synth == "none":
+        return result
+    if synth == "small":
+        small = NnfabModel(hm.graph.tail(SMALL_MODEL_FROM), hm.config, part=synth_part)
+        target = small.to_rtl(out / "small", style="dsp")
+        result.synthesized = " + ".join(n.name for n in small.graph.nodes[1:])
+    else:
+        target = prj
+        result.synthesized = "the whole network"
+    say(f"synthesizing {result.synthesized} with Yosys for {synth_part} "
+        f"(log in {target.output_dir / 'synth'})")
+    t0 = time.perf_counter()
+    result.synthesis = target.synthesize(synth_part)
+    timings["rtl_synthesize"] = time.perf_counter() - t0
     return result

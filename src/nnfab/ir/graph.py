@@ -208,6 +208,40 @@ class Graph:
         """A deep copy (weights, attrs and metadata included)."""
         return copy.deepcopy(self)
 
+    def tail(self, start: str) -> Graph:
+        """The part of the network after layer ``start``, as a graph of its own.
+
+        Its input is an ``Input`` layer named ``start`` with ``start``'s output shape and
+        type; every layer that depends on ``start`` follows, unchanged. Raises when a
+        later layer also reads something computed before ``start`` (a skip connection).
+        """
+        anchor = self.node(start)
+        after: list[Node] = []
+        keep = {start}
+        for node in self.nodes[self.nodes.index(anchor) + 1 :]:
+            if any(t in keep for t in node.inputs):
+                if not all(t in keep for t in node.inputs):
+                    raise GraphError(
+                        f"cannot cut the network after {start!r}: layer {node.name!r} also "
+                        f"reads {[t for t in node.inputs if t not in keep]}"
+                    )
+                after.append(node)
+                keep.add(node.name)
+        outputs = [t for t in self.outputs if t in keep and t != start]
+        if not outputs:
+            raise GraphError(f"no graph output depends on layer {start!r}")
+        source = self.tensors[start]
+        part = Graph(name=f"{self.name}_from_{start}", io_type=self.io_type,
+                     metadata=copy.deepcopy(self.metadata))
+        part.add_node(Node(start, "Input", [], attrs={"shape": source.shape},
+                           source_class="InputLayer"), source.shape, source.type)
+        for node in after:
+            part.add_node(copy.deepcopy(node), self.tensors[node.name].shape,
+                          self.tensors[node.name].type)
+        part.outputs = outputs
+        part.validate()
+        return part
+
     # ---------------------------------------------------------- serialization
     def to_dict(self) -> dict[str, Any]:
         return {
