@@ -1,60 +1,117 @@
-"""Reference network of issue 4: 16-64-32-32-5."""
-import logging, sys, time, resource
-import numpy as np
-import nnfab
-from nnfab.ir import Graph, Node
-from nnfab.backends.rtl import RTLProject
+"""RTL backend benchmark: the issue's 16-64-32-32-5 reference network.
 
-def reference_graph():
+Weights and biases: integers in [-32, 31] scaled by 2**-5 (fixed<6,1>), numpy seed 0,
+drawn layer by layer (weights, then biases); input fixed<8,4>; relu outputs
+ufixed<6,3>; the last layer outputs its exact sum. Prints, per configuration:
+generation time, latency (stages), Verilator build time and 100k-sample simulation
+time (checked bit for bit against the emulator), Yosys LUT/FF/DSP, synthesis time and
+peak memory of the synthesis process.
+
+    python3 benchmarks/bench_rtl.py                 # lut + dsp, simulate and synthesize
+    python3 benchmarks/bench_rtl.py --no-synth      # generation + Verilator only
+    python3 benchmarks/bench_rtl.py --styles lut --reuse 1 4 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import nnfab
+from nnfab.backends.rtl import RTLProject
+from nnfab.ir import Graph, Node
+
+SIZES = (16, 64, 32, 32, 5)
+PART = "xcvu9p-flgb2104-2l-e"
+
+
+def reference_graph() -> Graph:
     rng = np.random.default_rng(0)
-    sizes = [16, 64, 32, 32, 5]
-    g = Graph(name="bench")
-    g.add_node(Node("inp", "Input", [], attrs={"shape": (16,)}), (16,))
+    g = Graph(name="reference")
+    g.add_node(Node("inp", "Input", [], attrs={"shape": (SIZES[0],)}), (SIZES[0],))
     prev = "inp"
-    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        w = rng.integers(-32, 32, size=(a, b)) / 32.0
-        bias = rng.integers(-32, 32, size=b) / 32.0
-        g.add_node(Node(f"fc{k}", "Dense", [prev], weights={"kernel": w, "bias": bias}), (b,))
+    for k, (n_in, n_out) in enumerate(itertools.pairwise(SIZES)):
+        kernel = rng.integers(-32, 32, size=(n_in, n_out)) / 32.0
+        bias = rng.integers(-32, 32, size=n_out) / 32.0
+        g.add_node(Node(f"fc{k}", "Dense", [prev], weights={"kernel": kernel, "bias": bias}),
+                   (n_out,))
         prev = f"fc{k}"
-        if k < 3:
-            g.add_node(Node(f"relu{k}", "Activation", [prev], attrs={"function": "relu"}), (b,))
+        if k < len(SIZES) - 2:
+            g.add_node(Node(f"relu{k}", "Activation", [prev], attrs={"function": "relu"}),
+                       (n_out,))
             prev = f"relu{k}"
     g.outputs = [prev]
     return g
 
-def reference_config(g):
-    cfg = {"Model": {"Precision": "ap_fixed<64,32>"}, "LayerName": {"inp": {"Precision": {"result": "ap_fixed<8,4>"}}}}
-    for k in range(4):
-        cfg["LayerName"][f"fc{k}"] = {"Precision": {"weight": "ap_fixed<6,1>", "bias": "ap_fixed<6,1>", "accum": "auto"}}
-        if k < 3:
-            cfg["LayerName"][f"relu{k}"] = {"Precision": {"result": "ap_ufixed<6,3>"}}
-    return cfg
 
-def reference_model():
+def reference_model(reuse: int = 1) -> nnfab.NnfabModel:
     g = reference_graph()
-    m = nnfab.convert_graph(g, reference_config(g))
-    # last layer: the exact sum
-    last = m.graph.node("fc3")
-    m.graph.tensors["fc3"].type = last.precision["accum"]
-    return m
+    dense_cfg = {"Precision": {"weight": "ap_fixed<6,1>", "bias": "ap_fixed<6,1>",
+                               "accum": "auto"}, "ReuseFactor": reuse}
+    cfg: dict = {"Model": {"Precision": "ap_fixed<64,32>"},
+                 "LayerName": {"inp": {"Precision": {"result": "ap_fixed<8,4>"}}}}
+    for k in range(len(SIZES) - 1):
+        cfg["LayerName"][f"fc{k}"] = dict(dense_cfg)
+        if k < len(SIZES) - 2:
+            cfg["LayerName"][f"relu{k}"] = {"Precision": {"result": "ap_ufixed<6,3>"}}
+    model = nnfab.convert_graph(g, cfg)
+    last = f"fc{len(SIZES) - 2}"
+    model.graph.tensors[last].type = model.graph.node(last).precision["accum"]  # exact sum
+    return model
+
+
+def run(style: str, reuse: int, work: Path, simulate: bool, synth: bool) -> dict:
+    row: dict = {"style": style, "R": reuse}
+    model = reference_model(reuse)
+    t0 = time.perf_counter()
+    prj = RTLProject(model, work / f"{style}_r{reuse}", style=style)
+    prj.write()
+    row["generate_s"] = time.perf_counter() - t0
+    row["latency"], row["ii"] = prj.latency, prj.ii
+    if simulate:
+        x = np.random.default_rng(1).normal(size=(100_000, SIZES[0])) * 4
+        sim = prj.simulate(x)
+        row["bit_exact"] = bool(np.array_equal(sim.outputs, model.predict(x)))
+        row["verilator_build_s"], row["sim_100k_s"] = sim.build_seconds, sim.sim_seconds
+        row["measured_latency"] = sim.latency
+    if synth:
+        rep = prj.synthesize(PART)
+        row.update(lut=rep.lut, ff=rep.ff, dsp=rep.dsp, synth_s=rep.seconds,
+                   peak_mib=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--styles", nargs="+", default=["lut", "dsp"], choices=["lut", "dsp"])
+    ap.add_argument("--reuse", nargs="+", type=int, default=[1])
+    ap.add_argument("--no-sim", action="store_true")
+    ap.add_argument("--no-synth", action="store_true")
+    ap.add_argument("--work", type=Path, default=None, help="Project directory root.")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    work = args.work or Path(tempfile.mkdtemp(prefix="nnfab_bench_rtl_"))
+    cols = ["style", "R", "generate_s", "latency", "ii", "measured_latency", "bit_exact",
+            "verilator_build_s", "sim_100k_s", "lut", "ff", "dsp", "synth_s", "peak_mib"]
+    print(" | ".join(cols))
+    for style in args.styles:
+        for reuse in args.reuse:
+            row = run(style, reuse, work, not args.no_sim, not args.no_synth)
+            cells = []
+            for c in cols:
+                v = row.get(c, "-")
+                cells.append(f"{v:.2f}" if isinstance(v, float) else str(v))
+            print(" | ".join(cells), flush=True)
+    print(f"(Yosys synth_xilinx -flatten for {PART}; projects in {work}; peak_mib is the "
+          "largest RSS of any Yosys child process so far)")
+
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    style = sys.argv[1] if len(sys.argv) > 1 else "lut"
-    aps = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] != "none" else None
-    m = reference_model()
-    for n in m.graph.nodes: print(n.name, n.op, n.attrs.get("activation"), {k: str(v) for k, v in n.precision.items()}, m.graph.tensors[n.name].type)
-    t = time.time()
-    tag = sys.argv[3] if len(sys.argv) > 3 else "x"
-    p = RTLProject(m, f"/tmp/rtl/bench_{style}_{aps}_{tag}", style=style, adders_per_stage=aps)
-    p.write()
-    print("gen", time.time() - t, "latency", p.latency)
-    for l in p.design.layers: print(l.node, l.latency, l.stats)
-    if "sim" in sys.argv:
-        x = np.random.default_rng(1).normal(size=(100000, 16)) * 4
-        r = p.simulate(x)
-        ref = m.predict(x)
-        print("sim equal", np.array_equal(r.outputs, ref), "lat", r.latency, "build", r.build_seconds, "sim", r.sim_seconds)
-    if "synth" in sys.argv:
-        r = p.synthesize("xcvu9p-flgb2104-2l-e")
-        print(r.table())
+    main()
