@@ -261,10 +261,14 @@ class FixedType:
         if self.width > FLOAT_EXACT_WIDTH or self.frac < 0:
             return None
         x = np.asarray(x, dtype=np.float64)
-        if x.size == 0:
+        if x.size == 0 or x.ndim == 0:
             return None
         with np.errstate(all="ignore"):  # inf/nan make top/bottom non-finite: general path
-            n = self._round_scaled(x * (2.0**self.frac))
+            n = x * (2.0**self.frac)
+            if self.rounding is Rounding.TRN:
+                np.floor(n, out=n)  # in place: the common mode, one temporary less
+            else:
+                n = self._round_scaled(n)
             top, bottom = n.max(), n.min()
         if not (np.isfinite(top) and np.isfinite(bottom)):
             return None
@@ -274,7 +278,9 @@ class FixedType:
             bottom == lo and self.signed and self.overflow is Overflow.SAT_SYM
         ):
             return None
-        return n * (2.0**-self.frac) + 0.0
+        n *= 2.0**-self.frac
+        n += 0.0  # no -0.0
+        return n
 
     def to_mantissa(self, x: np.ndarray | float) -> np.ndarray:
         """Exact integer mantissas of the cast values (int64 up to 63 bits, else objects)."""

@@ -7,6 +7,7 @@ of real (non-padding) inputs of that window and ``scale_q`` the ``scale`` type.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -77,14 +78,22 @@ class _PoolingKernel(_PoolBase):
             self.scales = self._scales(counts)
 
     def _tiled_max(self, x: np.ndarray) -> np.ndarray:
-        """Max over non-overlapping, unpadded windows (stride == pool size)."""
+        """Max over non-overlapping, unpadded windows (stride == pool size).
+
+        One strided view per window offset, folded with ``np.maximum`` in place: no
+        window copies, one pass over the input.
+        """
         out = self.out_shape[:-1]
-        crop = (slice(None), *(slice(0, o * p) for o, p in zip(out, self.pool_size, strict=True)))
-        tiles: list[int] = []
-        for o, p in zip(out, self.pool_size, strict=True):
-            tiles += [o, p]
-        y = x[crop].reshape(x.shape[0], *tiles, x.shape[-1])
-        return y.max(axis=tuple(2 + 2 * a for a in range(self.rank)))
+        y: np.ndarray | None = None
+        for offsets in itertools.product(*(range(p) for p in self.pool_size)):
+            view = x[(slice(None), *(slice(k, k + o * p, p) for k, o, p in
+                                     zip(offsets, out, self.pool_size, strict=True)))]
+            if y is None:
+                y = np.array(view)
+            else:
+                np.maximum(y, view, out=y)
+        assert y is not None
+        return y
 
     def _windows(self, x: np.ndarray, fill: float | int) -> np.ndarray:
         """(batch, *out, channels, *pool_size) windows of ``x`` padded with ``fill``."""
