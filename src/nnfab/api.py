@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from nnfab.config import DEFAULT_PRECISION, IO_TYPES, config_from_graph
 from nnfab.devices import resolve_part
@@ -14,6 +14,18 @@ from nnfab.model import NnfabModel
 from nnfab.passes import assign_precision, optimize_float
 
 log = logging.getLogger(__name__)
+
+
+class ConvertOptions(TypedDict, total=False):
+    """Keyword options every ``convert_from_*`` call accepts (see ``convert_graph``)."""
+
+    output_dir: str | Path
+    project_name: str
+    backend: str
+    part: str | None
+    board: str | None
+    io_type: str | None
+    clock_period: float
 
 
 def _keras_graph(model: Any) -> Graph:
@@ -76,25 +88,17 @@ def convert_graph(
 def convert_from_keras_model(
     model: Any,
     hls_config: dict[str, Any] | None = None,
-    output_dir: str | Path = "nnfab_prj",
-    project_name: str = "myproject",
-    backend: str = "Vitis",
-    part: str | None = None,
-    board: str | None = None,
-    io_type: str | None = None,
-    clock_period: float = 5.0,
+    **options: Unpack[ConvertOptions],
 ) -> NnfabModel:
-    """Convert a Keras model (object, ``.keras``/``.h5`` path) into an ``NnfabModel``."""
+    """Convert a Keras model (object, ``.keras``/``.h5`` path) into an ``NnfabModel``.
+
+    ``options``: ``output_dir``, ``project_name``, ``backend`` (Vitis/Vivado), ``part``,
+    ``board``, ``io_type``, ``clock_period`` (ns), as in ``convert_graph``.
+    """
     return convert_graph(
         _keras_graph(model),
         hls_config,
-        output_dir=output_dir,
-        project_name=project_name,
-        backend=backend,
-        part=part,
-        board=board,
-        io_type=io_type,
-        clock_period=clock_period,
+        **options,
     )
 
 
@@ -127,13 +131,7 @@ def convert_from_pytorch_model(
     model: Any,
     input_shape: Any,
     hls_config: dict[str, Any] | None = None,
-    output_dir: str | Path = "nnfab_prj",
-    project_name: str = "myproject",
-    backend: str = "Vitis",
-    part: str | None = None,
-    board: str | None = None,
-    io_type: str | None = None,
-    clock_period: float = 5.0,
+    **options: Unpack[ConvertOptions],
 ) -> NnfabModel:
     """Convert a PyTorch model (``nn.Module`` or whole-module ``.pt``/``.pth`` file).
 
@@ -145,13 +143,7 @@ def convert_from_pytorch_model(
     return convert_graph(
         _pytorch_graph(model, input_shape),
         hls_config,
-        output_dir=output_dir,
-        project_name=project_name,
-        backend=backend,
-        part=part,
-        board=board,
-        io_type=io_type,
-        clock_period=clock_period,
+        **options,
     )
 
 
@@ -182,13 +174,7 @@ def config_from_onnx_model(
 def convert_from_onnx_model(
     model: Any,
     hls_config: dict[str, Any] | None = None,
-    output_dir: str | Path = "nnfab_prj",
-    project_name: str = "myproject",
-    backend: str = "Vitis",
-    part: str | None = None,
-    board: str | None = None,
-    io_type: str | None = None,
-    clock_period: float = 5.0,
+    **options: Unpack[ConvertOptions],
 ) -> NnfabModel:
     """Convert an ONNX / QONNX model (ModelProto, qonnx ModelWrapper, ``.onnx`` path).
 
@@ -198,11 +184,5 @@ def convert_from_onnx_model(
     return convert_graph(
         _onnx_graph(model),
         hls_config,
-        output_dir=output_dir,
-        project_name=project_name,
-        backend=backend,
-        part=part,
-        board=board,
-        io_type=io_type,
-        clock_period=clock_period,
+        **options,
     )
