@@ -35,16 +35,40 @@ def cli(verbose: int) -> None:
     _setup_logging(verbose)
 
 
-def _load_any_model(path: Path, weights: Path | None):
+def _load_any_model(path: Path, weights: Path | None, input_shape: object = None):
     from nnfab.frontends.loader import graph_from_file
 
-    return graph_from_file(path, weights)
+    return graph_from_file(path, weights, input_shape)
+
+
+def _parse_input_shapes(ctx: click.Context, param: click.Parameter,
+                        values: tuple[str, ...]) -> list[tuple[int, ...]] | None:
+    """``--input-shape 3,32,32`` (repeatable, one per model input) -> shapes."""
+    del ctx, param
+    shapes = []
+    for text in values:
+        parts = [p.strip() for p in text.replace("x", ",").strip("()[] ").split(",")]
+        try:
+            shape = tuple(int(p) for p in parts if p)
+        except ValueError:
+            shape = ()
+        if not shape or any(d < 1 for d in shape):
+            raise click.BadParameter(
+                f"{text!r} is not a shape; write one sample's dimensions without the batch, "
+                "channels first as in PyTorch, e.g. 3,32,32"
+            )
+        shapes.append(shape)
+    return shapes or None
 
 
 @cli.command()
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("-w", "--weights", type=click.Path(exists=True, path_type=Path), default=None,
               help="Weights .h5 for a Keras 2 architecture JSON.")
+@click.option("--input-shape", "input_shapes", multiple=True, callback=_parse_input_shapes,
+              metavar="C,H,W",
+              help="PyTorch .pt/.pth only (required there): one sample's shape without the "
+                   "batch, channels first, e.g. 3,32,32; repeat it for each model input.")
 @click.option("-o", "--output-dir", type=click.Path(path_type=Path), default=Path("nnfab_prj"),
               show_default=True)
 @click.option("-c", "--config", "config_path", type=click.Path(exists=True, path_type=Path),
@@ -54,15 +78,18 @@ def _load_any_model(path: Path, weights: Path | None):
 @click.option("--part", default=None, help="FPGA part (default xcvu9p-flgb2104-2l-e).")
 @click.option("--board", default=None, help="Board name, e.g. pynq-z2 (sets the part).")
 @click.option("--io-type", type=click.Choice(["io_parallel", "io_stream"]), default=None)
-def convert(model: Path, weights: Path | None, output_dir: Path, config_path: Path | None,
-            backend: str, part: str | None, board: str | None, io_type: str | None) -> None:
-    """Convert MODEL (.keras, .h5, Keras 2 .json + --weights) into DIR."""
+def convert(model: Path, weights: Path | None, input_shapes: list[tuple[int, ...]] | None,
+            output_dir: Path, config_path: Path | None, backend: str, part: str | None,
+            board: str | None, io_type: str | None) -> None:
+    """Convert MODEL into DIR: .keras, .h5 (Keras/QKeras), Keras 2 .json + --weights,
+    .onnx (ONNX/QONNX), or .pt/.pth (a whole pickled PyTorch module) + --input-shape."""
     from nnfab.api import convert_graph
     from nnfab.config import load_config
     from nnfab.passes import optimize_float
 
+    input_shape = input_shapes[0] if input_shapes and len(input_shapes) == 1 else input_shapes
     with console.status(f"reading {model}"):
-        graph = optimize_float(_load_any_model(model, weights))
+        graph = optimize_float(_load_any_model(model, weights, input_shape))
     config = load_config(config_path) if config_path else None
     with console.status("assigning precision"):
         hm = convert_graph(graph, config, output_dir=output_dir, backend=backend, part=part,
@@ -70,6 +97,11 @@ def convert(model: Path, weights: Path | None, output_dir: Path, config_path: Pa
     with console.status("writing the HLS project"):
         root = hm.write()
     console.print(f"converted {len(hm.graph)} layers -> {root} (HLS project, nnfab_model.json)")
+    layouts = graph.metadata.get("input_layouts", {})
+    channels_last = [name for name, layout in layouts.items() if layout == "channels_last"]
+    if channels_last:
+        console.print(f"input(s) {', '.join(channels_last)} are channels-last in nnfab: give "
+                      "predict (N, H, W, C) / (N, L, C) arrays")
     _print_layers(hm.summary(), overflow=False)
 
 

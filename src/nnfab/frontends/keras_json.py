@@ -715,6 +715,9 @@ CONVERTERS: dict[str, Converter] = {
 
 SUPPORTED_LAYERS: tuple[str, ...] = ("InputLayer", *CONVERTERS)
 
+QKERAS_LAYERS: tuple[str, ...] = tuple(name for name in CONVERTERS if name.startswith("Q"))
+"""The QKeras classes among ``SUPPORTED_LAYERS`` (the others are plain Keras 2 layers)."""
+
 
 # ============================================================ model walker
 @dataclass

@@ -6,20 +6,48 @@ from pathlib import Path
 from typing import Any
 
 from nnfab.errors import FrontendError
+from nnfab.frontends.torch import MODEL_SUFFIXES as TORCH_SUFFIXES
 from nnfab.ir import Graph
 
 SUPPORTED_FILES = (
     ".keras (Keras 3), .h5/.hdf5 (whole Keras/QKeras model), .json + weights .h5 (Keras 2), "
-    ".onnx (ONNX / QONNX)"
+    ".onnx (ONNX / QONNX), .pt/.pth (whole pickled PyTorch module, needs input_shape)"
 )
 
 
-def graph_from_file(path: str | Path, weights: str | Path | None = None) -> Graph:
-    """Read a model file into a float IR graph."""
+def graph_from_file(
+    path: str | Path, weights: str | Path | None = None, input_shape: Any = None
+) -> Graph:
+    """Read a model file into a float IR graph.
+
+    ``input_shape`` (one sample without the batch axis, channels first as in PyTorch,
+    e.g. ``(3, 32, 32)``; a list of shapes for several inputs) is required for PyTorch
+    ``.pt``/``.pth`` files and refused for the others, whose files record their shapes.
+    """
     path = Path(path)
     if not path.exists():
         raise FrontendError(f"model file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
+    if suffix in TORCH_SUFFIXES:
+        if weights is not None:
+            raise FrontendError(
+                f"{path}: a PyTorch file holds its weights; a separate weights file is only "
+                "used with a Keras 2 .json model"
+            )
+        if input_shape is None:
+            raise FrontendError(
+                f"{path}: a PyTorch model does not record its input shape; give one sample's "
+                "shape without the batch axis, channels first as in PyTorch: input_shape="
+                "(3, 32, 32) in Python, --input-shape 3,32,32 on the command line"
+            )
+        from nnfab.frontends.torch import torch_to_graph
+
+        return torch_to_graph(path, input_shape)
+    if input_shape is not None:
+        raise FrontendError(
+            f"{path}: input_shape is only used with PyTorch .pt/.pth files (the other model "
+            "formats record their input shapes)"
+        )
     if suffix == ".json":
         if weights is None:
             raise FrontendError(

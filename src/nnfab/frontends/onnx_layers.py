@@ -531,7 +531,7 @@ def convert_gemm(call: NodeCall) -> list[Output]:
     w = b.T if int(call.attr("transB", 0)) else b
     alpha = float(call.attr("alpha", 1.0))
     beta = float(call.attr("beta", 1.0))
-    kernel = alpha * w
+    kernel = np.ascontiguousarray(alpha * w)  # row-major, as the passes expect
     bias, btype = _bias_vector(call, 2, w.shape[1], beta)
     return dense(call, x, kernel, bias, _values_type(kernel, call.const_type(1)), btype)
 

@@ -113,6 +113,9 @@ class Graph:
         for t in node.inputs:
             if t not in self.tensors:
                 raise GraphError(f"layer {node.name!r} reads unknown tensor {t!r}")
+        # Row-major weights: frontends hand over transposed views (Linear, Gemm), which
+        # make every later pass and kernel slower.
+        node.weights = {k: np.ascontiguousarray(v) for k, v in node.weights.items()}
         self.nodes.append(node)
         self.tensors[node.name] = Tensor(node.name, tuple(int(s) for s in shape), type_)
         if node.op == "Input":
