@@ -182,19 +182,28 @@ class NnfabModel:
         *,
         style: str = "lut",
         adders_per_stage: int | None = None,
+        pipeline: Any = None,
     ) -> Any:
         """Verilog for this model (``nnfab.backends.rtl.RTLProject``), written on demand.
 
         ``output_dir`` defaults to ``<output_dir>/rtl``. ``style="lut"`` builds constant
         multiplications from shifts and adds (no DSP), ``"dsp"`` leaves ``*`` to the
-        synthesis tool; ``adders_per_stage`` adds pipeline registers inside adder trees.
+        synthesis tool. Pipelining inside adder trees: ``pipeline=k`` (an int, the same
+        as ``adders_per_stage=k``) puts a register stage every ``k`` adder levels;
+        ``pipeline=2.5`` or ``pipeline={"clock_period": 2.5}`` targets a clock period in
+        ns, converted to adder levels per stage with a fixed delay per adder level for
+        the part's FPGA family (``nnfab.backends.rtl.project.PIPELINE_TIMING``, e.g.
+        0.55 ns per level plus 0.6 ns per stage on UltraScale+: 2.5 ns -> 3 levels).
+        Dense layers with ``ReuseFactor`` R > 1 are folded on ``ceil(n_in*n_out/R)``
+        multipliers and take a sample every R cycles (``.ii`` is the largest R).
         The project has ``.latency``, ``.ii``, ``.write()``, ``.simulate(x)`` (Verilator,
         bit-exact with ``predict``) and ``.synthesize(part)`` (Yosys).
         """
         from nnfab.backends.rtl import RTLProject
 
         target = Path(output_dir) if output_dir is not None else self.output_dir / "rtl"
-        return RTLProject(self, target, style=style, adders_per_stage=adders_per_stage)
+        return RTLProject(self, target, style=style, adders_per_stage=adders_per_stage,
+                          pipeline=pipeline)
 
     def overflow_report(self) -> dict[str, dict[str, int]]:
         """Per layer, how many values overflowed at each cast during the last run."""

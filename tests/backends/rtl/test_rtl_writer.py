@@ -169,11 +169,10 @@ def test_identifiers_are_sanitized_and_unique() -> None:
 def test_unsupported_op_names_the_layer() -> None:
     g = Graph(name="g")
     g.add_node(Node("inp", "Input", [], attrs={"shape": (4, 2)}), (4, 2))
-    g.add_node(Node("pool", "Pooling1D", ["inp"], attrs={"mode": "max", "pool_size": (2,)}),
-               (2, 2))
+    g.add_node(Node("pool", "GlobalPooling1D", ["inp"], attrs={"mode": "max"}), (2,))
     g.outputs = ["pool"]
     model = convert(g, {"Model": {"Precision": "ap_fixed<8,3>"}})
-    with pytest.raises(BackendError, match=r"layer 'pool'.*'Pooling1D'.*supported"):
+    with pytest.raises(BackendError, match=r"layer 'pool'.*'GlobalPooling1D'.*supported"):
         generate(model.graph)
 
 

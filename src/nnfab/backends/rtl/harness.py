@@ -1,11 +1,12 @@
 """The C++ harness that streams a whole batch through a Verilated top module.
 
 Protocol (all integers little-endian int64):
-``sim <inputs.bin> <outputs.bin> <stats.json> <n_samples> <gap> <max_cycles>``.
+``sim <inputs.bin> <outputs.bin> <stats.json> <n_samples> <gap> <max_cycles> <interval>``.
 Inputs are ``n_samples x N_IN`` mantissas of the input type; outputs are written as
 ``n_samples x N_OUT`` mantissas (sign-extended when the output type is signed), in
 the order ``out_valid`` produced them. After two reset cycles, one sample is
-presented per clock; with ``gap = k > 0`` an idle cycle follows every ``k``
+presented every ``interval`` clocks (the design's initiation interval; ``in_valid``
+is low in between); with ``gap = k > 0`` one more idle cycle follows every ``k``
 samples (to check that ``in_valid`` gaps travel with the data). ``stats.json`` gets
 the measured latency (``L`` rising edges: out_valid is seen after the ``L``-th edge,
 counting the edge that samples ``in_data`` as the first) and the smallest and
@@ -83,14 +84,16 @@ static void unpack(const uint32_t* w, int64_t* m) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 7) {
-    std::fprintf(stderr, "usage: %s in.bin out.bin stats.json n_samples gap max_cycles\n",
+  if (argc != 8) {
+    std::fprintf(stderr,
+                 "usage: %s in.bin out.bin stats.json n_samples gap max_cycles interval\n",
                  argv[0]);
     return 2;
   }
   const long n = std::atol(argv[4]);
   const long gap = std::atol(argv[5]);
   const long max_cycles = std::atol(argv[6]);
+  const long interval = std::atol(argv[7]);
   std::vector<int64_t> in(static_cast<size_t>(n) * N_IN), out(static_cast<size_t>(n) * N_OUT);
   FILE* f = std::fopen(argv[1], "rb");
   if (!f || std::fread(in.data(), sizeof(int64_t), in.size(), f) != in.size()) {
@@ -111,18 +114,22 @@ int main(int argc, char** argv) {
   }
   top.rst = 0;
 
-  long fed = 0, got = 0, edge = 0, since_gap = 0;
+  long fed = 0, got = 0, edge = 0, since_gap = 0, wait = 0;
   long first_in_edge = -1, first_out_edge = -1, last_out_edge = -1;
   long ii_min = -1, ii_max = -1;
   while (got < n && edge < max_cycles) {
     bool idle = gap > 0 && since_gap == gap;
-    if (fed < n && !idle) {
+    if (wait > 0) {  // pacing: the design takes a sample every `interval` cycles
+      top.in_valid = 0;
+      --wait;
+    } else if (fed < n && !idle) {
       pack(&in[static_cast<size_t>(fed) * N_IN], words_in.data());
       put(top.in_data, words_in.data());
       top.in_valid = 1;
       if (first_in_edge < 0) first_in_edge = edge;
       ++fed;
       ++since_gap;
+      wait = interval - 1;
     } else {
       top.in_valid = 0;
       since_gap = 0;

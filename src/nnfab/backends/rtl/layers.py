@@ -9,6 +9,12 @@ in bits ``[e*W +: W]`` as the mantissa of the tensor's fixed-point type. A layer
 with latency ``L > 0`` registers ``y`` (``L`` clock edges from ``x`` to ``y``);
 ``L == 0`` layers (reshapes) are wires. The arithmetic is that of
 ``nnfab.emulate.kernels`` / ``docs/semantics.md``.
+
+Layers with several inputs (``merges.py``) take them concatenated on ``x``, input 0
+in the lowest bits. Folded layers (``folded.py``: Dense with a reuse factor R > 1)
+also take ``rst`` and ``x_valid`` and accept a sample every R cycles
+(``LayerModule.ii``); renderers fold only when the caller connects those ports
+(``LayerContext.folding``).
 """
 
 from __future__ import annotations
@@ -74,6 +80,10 @@ class LayerModule:
     in_width: int
     out_width: int
     stats: dict[str, int] = field(default_factory=dict)
+    ii: int = 1
+    """Cycles between samples the module accepts (its initiation interval)."""
+    valid_in: bool = False
+    """The module has the ports ``rst`` and ``x_valid`` (folded layers)."""
 
 
 @dataclass
@@ -84,6 +94,8 @@ class LayerContext:
     graph: Graph
     module: str
     options: RtlOptions
+    folding: bool = False
+    """The caller connects ``rst``/``x_valid``: layers with a reuse factor may fold."""
 
     @property
     def in_type(self) -> FixedType:
@@ -154,14 +166,16 @@ def _assemble(ctx: LayerContext, header: list[str], mb: ModuleBuilder, outputs: 
             f"  assign y[{e * t_out.width} +: {t_out.width}] = {s.ext(t_out.width)};"
             for e, s in enumerate(outputs)
         ]
-    w_in = ctx.in_size * ctx.in_type.width
+    inputs = [ctx.graph.tensors[t] for t in ctx.node.inputs]
+    w_in = sum(t.size * t.type.width for t in inputs if t.type is not None)
     w_out = len(outputs) * t_out.width
     kind = "reg " if latency > 0 else "wire"
+    in_text = ", ".join(f"{t.size} x {t.type}" for t in inputs)
     lines = [f"// {h}".rstrip() for h in header]
     lines += [
         f"module {ctx.module} (",
         "  input  wire clk,",
-        f"  input  wire [{w_in - 1}:0] x,  // {ctx.in_size} x {ctx.in_type}",
+        f"  input  wire [{w_in - 1}:0] x,  // {in_text}",
         f"  output {kind} [{w_out - 1}:0] y   // {len(outputs)} x {t_out}",
         ");",
         *mb.functions,
@@ -228,6 +242,10 @@ def weighted_sum_terms(sb: SumBuilder, base: str, xs: list[Sig], weights: np.nda
 @renders("Dense")
 def render_dense(ctx: LayerContext) -> LayerModule:
     node = ctx.node
+    if node.reuse_factor > 1 and ctx.folding:
+        from nnfab.backends.rtl.folded import render_folded_dense
+
+        return render_folded_dense(ctx)
     x_t, y_t = ctx.in_type, ctx.out_type
     w_t, b_t, acc_t = ctx.precision("weight"), ctx.precision("bias"), ctx.precision("accum")
     if acc_t.overflow is not Overflow.WRAP:

@@ -33,6 +33,63 @@ networks and simulates ~2.5x slower (16-64-32-32-5: 13 s + 1.4 s per 100k sample
 against 140 s + 0.6 s); pass ``opt="-O1"`` for very long simulations."""
 MAX_PORT_ELEMENT_WIDTH = 63
 """Widest input/output element the simulation harness exchanges (int64 mantissas)."""
+PIPELINE_TIMING = {"xc7": (0.9, 1.0), "xcu": (0.7, 0.8), "xcup": (0.55, 0.6)}
+"""Per FPGA family, (ns per adder level, ns per register stage spent outside the adders).
+
+A rough model for ``pipeline=<clock period>``: an adder level is one carry chain of a
+few CARRY4/CARRY8 blocks plus its routing; the overhead is clock-to-out, setup, and the
+cast/relu logic after a tree. ``adders_per_stage = floor((period - overhead) / per
+level)``, at least 1. For instance 2.5 ns on UltraScale+ gives 3 levels, 5 ns gives 8;
+5 ns on 7-series gives 4."""
+DEFAULT_PIPELINE_FAMILY = "xcup"
+"""Family assumed by the timing model when the project has no (known) part."""
+
+
+def adders_per_stage_for(pipeline: Any, part: str | None = None) -> int | None:
+    """Adder levels per register stage for a ``pipeline`` setting (``RTLProject``).
+
+    ``None``: no registers inside adder trees; an ``int`` ``k >= 1``: ``k`` adder levels
+    per stage; a ``float`` (or ``{"clock_period": ns}``, optionally with ``"family"``):
+    a target clock period in ns, converted with ``PIPELINE_TIMING`` for the family of
+    ``part`` (``DEFAULT_PIPELINE_FAMILY`` when unknown).
+    """
+    if pipeline is None:
+        return None
+    if isinstance(pipeline, bool):
+        raise BackendError(f"pipeline must be an int, a clock period in ns or "
+                           f"{{'clock_period': ns}}, got {pipeline!r}")
+    if isinstance(pipeline, int | np.integer):
+        if pipeline < 1:
+            raise BackendError(f"pipeline: adder levels per stage must be >= 1, got {pipeline!r}")
+        return int(pipeline)
+    family = None
+    if isinstance(pipeline, dict):
+        unknown = set(pipeline) - {"clock_period", "family"}
+        if unknown or "clock_period" not in pipeline:
+            raise BackendError(f"pipeline: expected {{'clock_period': ns[, 'family': ...]}}, got "
+                               f"{pipeline!r}")
+        family = pipeline.get("family")
+        period = pipeline["clock_period"]
+    else:
+        period = pipeline
+    if isinstance(period, bool) or not isinstance(period, int | float | np.floating) or not (
+        period > 0
+    ):
+        raise BackendError(f"pipeline: the clock period must be a positive number of ns, got "
+                           f"{period!r}")
+    if family is None and part is not None:
+        try:
+            family = family_for_part(part)
+        except ConfigError:
+            family = None
+    family = family or DEFAULT_PIPELINE_FAMILY
+    if family not in PIPELINE_TIMING:
+        raise BackendError(f"pipeline: unknown family {family!r}; known: "
+                           f"{', '.join(PIPELINE_TIMING)}")
+    per_level, overhead = PIPELINE_TIMING[family]
+    levels = max(1, int((float(period) - overhead) / per_level + 1e-9))
+    log.info("pipeline: %.3g ns on %s -> %d adder level(s) per stage", period, family, levels)
+    return levels
 
 
 @dataclass
@@ -152,17 +209,26 @@ class RTLProject:
 
     ``model`` is an ``NnfabModel`` (anything with a ``.graph``) or a typed ``Graph``.
     ``style``: ``"lut"`` or ``"dsp"``; ``adders_per_stage``: extra pipeline registers
-    inside adder trees every that many adder levels (None: layer boundaries only).
+    inside adder trees every that many adder levels (None: layer boundaries only);
+    ``pipeline``: the same as an int, or a target clock period in ns (a float or
+    ``{"clock_period": ns}``) turned into adder levels by ``adders_per_stage_for``.
+    Dense layers with a reuse factor R > 1 are folded (``folded.py``): ``.ii`` is then
+    the largest R and ``simulate`` presents a sample every ``.ii`` cycles.
     """
 
     def __init__(self, model: Any, output_dir: str | Path = "nnfab_rtl", *, style: str = "lut",
-                 adders_per_stage: int | None = None, top: str | None = None) -> None:
+                 adders_per_stage: int | None = None, pipeline: Any = None,
+                 top: str | None = None) -> None:
         graph = model if isinstance(model, Graph) else getattr(model, "graph", None)
         if not isinstance(graph, Graph):
             raise BackendError(f"RTLProject needs an NnfabModel or an IR Graph, got {model!r}")
         self.graph = graph
         self.output_dir = Path(output_dir)
         self.part: str | None = getattr(model, "part", None)
+        if pipeline is not None:
+            if adders_per_stage is not None:
+                raise BackendError("give either pipeline= or adders_per_stage=, not both")
+            adders_per_stage = adders_per_stage_for(pipeline, self.part)
         start = time.perf_counter()
         self.design: RtlDesign = generate(graph, RtlOptions(style, adders_per_stage), top)
         self.generate_seconds = time.perf_counter() - start
@@ -199,15 +265,21 @@ class RTLProject:
         """Compile (or reuse) the Verilator model; returns (executable, seconds, cached)."""
         return build_simulator(self.design, self.write(), self.output_dir, opt=opt)
 
-    def simulate(self, x: Any, *, gap: int = 0, opt: str = DEFAULT_OPT) -> SimulationResult:
-        """Run a batch (first axis) through the Verilated design, one sample per clock.
+    def simulate(self, x: Any, *, gap: int = 0, interval: int | None = None,
+                 opt: str = DEFAULT_OPT) -> SimulationResult:
+        """Run a batch (first axis) through the Verilated design, one sample every II clocks.
 
         ``x`` holds real values; they are cast to the input type as the emulator's
         input layer does. Returns the outputs as real values of the output type.
-        ``gap = k`` inserts an idle cycle after every ``k`` samples; ``opt`` is the
+        ``interval``: clocks between samples (default and minimum: the design's ``ii``);
+        ``gap = k`` inserts one more idle cycle after every ``k`` samples; ``opt`` is the
         g++ optimization level of the model (see ``DEFAULT_OPT``).
         """
         d = self.design
+        if getattr(d, "streamed", False):  # pixel streams: stream_harness.py
+            from nnfab.backends.rtl.stream_harness import simulate_stream
+
+            return simulate_stream(d, self.write(), x, self.output_dir, gap=gap, opt=opt)
         x = np.asarray(x, dtype=np.float64)
         if x.ndim == 0 or x[0].size != d.n_in:
             raise BackendError(
@@ -216,7 +288,8 @@ class RTLProject:
             )
         mant_in = np.asarray(d.in_type.to_mantissa(x.reshape(x.shape[0], d.n_in)),
                              dtype=np.int64)
-        return simulate_mantissas(d, self.write(), mant_in, self.output_dir, gap=gap, opt=opt)
+        return simulate_mantissas(d, self.write(), mant_in, self.output_dir, gap=gap,
+                                  interval=interval, opt=opt)
 
     # ---------------------------------------------------------- synthesize
     def synthesize(self, part: str | None = None, *, family: str | None = None,
@@ -258,8 +331,8 @@ def build_simulator(design: RtlDesign, sources: list[Path], project_dir: Path, *
     """
     _check_ports(design)
     d = design
-    harness = render_harness(d.top, d.n_in, d.in_type.width, d.n_out, d.out_type.width,
-                             d.out_type.signed)
+    harness = d.harness_text() if hasattr(d, "harness_text") else render_harness(
+        d.top, d.n_in, d.in_type.width, d.n_out, d.out_type.width, d.out_type.signed)
     inst = find_verilator()
     key = hashlib.sha256(
         "\0".join([d.content_hash(), harness, inst.version, str(inst.cxx), opt]).encode()
@@ -299,14 +372,23 @@ def build_simulator(design: RtlDesign, sources: list[Path], project_dir: Path, *
 
 
 def simulate_mantissas(design: RtlDesign, sources: list[Path], mantissas: np.ndarray,
-                       project_dir: Path, *, gap: int = 0, opt: str = DEFAULT_OPT
-                       ) -> SimulationResult:
-    """Stream ``(batch, n_in)`` input mantissas through the design; files in ``project_dir/sim``."""
+                       project_dir: Path, *, gap: int = 0, interval: int | None = None,
+                       opt: str = DEFAULT_OPT) -> SimulationResult:
+    """Stream ``(batch, n_in)`` input mantissas through the design; files in ``project_dir/sim``.
+
+    A sample enters every ``interval`` cycles (default: the design's ``ii``, the fastest
+    it accepts).
+    """
     d = design
     mant_in = np.asarray(mantissas, dtype=np.int64).reshape(-1, d.n_in)
     batch = mant_in.shape[0]
     if isinstance(gap, bool) or not isinstance(gap, int) or gap < 0:
         raise BackendError(f"simulate: gap must be an integer >= 0, got {gap!r}")
+    if interval is None:
+        interval = d.ii
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < d.ii:
+        raise BackendError(f"simulate: interval must be an integer >= the design's II "
+                           f"({d.ii}), got {interval!r}")
     exe, build_seconds, cached = build_simulator(d, sources, project_dir, opt=opt)
     run_dir = project_dir / "sim"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -315,10 +397,10 @@ def simulate_mantissas(design: RtlDesign, sources: list[Path], mantissas: np.nda
     f_out.unlink(missing_ok=True)
     f_stats.unlink(missing_ok=True)
     np.ascontiguousarray(mant_in).astype("<i8").tofile(f_in)
-    max_cycles = batch + (batch // gap + 1 if gap else 0) + 4 * d.latency + 100
+    max_cycles = batch * interval + (batch // gap + 1 if gap else 0) + 4 * d.latency + 100
     start = time.perf_counter()
     try:
-        run([exe, f_in, f_out, f_stats, batch, gap, max_cycles], run_dir / "sim.log",
+        run([exe, f_in, f_out, f_stats, batch, gap, max_cycles, interval], run_dir / "sim.log",
             what="Verilator simulation")
     except ToolError as e:
         raise ToolError(

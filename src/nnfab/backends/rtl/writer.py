@@ -15,8 +15,15 @@ real numbers happens before the hardware, as in the emulator), ``out_data`` the
 mantissas of the output type, both flattened row-major (channels-last). A sample
 presented with ``in_valid`` at a rising edge appears on ``out_data`` with
 ``out_valid`` exactly ``latency`` rising edges later; a new sample may be presented
-at every edge (II = 1). ``in_data`` is registered on entry; every layer registers its
+every ``ii`` edges (``RtlDesign.ii``: 1, or the largest reuse factor of the folded
+layers, ``folded.py``). ``in_data`` is registered on entry; every layer registers its
 output (reshapes are wires); there is no back-pressure.
+
+The graph may branch (one input, one output): layers are instantiated in topological
+order, each starting in the cycle its last input is ready; earlier inputs pass through
+delay registers so that all inputs of a layer (a ``Merge``, a ``Concatenate``) carry the
+same sample. Folded layers get ``rst`` and their input's valid bit (a tap of the
+``valid_q`` shift register).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from nnfab.ir import FixedType, Graph, Namespace, sanitize
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "rtl-1"
+GENERATOR_VERSION = "rtl-2"
 """Changes whenever the generated Verilog would change for the same graph."""
 
 
@@ -92,7 +99,7 @@ class RtlDesign:
             "files": sorted(self.files),
             "layers": [
                 {"name": m.node, "op": m.op, "module": m.module, "latency": m.latency,
-                 **m.stats}
+                 "ii": m.ii, **m.stats}
                 for m in self.layers
             ],
             "hash": self.content_hash(),
@@ -145,20 +152,47 @@ def chain(graph: Graph) -> list[str]:
     return path
 
 
+def dataflow(graph: Graph) -> list[str]:
+    """The layers the single output depends on, in topological order (the input first)."""
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise BackendError(
+            f"the RTL backend supports one input and one output for now; graph "
+            f"{graph.name!r} has inputs {graph.inputs} and outputs {graph.outputs}"
+        )
+    needed: set[str] = set()
+    stack = [graph.outputs[0]]
+    while stack:
+        name = stack.pop()
+        if name not in needed:
+            needed.add(name)
+            stack.extend(graph.node(name).inputs)
+    order = [n.name for n in graph.nodes if n.name in needed]
+    if order[0] != graph.inputs[0]:
+        raise BackendError(f"the output {graph.outputs[0]!r} of graph {graph.name!r} does not "
+                           f"depend on its input {graph.inputs[0]!r}")
+    return order
+
+
 def generate(graph: Graph, options: RtlOptions | None = None, top: str | None = None
              ) -> RtlDesign:
-    """Render every layer on the input-to-output path and the top module."""
+    """Render every layer the output depends on, and the top module."""
+    from nnfab.backends.rtl.stream import generate_stream, is_streamed
+
+    if is_streamed(graph):  # convolutions / poolings: a pixel stream (stream.py)
+        return generate_stream(graph, options, top)
     options = options or RtlOptions()
     graph.validate()
     names = Namespace()
     top_name = names(top or sanitize(graph.name or "nnfab_top"))
-    order = chain(graph)
+    order = dataflow(graph)
     input_node = graph.node(order[0])
     in_t = graph.tensors[input_node.name].type
     out_t = graph.tensors[order[-1]].type
     if in_t is None or out_t is None:
         raise BackendError("the graph has untyped tensors; run the precision passes first")
     modules: list[LayerModule] = []
+    ready = {order[0]: 1}  # cycle (after in_valid) in which each tensor holds the sample
+    starts: dict[str, int] = {}
     for name in order[1:]:
         node = graph.node(name)
         renderer = RENDERERS.get(node.op)
@@ -170,23 +204,26 @@ def generate(graph: Graph, options: RtlOptions | None = None, top: str | None = 
         for t in (*node.inputs, node.name):
             if graph.tensors[t].type is None:
                 raise BackendError(f"layer {name!r}: tensor {t!r} has no fixed-point type")
-        ctx = LayerContext(node, graph, names(f"{top_name}_{name}"), options)
+        ctx = LayerContext(node, graph, names(f"{top_name}_{name}"), options, folding=True)
         module = renderer(ctx)
         modules.append(module)
+        starts[name] = max(ready[t] for t in node.inputs)
+        ready[name] = starts[name] + module.latency
         log.debug("rendered %s (%s): latency %d, %s", name, node.op, module.latency,
                   module.stats)
-    latency = 1 + sum(m.latency for m in modules)
+    latency = ready[order[-1]]
+    ii = max((m.ii for m in modules), default=1)
     files = {f"{m.module}.v": m.text for m in modules}
-    files[f"{top_name}.v"] = _top_text(graph, top_name, order, modules, latency)
+    files[f"{top_name}.v"] = _top_text(graph, top_name, order, modules, starts, latency, ii)
     return RtlDesign(
-        top=top_name, files=files, layers=modules, latency=latency, ii=1, in_type=in_t,
+        top=top_name, files=files, layers=modules, latency=latency, ii=ii, in_type=in_t,
         out_type=out_t, in_shape=graph.tensors[order[0]].shape,
         out_shape=graph.tensors[order[-1]].shape, options=options, graph_name=graph.name,
     )
 
 
 def _top_text(graph: Graph, top: str, order: list[str], modules: list[LayerModule],
-              latency: int) -> str:
+              starts: dict[str, int], latency: int, ii: int) -> str:
     in_t = graph.tensors[order[0]].type
     out_t = graph.tensors[order[-1]].type
     n_in = graph.tensors[order[0]].size
@@ -196,16 +233,24 @@ def _top_text(graph: Graph, top: str, order: list[str], modules: list[LayerModul
     local = Namespace()
     for reserved in ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data", "valid_q"):
         local(reserved)
+    ready = {order[0]: 1, **{m.node: starts[m.node] + m.latency for m in modules}}
+    delays: dict[str, int] = {}  # longest delay line each tensor needs
+    for m in modules:
+        for t in graph.node(m.node).inputs:
+            delays[t] = max(delays.get(t, 0), starts[m.node] - ready[t])
+    kind = "fully parallel logic (II = 1)" if ii == 1 else (
+        f"parallel logic with folded layers (II = {ii}: at most one sample every {ii} cycles)")
     lines = [
-        f"// {top}: network {graph.name!r} as fully parallel logic (II = 1).",
+        f"// {top}: network {graph.name!r} as {kind}.",
         f"// Latency: {latency} clock cycles from in_valid to out_valid.",
         f"// in_data:  {n_in} x {in_t} (mantissas), element e in bits [e*{in_t.width} +: "
         f"{in_t.width}]",
         f"// out_data: {n_out} x {out_t} (mantissas), element e in bits [e*{out_t.width} +: "
         f"{out_t.width}]",
-        "// Layers (latency in cycles):",
+        "// Layers (latency in cycles; the cycle after in_valid in which each one starts):",
         f"//   input register {order[0]!r}: 1",
-        *[f"//   {m.node!r} ({m.op}) -> module {m.module}: {m.latency}" for m in modules],
+        *[f"//   {m.node!r} ({m.op}) -> module {m.module}: {m.latency}, from cycle "
+          f"{starts[m.node]}" + (f", II {m.ii}" if m.ii > 1 else "") for m in modules],
         f"module {top} (",
         "  input  wire clk,",
         "  input  wire rst,",
@@ -214,25 +259,52 @@ def _top_text(graph: Graph, top: str, order: list[str], modules: list[LayerModul
         "  output wire out_valid,",
         f"  output wire [{w_out - 1}:0] out_data",
         ");",
-        f"  reg [{w_in - 1}:0] {local(order[0] + '_q')};",
-        f"  reg [{latency - 1}:0] valid_q;",
+    ]
+    wires: dict[str, str] = {}
+    shifts: list[str] = []
+    taps: dict[tuple[str, int], str] = {}
+
+    def declared(tensor: str, wire: str, width: int) -> None:
+        """Record ``wire`` as the tensor's value and declare its delay line."""
+        wires[tensor] = wire
+        prev = wire
+        for d in range(1, delays.get(tensor, 0) + 1):
+            reg = local(f"{wire}_d{d}")
+            lines.append(f"  reg  [{width - 1}:0] {reg};")
+            shifts.append(f"    {reg} <= {prev};")
+            taps[(tensor, d)] = prev = reg
+
+    first = local(order[0] + "_q")
+    lines += [
+        f"  reg [{w_in - 1}:0] {first};",
+        f"  reg [{latency - 1}:0] valid_q;  // valid_q[k]: in_valid k + 1 edges ago",
+    ]
+    declared(order[0], first, w_in)
+    for m in modules:
+        node = graph.node(m.node)
+        wire = local(f"{m.node}_y")
+        parts = []
+        for t in node.inputs:
+            d = starts[m.node] - ready[t]
+            parts.append(taps[(t, d)] if d > 0 else wires[t])
+        x = parts[0] if len(parts) == 1 else "{" + ", ".join(reversed(parts)) + "}"
+        lines.append(f"  wire [{m.out_width - 1}:0] {wire};")
+        ports = ".clk(clk), "
+        if m.valid_in:
+            ports += f".rst(rst), .x_valid(valid_q[{starts[m.node] - 1}]), "
+        lines.append(f"  {m.module} u_{wire} ({ports}.x({x}), .y({wire}));")
+        declared(m.node, wire, m.out_width)
+    lines += [
         "  always @(posedge clk) begin",
-        f"    {local(order[0] + '_q')} <= in_data;",
+        f"    {first} <= in_data;",
+        *shifts,
         "    if (rst)",
         f"      valid_q <= {latency}'b0;",
         "    else",
         "      valid_q <= " + (f"{{valid_q[{latency - 2}:0], in_valid}};" if latency > 1
                                else "in_valid;"),
         "  end",
-    ]
-    current = local(order[0] + "_q")
-    for m in modules:
-        wire = local(f"{m.node}_y")
-        lines.append(f"  wire [{m.out_width - 1}:0] {wire};")
-        lines.append(f"  {m.module} u_{wire} (.clk(clk), .x({current}), .y({wire}));")
-        current = wire
-    lines += [
-        f"  assign out_data = {current};",
+        f"  assign out_data = {wires[order[-1]]};",
         f"  assign out_valid = valid_q[{latency - 1}];",
         "endmodule",
     ]

@@ -1,0 +1,1054 @@
+"""Streamed designs for convolutional networks: one pixel (all channels) per clock.
+
+A graph with convolutions or poolings (``Conv1D/2D``, ``DepthwiseConv1D/2D``,
+``Pooling1D/2D``) becomes a pixel stream instead of one fully parallel sample.
+
+Top interface (Verilog-2001)::
+
+    module <top> (
+      input  wire clk, rst,                 // rst: synchronous, active high
+      input  wire in_valid,                 // one input pixel per cycle when high
+      input  wire [C_IN*W_IN-1:0] in_data,  // channel c in bits [c*W_IN +: W_IN]
+      output wire out_valid,                // one output item per cycle when high
+      output wire [N_OUT*W_OUT-1:0] out_data
+    );
+
+Images enter pixel after pixel in raster order (row-major: row by row, left to
+right; a 1-D input ``(L, C)`` is one row of ``L`` pixels), images back to back. A
+pixel is taken at every rising edge where ``in_valid`` is high; ``in_valid`` may drop
+anywhere (inside an image or between images): the design counts pixels, so after
+``rst`` the first valid pixel is pixel (0, 0) of an image. There is no back-pressure
+and no input pacing requirement: the design accepts a pixel at every cycle, so one
+image takes ``H * W`` cycles (the throughput).
+
+The output is one item per ``out_valid`` cycle: an output pixel (all channels of the
+last feature map, raster order) when the network ends on a streamed layer, or the
+whole output vector once per image when it ends with ``Flatten`` and vector layers
+(``Dense``, ``Activation``, ``Softmax``), which then run once per image on the
+collected feature map.
+
+Inside, every windowed layer keeps a ``kh x kw`` window of pixel registers fed by
+``kh - 1`` line buffers (RAM arrays of ``W - kw`` pixels) and counts pixels; when
+the pixel completing an output's window arrives it computes that output with a fully
+parallel kernel: the window-kernel dot products reuse the Dense renderer (adder
+graphs in ``lut`` style, ``*`` in ``dsp`` style), the poolings a comparator tree or
+an exact sum times ``scale_q(1/count)``. Zero padding: window elements outside the
+image are replaced by zeros (convolutions, average pooling; the count excludes them)
+or by the smallest value of the input type (max pooling). An output whose window
+extends below the image or past its right edge is ready only after the image's last
+pixel: it is computed at the slots of the next image's first pixels or, while the
+next image has not begun, at idle cycles (the layer then advances on its own), so the
+last image's results come out without extra input. (When a stream pauses inside an
+image, the previous image's last outputs wait for that image's next pixels.)
+
+Layers between windowed layers that act per pixel (``Activation``, ``Dense`` on the
+channel axis, ``Softmax``, ``Dropout``) run on each pixel with the regular renderers.
+Every kernel is fully parallel (one output pixel per cycle); reuse factors are not
+applied in streamed designs.
+
+Latencies are known at generation time: ``emission_times`` models the controller
+cycle by cycle; ``StreamDesign.schedule`` predicts every output's cycle for any input
+timing, and the simulation measures the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nnfab.backends.rtl.adders import SumBuilder, Term
+from nnfab.backends.rtl.layers import (
+    RENDERERS,
+    LayerContext,
+    LayerModule,
+    RtlOptions,
+    const_product,
+    input_signals,
+)
+from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, literal
+from nnfab.backends.rtl.writer import RtlDesign, chain
+from nnfab.errors import BackendError
+from nnfab.ir import FixedType, Graph, Namespace, Node, sanitize
+from nnfab.ir.tables import pool_counts, reciprocal
+
+log = logging.getLogger(__name__)
+
+WINDOW_OPS = ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "Pooling1D",
+              "Pooling2D")
+"""Ops that make a design streamed (a window slides over the pixel stream)."""
+PIXEL_OPS = ("Activation", "Dense", "Softmax", "Dropout")
+"""Ops applied to each pixel of a stream on its own (over the channel axis)."""
+COLLECT_OPS = ("Flatten",)
+"""Ops that end the stream: the pixels of an image are collected into one vector."""
+
+
+def is_streamed(graph: Graph) -> bool:
+    """True when the graph has a convolution or a pooling (see ``WINDOW_OPS``)."""
+    return any(n.op in WINDOW_OPS for n in graph.nodes)
+
+
+# ----------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class Geometry:
+    """A window sliding over an ``h x w`` image of ``c`` channels (1-D: ``h == 1``).
+
+    Output ``(oy, ox)`` reads padded rows ``oy*sh .. oy*sh + kh - 1`` (image rows
+    ``oy*sh - pt + t``) and likewise columns. Its *emission slot* is the flat index
+    ``(oy*sh + kh-1-pt) * w + ox*sw + kw-1-pl`` of the window's bottom-right element,
+    counted in pixels from the image's first pixel; indices at or beyond ``h*w``
+    (windows reaching into the bottom or right padding) fall after the image.
+    """
+
+    layer: str
+    h: int
+    w: int
+    c: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pt: int
+    pb: int
+    pl: int
+    pr: int
+
+    @property
+    def ho(self) -> int:
+        return (self.h + self.pt + self.pb - self.kh) // self.sh + 1
+
+    @property
+    def wo(self) -> int:
+        return (self.w + self.pl + self.pr - self.kw) // self.sw + 1
+
+    @property
+    def pixels(self) -> int:
+        return self.h * self.w
+
+    def emission(self, oy: int, ox: int) -> int:
+        row = oy * self.sh + self.kh - 1 - self.pt
+        return row * self.w + ox * self.sw + self.kw - 1 - self.pl
+
+    @property
+    def e0(self) -> int:
+        return self.emission(0, 0)
+
+    @property
+    def e_last(self) -> int:
+        return self.emission(self.ho - 1, self.wo - 1)
+
+    @property
+    def row_step(self) -> int:
+        """Emission slot of ``(oy + 1, 0)`` minus that of ``(oy, wo - 1)``."""
+        return self.sh * self.w - (self.wo - 1) * self.sw
+
+    @property
+    def tail(self) -> bool:
+        """Whether some outputs are emitted after the image's last pixel."""
+        return self.e_last >= self.pixels
+
+    @property
+    def line_depth(self) -> int:
+        """Pixels held by each line buffer (between two window rows)."""
+        return self.w - self.kw
+
+    @property
+    def padded(self) -> bool:
+        return any((self.pt, self.pb, self.pl, self.pr))
+
+    def row_real(self, t: int) -> tuple[int, int]:
+        """Range ``[lo, hi]`` of ``oy`` for which window row ``t`` lies in the image."""
+        lo = max(0, -(-(self.pt - t) // self.sh))
+        hi = min(self.ho - 1, (self.h - 1 + self.pt - t) // self.sh)
+        return lo, hi
+
+    def col_real(self, t: int) -> tuple[int, int]:
+        lo = max(0, -(-(self.pl - t) // self.sw))
+        hi = min(self.wo - 1, (self.w - 1 + self.pl - t) // self.sw)
+        return lo, hi
+
+    def check(self, op: str) -> None:
+        """Raise ``BackendError`` when the streaming schedule cannot hold this layer."""
+        where = f"layer {self.layer!r} ({op})"
+        if self.line_depth < 0:
+            raise BackendError(
+                f"{where}: the window is {self.kw} pixels wide but the image only {self.w}; "
+                "the streamed RTL needs windows no wider than the (unpadded) image"
+            )
+        if self.e0 < 0:
+            raise BackendError(
+                f"{where}: padding {(self.pt, self.pb, self.pl, self.pr)} leaves the first "
+                "window entirely in the padding; the streamed RTL supports paddings smaller "
+                "than the window on each side"
+            )
+        if self.wo > 1 and (self.wo - 1) * self.sw >= self.sh * self.w:
+            raise BackendError(
+                f"{where}: left + right padding {self.pl} + {self.pr} is too large for the "
+                f"window width {self.kw}: output rows would overlap in the pixel stream; the "
+                "streamed RTL supports pads with pad_left + pad_right < kernel width (as "
+                "'same' and 'valid' padding)"
+            )
+        if self.e_last - self.e0 >= self.pixels:
+            raise BackendError(
+                f"{where}: top + bottom padding {self.pt} + {self.pb} is too large for the "
+                f"window height {self.kh}: consecutive images would overlap in the pixel "
+                "stream; the streamed RTL supports pads with pad_top + pad_bottom < kernel "
+                "height (as 'same' and 'valid' padding)"
+            )
+
+
+def geometry_of(node: Node, in_shape: tuple[int, ...]) -> Geometry:
+    """The window geometry of a convolution or pooling (1-D layers get ``h == 1``)."""
+    rank = 2 if node.op.endswith("2D") else 1
+    if node.op.startswith("Pooling"):
+        size = tuple(int(k) for k in node.attrs["pool_size"])
+    else:
+        size = tuple(int(k) for k in np.shape(node.weights["kernel"])[:rank])
+    strides = tuple(int(s) for s in node.attrs.get("strides", size if node.op.startswith(
+        "Pooling") else (1,) * rank))
+    pads = tuple(int(p) for p in node.attrs.get("pads", (0,) * (2 * rank)))
+    if rank == 1:
+        (length, channels) = in_shape
+        return Geometry(node.name, 1, length, channels, 1, size[0], 1, strides[0], 0, 0,
+                        pads[0], pads[1])
+    h, w, channels = in_shape
+    return Geometry(node.name, h, w, channels, size[0], size[1], strides[0], strides[1],
+                    pads[0], pads[1], pads[2], pads[3])
+
+
+def emission_times(g: Geometry, times: list[int]) -> list[int]:
+    """Cycles at which the layer emits outputs, given the cycles of its input pixels.
+
+    A cycle-level model of the controller in ``_window_wrapper`` (same rules, in Python):
+    used to report latencies at generation time and to predict the simulation.
+    """
+    hw = g.pixels
+    out: list[int] = []
+    oy = ox = 0
+    en = g.e0
+
+    def advance() -> None:
+        nonlocal oy, ox, en
+        if ox < g.wo - 1:
+            ox, en = ox + 1, en + g.sw
+        elif oy < g.ho - 1:
+            ox, oy, en = 0, oy + 1, en + g.row_step
+        else:
+            ox, oy, en = 0, 0, g.e0
+
+    if not g.tail:
+        ip = 0
+        for t in times:
+            if ip == en:
+                out.append(t)
+                advance()
+            ip = 0 if ip == hw - 1 else ip + 1
+        return out
+    if not times:
+        return out
+    valid = set(times)
+    ip = os_ = base = 0
+    waiting, nxt, rcvd = True, False, False
+    t = times[0]
+    end = times[-1]
+    while t <= end or (rcvd and not nxt):
+        v_in = t in valid
+        first_px = v_in and ip == 0
+        slot = v_in or (rcvd and not nxt)
+        start_next = first_px and not waiting
+        active = not waiting or first_px
+        cur = 0 if waiting else os_
+        emit = slot and active and cur == en
+        last_out = emit and ox == g.wo - 1 and oy == g.ho - 1
+        have_next = nxt or start_next
+        nb = cur if start_next else base
+        if last_out:
+            rcvd = False
+        if v_in and ip == hw - 1:
+            rcvd = True
+        if v_in:
+            ip = 0 if ip == hw - 1 else ip + 1
+        if slot and active:
+            if last_out:
+                waiting, nxt, os_ = not have_next, False, cur + 1 - nb
+            else:
+                waiting, os_ = False, cur + 1
+                if start_next:
+                    nxt, base = True, cur
+        if emit:
+            out.append(t)
+            advance()
+        t += 1
+    return out
+
+
+# ------------------------------------------------------------------ stages
+@dataclass
+class Stage:
+    """One step of the streamed pipeline.
+
+    ``kind``: ``window`` (a convolution or pooling with its line buffers), ``pixel``
+    (a per-pixel layer), ``collect`` (Flatten: pixels into one vector per image) or
+    ``vector`` (a layer after the collection, once per image). ``latency``: cycles
+    from input valid to output valid (``window``: from the emission slot, counting
+    the window register, i.e. ``1 +`` the kernel's latency).
+    """
+
+    kind: str
+    node: str
+    op: str
+    latency: int
+    in_width: int
+    out_width: int
+    module: LayerModule | None = None
+    wrapper: str = ""
+    wrapper_text: str = ""
+    geometry: Geometry | None = None
+    items: int = 1
+
+    def times(self, times: list[int]) -> list[int]:
+        """Output valid cycles given the input valid cycles (see ``emission_times``)."""
+        if self.kind == "window":
+            assert self.geometry is not None
+            return [t + self.latency for t in emission_times(self.geometry, times)]
+        if self.kind == "collect":
+            return [t + 1 for k, t in enumerate(times) if k % self.items == self.items - 1]
+        return [t + self.latency for t in times]
+
+
+@dataclass
+class StreamDesign(RtlDesign):
+    """A streamed design (see the module docstring): pixels in, pixels or vectors out.
+
+    ``latency``: cycles from an image's first pixel to its last output item when the
+    images arrive back to back (``latency_first``: to its first item), counted as the
+    fully parallel design counts them (the edge sampling the first pixel is edge 1);
+    ``ii``: cycles per image (``H * W``: one pixel per cycle).
+    """
+
+    stages: list[Stage] = field(default_factory=list)
+    pixel_in: int = 0
+    """Channels of an input pixel (elements of ``in_data``)."""
+    item_shape: tuple[int, ...] = ()
+    """Shape of one output item (an output pixel's channels, or the output vector)."""
+    items_per_image: int = 1
+    latency_first: int = 0
+
+    streamed = True
+
+    @property
+    def pixels_per_image(self) -> int:
+        return self.n_in // max(self.pixel_in, 1)
+
+    @property
+    def item_size(self) -> int:
+        return math.prod(self.item_shape)
+
+    @property
+    def in_width(self) -> int:
+        return self.pixel_in * self.in_type.width
+
+    @property
+    def out_width(self) -> int:
+        return self.item_size * self.out_type.width
+
+    def schedule(self, in_cycles: list[int]) -> list[int]:
+        """Harness cycles at which ``out_valid`` is seen, given those of the input pixels.
+
+        A pixel presented in harness cycle ``i`` is sampled by edge ``i + 1``; an output
+        seen in cycle ``j`` was produced by edge ``j + 1``; latencies are ``j - i + 1``.
+        """
+        times = [i + 1 for i in in_cycles]  # the input register
+        for stage in self.stages:
+            times = stage.times(times)
+        return [t - 1 for t in times]
+
+    def harness_text(self) -> str:
+        from nnfab.backends.rtl.stream_harness import render_stream_harness
+
+        return render_stream_harness(self)
+
+    def manifest(self) -> dict[str, Any]:
+        data = super().manifest()
+        data["input"]["width"] = self.in_width
+        data["output"]["width"] = self.out_width
+        data["stream"] = {
+            "pixel_channels": self.pixel_in,
+            "pixels_per_image": self.pixels_per_image,
+            "item_shape": list(self.item_shape),
+            "items_per_image": self.items_per_image,
+            "latency_first": self.latency_first,
+            "latency_last": self.latency,
+            "cycles_per_image": self.ii,
+            "stages": [
+                {"name": s.node, "op": s.op, "kind": s.kind, "latency": s.latency,
+                 **({"window": [s.geometry.kh, s.geometry.kw],
+                     "strides": [s.geometry.sh, s.geometry.sw],
+                     "pads": [s.geometry.pt, s.geometry.pb, s.geometry.pl, s.geometry.pr],
+                     "line_buffer_pixels": max(s.geometry.line_depth, 0)
+                     * (s.geometry.kh - 1)} if s.geometry else {})}
+                for s in self.stages
+            ],
+        }
+        return data
+
+
+# ------------------------------------------------------------- generation
+def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | None = None
+                    ) -> StreamDesign:
+    """Render a streamed design (see the module docstring) for a chain of layers."""
+    options = options or RtlOptions()
+    graph.validate()
+    names = Namespace()
+    top_name = names(top or sanitize(graph.name or "nnfab_top"))
+    order = chain(graph)
+    in_tensor = graph.tensors[order[0]]
+    in_t = in_tensor.type
+    out_t = graph.tensors[order[-1]].type
+    if in_t is None or out_t is None:
+        raise BackendError("the graph has untyped tensors; run the precision passes first")
+    if len(in_tensor.shape) not in (2, 3):
+        raise BackendError(
+            f"streamed RTL: the input {order[0]!r} has shape {in_tensor.shape}; a network with "
+            "convolutions or poolings needs a 1-D (length, channels) or 2-D (height, width, "
+            "channels) input"
+        )
+    stages: list[Stage] = []
+    mode = "stream"
+    shape = in_tensor.shape
+    for name in order[1:]:
+        node = graph.node(name)
+        for t in (*node.inputs, node.name):
+            if graph.tensors[t].type is None:
+                raise BackendError(f"layer {name!r}: tensor {t!r} has no fixed-point type")
+        out_shape = graph.tensors[name].shape
+        if mode == "stream":
+            if node.op in WINDOW_OPS:
+                stages.append(_window_stage(graph, node, shape, names, top_name, options))
+            elif node.op in PIXEL_OPS:
+                stages.append(_pixel_stage(graph, node, shape, out_shape, names, top_name,
+                                           options))
+            elif node.op in COLLECT_OPS:
+                stages.append(_collect_stage(graph, node, shape, names, top_name))
+                stages.append(_vector_stage(graph, node, names, top_name, options))
+                mode = "vector"
+            else:
+                raise BackendError(
+                    f"layer {name!r}: op {node.op!r} is not supported inside a streamed RTL "
+                    f"design; supported on pixel streams: {', '.join(WINDOW_OPS)} (padding "
+                    f"'valid' or 'same'), {', '.join(PIXEL_OPS)} (per pixel), and Flatten "
+                    "followed by vector layers"
+                )
+        else:
+            if node.op in WINDOW_OPS:
+                raise BackendError(
+                    f"layer {name!r} ({node.op}) follows a Flatten; the streamed RTL design "
+                    "supports windowed layers only before the Flatten"
+                )
+            stages.append(_vector_stage(graph, node, names, top_name, options))
+        shape = out_shape
+    pixel_in = in_tensor.shape[-1]
+    out_shape = graph.tensors[order[-1]].shape
+    if mode == "stream":
+        item_shape: tuple[int, ...] = (out_shape[-1],)
+        items = math.prod(out_shape[:-1])
+    else:
+        item_shape, items = tuple(out_shape), 1
+    pixels = math.prod(in_tensor.shape[:-1])
+    design = StreamDesign(
+        top=top_name, files={}, layers=[s.module for s in stages if s.module is not None],
+        latency=0, ii=pixels, in_type=in_t, out_type=out_t, in_shape=in_tensor.shape,
+        out_shape=out_shape, options=options, graph_name=graph.name, stages=stages,
+        pixel_in=pixel_in, item_shape=item_shape, items_per_image=items,
+    )
+    # timing at generation time: two images back to back, one pixel per cycle
+    out_cycles = design.schedule(list(range(2 * pixels)))
+    if len(out_cycles) != 2 * items:
+        raise AssertionError(f"stream schedule produced {len(out_cycles)} items, "
+                             f"expected {2 * items}")
+    design.latency_first = out_cycles[0] + 1
+    design.latency = out_cycles[items - 1] + 1
+    steady = out_cycles[2 * items - 1] - out_cycles[items - 1]
+    if steady != pixels:
+        raise AssertionError(f"stream schedule: {steady} cycles per image, expected {pixels}")
+    files: dict[str, str] = {}
+    for s in stages:
+        if s.module is not None:
+            files[f"{s.module.module}.v"] = s.module.text
+        if s.wrapper:
+            files[f"{s.wrapper}.v"] = s.wrapper_text
+    files[f"{top_name}.v"] = _top_text(design, graph)
+    design.files = files
+    design.notes.append(
+        f"streamed: {pixels} pixels of {pixel_in} channels per image, one per cycle; "
+        f"latency {design.latency_first} cycles to the first output item, {design.latency} "
+        f"to the last ({items} item(s) per image); {pixels} cycles per image"
+    )
+    log.info("streamed RTL for %r: latency %d (first item) / %d (last item) cycles, %d cycles "
+             "per image", graph.name, design.latency_first, design.latency, pixels)
+    return design
+
+
+def _sub_graph(node: Node, in_type: FixedType, in_shape: tuple[int, ...], out_type: FixedType,
+               out_shape: tuple[int, ...], op: str | None = None,
+               attrs: dict[str, Any] | None = None,
+               weights: dict[str, np.ndarray] | None = None) -> Graph:
+    """A two-layer graph ``Input -> node`` on the given shapes (a pixel or a window)."""
+    g = Graph(name=f"{node.name}_part")
+    g.add_node(Node(f"{node.name}_x", "Input", [], attrs={"shape": in_shape}), in_shape, in_type)
+    copy = Node(node.name, op or node.op, [f"{node.name}_x"],
+                attrs=dict(node.attrs if attrs is None else attrs),
+                weights=dict(node.weights if weights is None else weights),
+                precision=dict(node.precision), source_class=node.source_class)
+    g.add_node(copy, out_shape, out_type)
+    g.outputs = [node.name]
+    return g
+
+
+def _types(graph: Graph, node: Node) -> tuple[FixedType, FixedType]:
+    t_in = graph.tensors[node.inputs[0]].type
+    t_out = graph.tensors[node.name].type
+    assert t_in is not None and t_out is not None
+    return t_in, t_out
+
+
+def _pixel_stage(graph: Graph, node: Node, shape: tuple[int, ...], out_shape: tuple[int, ...],
+                 names: Namespace, top: str, options: RtlOptions) -> Stage:
+    """A per-pixel layer: the regular renderer on one pixel's channels."""
+    t_in, t_out = _types(graph, node)
+    c_in, c_out = shape[-1], out_shape[-1]
+    if tuple(out_shape[:-1]) != tuple(shape[:-1]):
+        raise BackendError(f"layer {node.name!r} ({node.op}) changes the spatial shape "
+                           f"{shape} -> {out_shape}; per-pixel layers must keep it")
+    attrs = dict(node.attrs)
+    if node.op == "Softmax":
+        axis = attrs.get("axis", -1)
+        if axis not in (-1, len(shape) - 1):
+            raise BackendError(f"layer {node.name!r} (Softmax): axis {axis!r}; a streamed "
+                               "design applies softmax over the channels (axis -1) only")
+        attrs["axis"] = -1
+    sub = _sub_graph(node, t_in, (c_in,), t_out, (c_out,), attrs=attrs)
+    module = RENDERERS[node.op](LayerContext(sub.node(node.name), sub,
+                                             names(f"{top}_{node.name}"), options))
+    return Stage("pixel", node.name, node.op, module.latency, c_in * t_in.width,
+                 c_out * t_out.width, module=module)
+
+
+def _vector_stage(graph: Graph, node: Node, names: Namespace, top: str,
+                  options: RtlOptions) -> Stage:
+    """A layer after the Flatten: the regular renderer, once per image."""
+    renderer = RENDERERS.get(node.op)
+    if renderer is None:
+        raise BackendError(
+            f"layer {node.name!r}: op {node.op!r} is not supported by the RTL backend yet; "
+            f"supported: {', '.join(sorted(RENDERERS))}"
+        )
+    module = renderer(LayerContext(node, graph, names(f"{top}_{node.name}"), options))
+    return Stage("vector", node.name, node.op, module.latency, module.in_width,
+                 module.out_width, module=module)
+
+
+def _collect_stage(graph: Graph, node: Node, shape: tuple[int, ...], names: Namespace,
+                   top: str) -> Stage:
+    t_in = graph.tensors[node.inputs[0]].type
+    assert t_in is not None
+    pixels = math.prod(shape[:-1])
+    pw = shape[-1] * t_in.width
+    wrapper = names(f"{top}_{node.name}_collect")
+    return Stage("collect", node.name, "collect", 1, pw, pixels * pw, wrapper=wrapper,
+                 wrapper_text=_collector_text(wrapper, pixels, pw, shape, t_in),
+                 items=pixels)
+
+
+# ----------------------------------------------------------- window layers
+def _window_stage(graph: Graph, node: Node, shape: tuple[int, ...], names: Namespace,
+                  top: str, options: RtlOptions) -> Stage:
+    t_in, t_out = _types(graph, node)
+    g = geometry_of(node, shape)
+    g.check(node.op)
+    out_shape = graph.tensors[node.name].shape
+    c_out = out_shape[-1]
+    if (g.ho, g.wo) != ((out_shape[0], out_shape[1]) if len(out_shape) == 3
+                        else (1, out_shape[0])):
+        raise BackendError(f"layer {node.name!r}: output shape {out_shape} does not match its "
+                           f"window geometry {g}")
+    module_name = names(f"{top}_{node.name}")
+    taps = g.kh * g.kw
+    mask_port = False
+    fill = 0
+    if node.op.startswith("Pooling"):
+        module, mask_port = _pool_module(module_name, node, g, t_in, t_out, options)
+        if node.attrs["mode"] == "max":
+            fill = t_in.min_mantissa
+    else:
+        kernel = np.asarray(node.weights["kernel"], dtype=np.float64)
+        if node.op.startswith("Depthwise"):
+            mult = kernel.shape[-1]
+            k = kernel.reshape(taps, g.c, mult)
+            dense = np.zeros((taps, g.c, g.c * mult))
+            for ch in range(g.c):
+                dense[:, ch, ch * mult:(ch + 1) * mult] = k[:, ch, :]
+            kernel2d = dense.reshape(taps * g.c, g.c * mult)
+        else:
+            kernel2d = kernel.reshape(taps * g.c, kernel.shape[-1])
+        attrs = {k: v for k, v in node.attrs.items() if k == "activation"}
+        sub = _sub_graph(node, t_in, (taps * g.c,), t_out, (c_out,), op="Dense", attrs=attrs,
+                         weights={"kernel": kernel2d,
+                                  "bias": np.asarray(node.weights["bias"]).reshape(-1)})
+        module = RENDERERS["Dense"](LayerContext(sub.node(node.name), sub, module_name,
+                                                 options))
+        module.op = node.op
+    wrapper = names(f"{top}_{node.name}_stream")
+    text = _window_wrapper(wrapper, g, t_in, module, fill, mask_port, node.op)
+    return Stage("window", node.name, node.op, 1 + module.latency, g.c * t_in.width,
+                 c_out * t_out.width, module=module, wrapper=wrapper, wrapper_text=text,
+                 geometry=g)
+
+
+def _pool_module(name: str, node: Node, g: Geometry, x_t: FixedType, y_t: FixedType,
+                 options: RtlOptions) -> tuple[LayerModule, bool]:
+    """The pooling kernel of one window: ``x`` = the window, ``y`` = one output pixel.
+
+    ``max``: a comparator tree per channel (padding elements arrive as the smallest
+    input value). ``avg``: the exact sum times ``scale_q(1/count)``; when the count
+    depends on the position (padding), input ``m`` carries which window rows
+    (bits ``0 .. kh-1``) and columns (bits ``kh ..``) lie in the image, and the product
+    with the matching reciprocal is selected.
+    """
+    mode = node.attrs["mode"]
+    if mode not in ("max", "avg"):
+        raise BackendError(f"layer {node.name!r}: pooling mode {mode!r} is not supported")
+    taps = g.kh * g.kw
+    mb = ModuleBuilder()
+    mb._used.add("m")
+    sb = SumBuilder(mb, options.adders_per_stage)
+    xs = input_signals(mb, x_t, taps * g.c)
+    outputs: list[Sig] = []
+    detail = ""
+    mask_port = False
+    if mode == "max":
+        for ch in range(g.c):
+            level = [xs[t * g.c + ch] for t in range(taps)]
+            while len(level) > 1:
+                nxt = [mb.maximum(f"mx{ch}", a, b)
+                       for a, b in zip(level[::2], level[1::2], strict=False)]
+                level = nxt + ([level[-1]] if len(level) % 2 else [])
+            outputs.append(mb.cast(f"y{ch}", level[0], x_t.frac, y_t))
+    else:
+        scale_t = node.precision.get("scale")
+        if scale_t is None:
+            raise BackendError(f"layer {node.name!r} ({node.op}) has no 'scale' precision; run "
+                               "the precision passes before generating RTL")
+        counts = pool_counts((g.h, g.w), (g.kh, g.kw), (g.sh, g.sw),
+                             (g.pt, g.pb, g.pl, g.pr))
+        scales = {}
+        for count in sorted({int(c) for c in counts.ravel()}):
+            value, _ = reciprocal(count, scale_t)
+            scales[count] = int(np.asarray(scale_t.to_mantissa(np.array([value])))[0])
+        detail = ", scale " + ", ".join(f"1/{c} -> {m} * 2^-{scale_t.frac}"
+                                        for c, m in scales.items()) + f" ({scale_t})"
+        mask_port = len(scales) > 1
+        if mask_port:
+            rows = [mb.wire("mr", f"m[{t}]", 0, 1, 0, 1, False) for t in range(g.kh)]
+            cols = [mb.wire("mc", f"m[{g.kh + t}]", 0, 1, 0, 1, False) for t in range(g.kw)]
+            cy = _popcount(mb, "cy", rows)
+            cx = _popcount(mb, "cx", cols)
+            row_counts = sorted({hi - lo + 1 for lo, hi in
+                                 [_real_count_range(g, oy, True) for oy in range(g.ho)]})
+            col_counts = sorted({hi - lo + 1 for lo, hi in
+                                 [_real_count_range(g, ox, False) for ox in range(g.wo)]})
+        for ch in range(g.c):
+            col = [Term(xs[t * g.c + ch], 0, False, 0) for t in range(taps)]
+            total = sb.resolve(f"s{ch}n", sb.reduce(f"s{ch}", col))
+            products: dict[int, tuple[Sig, int]] = {}  # count -> (signal, frac)
+            for count, sm in scales.items():
+                psb = SumBuilder(mb, options.adders_per_stage, base_stage=total.sig.stage)
+                p = const_product(psb, f"p{ch}_{count}", total.sig, sm, options.style, {})
+                p = psb.resolve(f"p{ch}_{count}n", p)
+                sb.adders += psb.adders
+                sb.adder_bits += psb.adder_bits
+                products[count] = (p.sig, x_t.frac + scale_t.frac - p.shift - total.shift)
+            if not mask_port:
+                sig, frac = products[next(iter(products))]
+                outputs.append(mb.cast(f"y{ch}", sig, frac, y_t))
+                continue
+            frac = max(f for _, f in products.values())
+            stage = max(s.stage for s, _ in products.values())
+            aligned = {c: mb.at_stage(mb.shift_left(f"a{ch}_{c}", s, frac - f), stage)
+                       for c, (s, f) in products.items()}
+            lo = min(s.lo for s in aligned.values())
+            hi = max(s.hi for s in aligned.values())
+            width, signed = bits_for(lo, hi)
+            cy_s, cx_s = mb.at_stage(cy, stage), mb.at_stage(cx, stage)
+            # the interior count is the default; border counts are selected by (rows, cols)
+            default = g.kh * g.kw if g.kh * g.kw in aligned else max(aligned)
+            expr = aligned[default].ext(width)
+            for ry in row_counts:
+                for rx in col_counts:
+                    c = ry * rx
+                    if c == default:
+                        continue
+                    cond = (f"({cy_s.name} == {literal(ry, cy_s.width)} && "
+                            f"{cx_s.name} == {literal(rx, cx_s.width)})")
+                    expr = f"{cond} ? {aligned[c].ext(width)} : ({expr})"
+            merged = mb.wire(f"q{ch}", expr, lo, hi, stage, width, signed)
+            outputs.append(mb.cast(f"y{ch}", merged, frac, y_t))
+    latency = 1 + max((s.stage for s in outputs), default=0)
+    header = [
+        f"Layer {node.name!r}: {node.op} {mode} over a {g.kh}x{g.kw} window of {g.c} "
+        f"channel(s){detail}",
+        f"  input {x_t}, result {y_t}; latency {latency} cycle(s)",
+    ]
+    w_in = taps * g.c * x_t.width
+    w_out = g.c * y_t.width
+    lines = [f"// {h}".rstrip() for h in header]
+    lines += [f"module {name} (", "  input  wire clk,",
+              f"  input  wire [{w_in - 1}:0] x,  // {taps} pixels x {g.c} x {x_t}"]
+    if mask_port:
+        lines.append(f"  input  wire [{g.kh + g.kw - 1}:0] m,  // window rows, columns in "
+                     "the image")
+    staged = [mb.at_stage(s, latency - 1) for s in outputs]
+    for e, s in enumerate(staged):
+        mb.regs.append(f"    y[{e * y_t.width} +: {y_t.width}] <= {s.ext(y_t.width)};")
+    mb.n_regs += len(outputs) * y_t.width
+    lines += [f"  output reg  [{w_out - 1}:0] y   // {g.c} x {y_t}", ");", *mb.functions,
+              *mb.lines, *mb.always_block(), "endmodule"]
+    stats = {"adders": sb.adders, "adder_bits": sb.adder_bits, "registers": mb.n_regs}
+    return LayerModule(node.name, node.op, name, "\n".join(lines) + "\n", latency, w_in,
+                       w_out, stats), mask_port
+
+
+def _real_count_range(g: Geometry, o: int, rows: bool) -> tuple[int, int]:
+    """Window rows (or columns) of output row (column) ``o`` that lie in the image."""
+    k, s, before, n = (g.kh, g.sh, g.pt, g.h) if rows else (g.kw, g.sw, g.pl, g.w)
+    start = o * s - before
+    return max(start, 0), min(start + k, n) - 1
+
+
+def _popcount(mb: ModuleBuilder, base: str, bits: list[Sig]) -> Sig:
+    n = len(bits)
+    width = bits_for(0, n)[0]
+    expr = " + ".join(b.ext(width) for b in bits)
+    return mb.wire(base, expr, 0, n, 0, width, False)
+
+
+def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule, fill: int,
+                    mask_port: bool, op: str) -> str:
+    """Line buffers, window registers, the pixel/emission controller and the kernel."""
+    pw = g.c * t_in.width
+    hw = g.pixels
+    wi = bits_for(0, hw - 1)[0]
+    ws = bits_for(0, max(g.e_last + 1, hw - 1))[0]
+    wy, wx = bits_for(0, g.ho - 1)[0], bits_for(0, g.wo - 1)[0]
+    depth = g.line_depth
+    lat = kernel.latency
+
+    def lit(v: int, w: int) -> str:
+        return literal(v, w)
+
+    lines = [
+        f"// {name}: {op} layer {g.layer!r} on a pixel stream ({g.h}x{g.w}x{g.c} in, "
+        f"{g.ho}x{g.wo} out).",
+        f"// Window {g.kh}x{g.kw}, strides ({g.sh}, {g.sw}), pads (top {g.pt}, bottom {g.pb}, "
+        f"left {g.pl}, right {g.pr}); line buffers: {g.kh - 1} x {max(depth, 0)} pixels.",
+        "// Output (oy, ox) is emitted when the pixel with flat index",
+        f"//   (oy*{g.sh} + {g.kh - 1 - g.pt})*{g.w} + ox*{g.sw} + {g.kw - 1 - g.pl} "
+        "(counted from the image's first pixel)",
+        "// enters; its window is then in the window registers and the kernel "
+        f"'{kernel.module}' computes it.",
+        "// Latency from that pixel's valid to v_out: "
+        f"{1 + lat} cycle(s) (window register + kernel).",
+    ]
+    if g.tail:
+        lines.append("// Windows reaching past the image's last pixel complete at the slots "
+                     "of the next image's first")
+        lines.append("// pixels or, before the next image begins, at idle cycles (the layer "
+                     "then steps on its own).")
+    lines += [
+        f"module {name} (",
+        "  input  wire clk,",
+        "  input  wire rst,",
+        "  input  wire v_in,",
+        f"  input  wire [{pw - 1}:0] x_in,",
+        "  output wire v_out,",
+        f"  output wire [{kernel.out_width - 1}:0] y_out",
+        ");",
+        f"  reg  [{wi - 1}:0] ip;  // index of the next input pixel in its image",
+        f"  reg  [{ws - 1}:0] en;  // emission slot of the next output",
+        f"  reg  [{wy - 1}:0] oy;",
+        f"  reg  [{wx - 1}:0] ox;",
+        f"  wire ox_end = (ox == {lit(g.wo - 1, wx)});",
+        f"  wire oy_end = (oy == {lit(g.ho - 1, wy)});",
+        f"  wire ip_last = (ip == {lit(hw - 1, wi)});",
+    ]
+    seq: list[str] = []  # statements of the clocked block (after reset)
+    if not g.tail:
+        lines += [
+            "  wire slot = v_in;",
+            f"  wire emit = v_in && (ip == {_ext_cmp('en', ws, wi)});",
+        ]
+        reset = [f"ip <= {lit(0, wi)};"]
+    else:
+        lines += [
+            f"  reg  [{ws - 1}:0] os;    // slots since the tracked output image started",
+            f"  reg  [{ws - 1}:0] base;  // slot at which the next image started",
+            "  reg  waiting, nxt, rcvd;",
+            f"  wire first_px = v_in && (ip == {lit(0, wi)});",
+            "  wire slot = v_in || (rcvd && !nxt);  // no pixel, image received, next not "
+            "begun: an idle step",
+            "  wire start_next = first_px && !waiting;",
+            "  wire active = !waiting || first_px;",
+            f"  wire [{ws - 1}:0] cur = waiting ? {lit(0, ws)} : os;",
+            "  wire emit = slot && active && (cur == en);",
+            "  wire last_out = emit && ox_end && oy_end;",
+            "  wire have_next = nxt || start_next;",
+            f"  wire [{ws - 1}:0] nb = start_next ? cur : base;",
+            f"  wire [{ws - 1}:0] cur1 = cur + {lit(1, ws)};",
+        ]
+        reset = [f"ip <= {lit(0, wi)};", f"os <= {lit(0, ws)};", f"base <= {lit(0, ws)};",
+                 "waiting <= 1'b1;", "nxt <= 1'b0;", "rcvd <= 1'b0;"]
+        seq += [
+            "if (last_out) rcvd <= 1'b0;",
+            "if (v_in && ip_last) rcvd <= 1'b1;",
+            "if (slot && active) begin",
+            "  if (last_out) begin",
+            "    waiting <= !have_next;",
+            "    nxt <= 1'b0;",
+            "    os <= cur1 - nb;",
+            "  end else begin",
+            "    waiting <= 1'b0;",
+            "    os <= cur1;",
+            "    if (start_next) begin",
+            "      nxt <= 1'b1;",
+            "      base <= cur;",
+            "    end",
+            "  end",
+            "end",
+        ]
+    reset += [f"en <= {lit(g.e0, ws)};", f"oy <= {lit(0, wy)};", f"ox <= {lit(0, wx)};",
+              f"vq <= {lit(0, lat + 1)};"]
+    seq = [f"if (v_in) ip <= ip_last ? {lit(0, wi)} : ip + {lit(1, wi)};", *seq,
+           "if (emit) begin",
+           "  if (!ox_end) begin",
+           f"    ox <= ox + {lit(1, wx)};",
+           f"    en <= en + {lit(g.sw, ws)};",
+           "  end else if (!oy_end) begin",
+           f"    ox <= {lit(0, wx)};",
+           f"    oy <= oy + {lit(1, wy)};",
+           f"    en <= en + {lit(g.row_step, ws)};",
+           "  end else begin",
+           f"    ox <= {lit(0, wx)};",
+           f"    oy <= {lit(0, wy)};",
+           f"    en <= {lit(g.e0, ws)};",
+           "  end",
+           "end",
+           "vq <= " + (f"{{vq[{lat - 1}:0], emit}};" if lat > 0 else "emit;")]
+    # window registers and line buffers
+    lines.append(f"  reg  [{lat}:0] vq;  // emission, then the kernel's pipeline")
+    win = [[f"w{r}_{c}" for c in range(g.kw)] for r in range(g.kh)]
+    for r in range(g.kh):
+        for c in range(g.kw):
+            lines.append(f"  reg  [{pw - 1}:0] {win[r][c]};")
+    shift: list[str] = []
+    if depth > 0 and g.kh > 1:
+        wp = bits_for(0, depth - 1)[0]
+        lines.append(f"  reg  [{wp - 1}:0] lbp;  // line buffer position")
+        for r in range(g.kh - 1):
+            lines.append(f"  reg  [{pw - 1}:0] lb{r} [0:{depth - 1}];  // between window rows "
+                         f"{r + 1} and {r}")
+        shift.append(f"lbp <= (lbp == {lit(depth - 1, wp)}) ? {lit(0, wp)} : lbp + "
+                     f"{lit(1, wp)};")
+        reset.append(f"lbp <= {lit(0, wp)};")
+    for r in range(g.kh):
+        for c in range(g.kw - 1):
+            shift.append(f"{win[r][c]} <= {win[r][c + 1]};")
+        if r == g.kh - 1:
+            shift.append(f"{win[r][g.kw - 1]} <= x_in;")
+        elif depth > 0:
+            shift.append(f"{win[r][g.kw - 1]} <= lb{r}[lbp];")
+            shift.append(f"lb{r}[lbp] <= {win[r + 1][0]};")
+        else:
+            shift.append(f"{win[r][g.kw - 1]} <= {win[r + 1][0]};")
+    # padding masks: which window rows / columns of the emitted output lie in the image
+    row_ok = [_range_expr("oy", wy, *g.row_real(t), g.ho) for t in range(g.kh)]
+    col_ok = [_range_expr("ox", wx, *g.col_real(t), g.wo) for t in range(g.kw)]
+    masked = any(e != "1'b1" for e in row_ok + col_ok)
+    if masked:
+        lines.append(f"  reg  [{g.kh - 1}:0] mrq;  // window rows in the image (emitted output)")
+        lines.append(f"  reg  [{g.kw - 1}:0] mcq;  // window columns in the image")
+        row_bits = ", ".join(reversed(row_ok))
+        col_bits = ", ".join(reversed(col_ok))
+        seq.append(f"mrq <= {{{row_bits}}};")
+        seq.append(f"mcq <= {{{col_bits}}};")
+    fill_pixel = 0
+    for ch in range(g.c):
+        fill_pixel |= (fill % (1 << t_in.width)) << (ch * t_in.width)
+    elements = []
+    for r in range(g.kh):
+        for c in range(g.kw):
+            cond = [f"mrq[{r}]" if row_ok[r] != "1'b1" else "", f"mcq[{c}]"
+                    if col_ok[c] != "1'b1" else ""]
+            cond = [x for x in cond if x]
+            if not cond:
+                elements.append(win[r][c])
+            else:
+                wire = f"x{r}_{c}"
+                lines.append(f"  wire [{pw - 1}:0] {wire} = ({' && '.join(cond)}) ? "
+                             f"{win[r][c]} : {lit(fill_pixel, pw)};")
+                elements.append(wire)
+    window_bus = "{" + ", ".join(reversed(elements)) + "}" if len(elements) > 1 else elements[0]
+    ports = [".clk(clk)", f".x({window_bus})"]
+    if mask_port:
+        ports.append(".m({mcq, mrq})" if masked else f".m({lit(-1, g.kh + g.kw)})")
+    ports.append(".y(y_out)")
+    lines.append(f"  {kernel.module} u_kernel ({', '.join(ports)});")
+    lines.append(f"  assign v_out = vq[{lat}];")
+    lines.append("  always @(posedge clk) begin")
+    lines.append("    if (slot) begin")
+    lines += [f"      {s}" for s in shift]
+    lines.append("    end")
+    lines.append("    if (rst) begin")
+    lines += [f"      {s}" for s in reset]
+    lines.append("    end else begin")
+    lines += [f"      {s}" for s in seq]
+    lines.append("    end")
+    lines.append("  end")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
+
+
+def _ext_cmp(name: str, width: int, target: int) -> str:
+    """``name`` (``width`` bits) as ``target`` bits (zero-extended or truncated)."""
+    if width == target:
+        return name
+    if width > target:
+        return f"{name}[{target - 1}:0]"
+    return f"{{{literal(0, target - width)}, {name}}}"
+
+
+def _range_expr(var: str, width: int, lo: int, hi: int, n: int) -> str:
+    """Expression ``lo <= var <= hi`` for a counter in ``0 .. n-1`` (constant-folded)."""
+    if lo > hi:
+        return "1'b0"
+    parts = []
+    if lo > 0:
+        parts.append(f"({var} >= {literal(lo, width)})")
+    if hi < n - 1:
+        parts.append(f"({var} <= {literal(hi, width)})")
+    if not parts:
+        return "1'b1"
+    return "(" + " && ".join(parts) + ")"
+
+
+def _collector_text(name: str, pixels: int, pw: int, shape: tuple[int, ...],
+                    t: FixedType) -> str:
+    wk = bits_for(0, pixels - 1)[0]
+    total = pixels * pw
+    shift = f"{{x_in, y_out[{total - 1}:{pw}]}}" if pixels > 1 else "x_in"
+    lines = [
+        f"// {name}: collects the {pixels} pixels of an image ({shape}, {t}) into one vector",
+        "// (row-major, channels-last: pixel p in bits [p*PW +: PW]); v_out for one cycle after",
+        "// the last pixel, y_out then holds the image until the next image's first pixel.",
+        f"module {name} (",
+        "  input  wire clk,",
+        "  input  wire rst,",
+        "  input  wire v_in,",
+        f"  input  wire [{pw - 1}:0] x_in,",
+        "  output reg  v_out,",
+        f"  output reg  [{total - 1}:0] y_out",
+        ");",
+        f"  reg  [{wk - 1}:0] k;",
+        f"  wire k_last = (k == {literal(pixels - 1, wk)});",
+        "  always @(posedge clk) begin",
+        f"    if (v_in) y_out <= {shift};",
+        "    if (rst) begin",
+        f"      k <= {literal(0, wk)};",
+        "      v_out <= 1'b0;",
+        "    end else begin",
+        "      v_out <= v_in && k_last;",
+        f"      if (v_in) k <= k_last ? {literal(0, wk)} : k + {literal(1, wk)};",
+        "    end",
+        "  end",
+        "endmodule",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -------------------------------------------------------------------- top
+def _top_text(d: StreamDesign, graph: Graph) -> str:
+    local = Namespace()
+    for reserved in ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data"):
+        local(reserved)
+    pw_in = d.in_width
+    lines = [
+        f"// {d.top}: network {graph.name!r} as a pixel stream (one pixel per cycle).",
+        f"// in_data:  one pixel, {d.pixel_in} x {d.in_type} (mantissas), channel c in bits "
+        f"[c*{d.in_type.width} +: {d.in_type.width}];",
+        f"//           {d.pixels_per_image} pixels per image {d.in_shape}, raster order, images "
+        "back to back; in_valid per pixel (gaps allowed).",
+        f"// out_data: {d.item_size} x {d.out_type} per out_valid; "
+        + (f"{d.items_per_image} output pixels per image (raster order)."
+           if d.items_per_image > 1 or len(d.out_shape) > 1 else "one vector per image."),
+        f"// Latency (images back to back): {d.latency_first} cycles from an image's first pixel "
+        f"to its first output, {d.latency} to its last; {d.ii} cycles per image.",
+        "// Stages (latency in cycles):",
+        "//   input register: 1",
+    ]
+    for s in d.stages:
+        what = {"window": "window layer, from the pixel completing a window",
+                "pixel": "per pixel", "collect": "collect an image", "vector": "per image"}
+        lines.append(f"//   {s.node!r} ({s.op}, {what[s.kind]}): {s.latency}")
+    lines += [
+        f"module {d.top} (",
+        "  input  wire clk,",
+        "  input  wire rst,",
+        "  input  wire in_valid,",
+        f"  input  wire [{pw_in - 1}:0] in_data,",
+        "  output wire out_valid,",
+        f"  output wire [{d.out_width - 1}:0] out_data",
+        ");",
+    ]
+    d_in, v_in = local("in_q"), local("in_v")
+    lines += [
+        f"  reg  [{pw_in - 1}:0] {d_in};",
+        f"  reg  {v_in};",
+        "  always @(posedge clk) begin",
+        f"    {d_in} <= in_data;",
+        f"    {v_in} <= rst ? 1'b0 : in_valid;",
+        "  end",
+    ]
+    cur_d, cur_v = d_in, v_in
+    for s in d.stages:
+        tag = f"{s.node}_c" if s.kind == "collect" else s.node
+        dw, vw = local(f"{tag}_y"), local(f"{tag}_v")
+        lines.append(f"  wire [{s.out_width - 1}:0] {dw};")
+        lines.append(f"  wire {vw};")
+        if s.kind in ("window", "collect"):
+            lines.append(f"  {s.wrapper} u_{dw} (.clk(clk), .rst(rst), .v_in({cur_v}), "
+                         f".x_in({cur_d}), .v_out({vw}), .y_out({dw}));")
+        else:
+            assert s.module is not None
+            lines.append(f"  {s.module.module} u_{dw} (.clk(clk), .x({cur_d}), .y({dw}));")
+            if s.latency == 0:
+                lines.append(f"  assign {vw} = {cur_v};")
+            else:
+                q = local(f"{s.node}_vq")
+                lines += [
+                    f"  reg  [{s.latency - 1}:0] {q};",
+                    "  always @(posedge clk)",
+                    f"    {q} <= rst ? {literal(0, s.latency)} : "
+                    + (f"{{{q}[{s.latency - 2}:0], {cur_v}}};" if s.latency > 1
+                       else f"{cur_v};"),
+                    f"  assign {vw} = {q}[{s.latency - 1}];",
+                ]
+        cur_d, cur_v = dw, vw
+    lines += [
+        f"  assign out_data = {cur_d};",
+        f"  assign out_valid = {cur_v};",
+        "endmodule",
+    ]
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,291 @@
+"""Streamed RTL (conv / pool as pixel streams): Verilator == emulator bit for bit.
+
+Expected values come from the emulator (``model.predict``), never from the RTL;
+timing: the measured cycles equal those reported at generation time.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from rtl_helpers import convert, needs_verilator, sample_inputs
+
+from nnfab.backends.rtl import RTLProject
+from nnfab.backends.rtl.stream import Geometry, StreamDesign, emission_times
+from nnfab.backends.rtl.stream_harness import simulate_stream
+from nnfab.errors import BackendError
+from nnfab.ir import Graph, Node
+from nnfab.ir.ops import OPS
+from nnfab.tools.verilator import lint
+
+IN_T = "ap_fixed<8,3,AP_RND_CONV,AP_SAT>"
+
+
+def sim(fn: Any) -> Any:
+    """Mark a test that runs Verilator (skipped without it)."""
+    for mark in needs_verilator:
+        fn = mark(fn)
+    return fn
+
+
+def _add(g: Graph, node: Node) -> Node:
+    shape = OPS[node.op].infer_shape(node, [g.tensors[t].shape for t in node.inputs])
+    return g.add_node(node, shape)
+
+
+def single_layer(op: str, in_shape: tuple[int, ...], *, size: tuple[int, ...], filters: int = 0,
+                 strides: tuple[int, ...] | None = None, pads: tuple[int, ...] | None = None,
+                 mode: str = "max", relu: bool = False, seed: int = 0) -> Graph:
+    """Input -> one convolution or pooling (-> Activation relu)."""
+    rng = np.random.default_rng(seed)
+    g = Graph(name=f"s_{op.lower()}")
+    g.add_node(Node("inp", "Input", [], attrs={"shape": in_shape}), in_shape)
+    attrs: dict[str, Any] = {}
+    if strides is not None:
+        attrs["strides"] = strides
+    if pads is not None:
+        attrs["pads"] = pads
+    channels = in_shape[-1]
+    if op.startswith("Pooling"):
+        node = Node("layer", op, ["inp"], attrs={**attrs, "mode": mode, "pool_size": size})
+    elif op.startswith("Depthwise"):
+        node = Node("layer", op, ["inp"], attrs=attrs, weights={
+            "kernel": rng.normal(size=(*size, channels, filters)),
+            "bias": rng.normal(size=channels * filters)})
+    else:
+        kernel = rng.normal(size=(*size, channels, filters))
+        kernel[rng.random(size=kernel.shape) < 0.2] = 0.0  # zero weights cost nothing
+        node = Node("layer", op, ["inp"], attrs=attrs,
+                    weights={"kernel": kernel, "bias": rng.normal(size=filters)})
+    _add(g, node)
+    last = "layer"
+    if relu:
+        _add(g, Node("relu", "Activation", ["layer"], attrs={"function": "relu"}))
+        last = "relu"
+    g.outputs = [last]
+    return g
+
+
+def images(model: Any, batch: int, seed: int) -> np.ndarray:
+    """Random values over and beyond the input range, a quarter of them edge values
+    (min, max, 0, +-lsb, +-lsb/2: rounding ties, saturation)."""
+    t = model.graph.tensors["inp"].type
+    shape = model.graph.tensors["inp"].shape
+    return sample_inputs(t, math.prod(shape), batch, seed=seed).reshape(batch, *shape)
+
+
+def check(model: Any, tmp_path: Path, style: str, *, batch: int = 6, seed: int = 1,
+          gaps: bool = True) -> RTLProject:
+    """Verilator == emulator, measured latency / throughput == reported, with and without
+    idle cycles in the stream."""
+    project = RTLProject(model, tmp_path, style=style)
+    design = project.design
+    assert isinstance(design, StreamDesign)
+    x = images(model, batch, seed)
+    expected = model.predict(x)
+    result = project.simulate(x)
+    assert result.outputs.shape == expected.shape
+    assert np.array_equal(result.outputs, expected)
+    assert result.latency == design.latency == project.latency
+    assert result.latency_first == design.latency_first
+    assert result.ii == design.ii == design.pixels_per_image
+    timing = result.timing
+    assert timing.item_cycles.tolist() == design.schedule(timing.pixel_cycles.tolist())
+    if gaps:  # idle cycles inside and between images travel with the pixels
+        gapped = simulate_stream(design, project.write(), x, project.output_dir, gap=3,
+                                 image_gap=2)
+        assert np.array_equal(gapped.outputs, expected)
+        t = gapped.timing
+        assert t.item_cycles.tolist() == design.schedule(t.pixel_cycles.tolist())
+    return project
+
+
+CONFIG = {
+    "Model": {"Precision": "ap_fixed<10,4,AP_RND,AP_SAT>"},
+    "LayerName": {
+        "inp": {"Precision": {"result": IN_T}},
+        "layer": {"Precision": {"weight": "ap_fixed<6,2,AP_RND>", "bias": "ap_fixed<6,2>"}},
+    },
+}
+
+
+# ------------------------------------------------------------ convolutions
+@pytest.mark.parametrize(("in_shape", "size", "filters", "strides", "pads", "style"), [
+    ((6, 7, 2), (3, 3), 3, (1, 1), (0, 0, 0, 0), "lut"),  # valid, stride 1
+    ((6, 7, 2), (3, 3), 3, (1, 1), (0, 0, 0, 0), "dsp"),
+    ((7, 8, 3), (3, 3), 2, (2, 2), (0, 1, 0, 1), "lut"),  # 'same', stride 2 (pads after only)
+    ((5, 6, 1), (3, 3), 4, (1, 1), (1, 1, 1, 1), "dsp"),  # 'same', stride 1
+], ids=["valid-s1-lut", "valid-s1-dsp", "same-s2-lut", "same-s1-dsp"])
+@sim
+def test_conv2d(in_shape, size, filters, strides, pads, style: str, tmp_path: Path) -> None:
+    g = single_layer("Conv2D", in_shape, size=size, filters=filters, strides=strides,
+                     pads=pads, seed=sum(in_shape))
+    check(convert(g, CONFIG), tmp_path, style, gaps=style == "lut")
+
+
+@sim
+def test_conv2d_fused_relu_and_rounded_products(tmp_path: Path) -> None:
+    """A fused relu (wide result before fusion), then a stride-(2, 1) convolution with
+    a narrow wrapping accumulator that rounds the products."""
+    rng = np.random.default_rng(5)
+    g = Graph(name="fused")
+    g.add_node(Node("inp", "Input", [], attrs={"shape": (6, 5, 2)}), (6, 5, 2))
+    _add(g, Node("c0", "Conv2D", ["inp"], weights={"kernel": rng.normal(size=(2, 2, 2, 3)),
+                                                   "bias": rng.normal(size=3)}))
+    _add(g, Node("relu", "Activation", ["c0"], attrs={"function": "relu"}))
+    _add(g, Node("c1", "Conv2D", ["relu"], attrs={"strides": (2, 1)},
+                 weights={"kernel": rng.normal(size=(3, 2, 3, 2)), "bias": rng.normal(size=2)}))
+    g.outputs = ["c1"]
+    config = {
+        "Model": {"Precision": "ap_fixed<10,4,AP_RND,AP_SAT>"},
+        "LayerName": {
+            "inp": {"Precision": {"result": IN_T}},
+            "c0": {"Precision": {"weight": "ap_fixed<6,2>", "result": "ap_fixed<24,12>"}},
+            "relu": {"Precision": {"result": "ap_ufixed<7,3,AP_RND_CONV,AP_SAT>"}},
+            "c1": {"Precision": {"weight": "ap_fixed<7,2>",
+                                 "accum": "ap_fixed<9,4,AP_RND_ZERO,AP_WRAP>",
+                                 "result": "ap_fixed<8,4,AP_RND_MIN_INF,AP_SAT_SYM>"}},
+        },
+    }
+    model = convert(g, config)
+    assert model.graph.node("c0").attrs.get("activation") == "relu"  # the fused path
+    check(model, tmp_path, "lut", gaps=False)
+
+
+@sim
+def test_conv1d(tmp_path: Path) -> None:
+    g = single_layer("Conv1D", (11, 3), size=(3,), filters=2, strides=(2,), pads=(1, 1),
+                     seed=3)
+    check(convert(g, CONFIG), tmp_path, "lut")
+
+
+@sim
+def test_depthwise_conv2d(tmp_path: Path) -> None:
+    g = single_layer("DepthwiseConv2D", (5, 5, 2), size=(3, 3), filters=2, pads=(1, 1, 1, 1),
+                     seed=4)
+    check(convert(g, CONFIG), tmp_path, "dsp", gaps=False)
+
+
+# ----------------------------------------------------------------- pooling
+POOL_CONFIG = {
+    "Model": {"Precision": "ap_fixed<10,4,AP_RND,AP_SAT>"},
+    "LayerName": {
+        "inp": {"Precision": {"result": IN_T}},
+        # a coarse saturating result: ties of the average and saturation both happen
+        "layer": {"Precision": {"result": "ap_fixed<6,3,AP_RND_CONV,AP_SAT>",
+                                "scale": "ap_ufixed<8,1,AP_RND,AP_SAT>"}},
+    },
+}
+
+
+@pytest.mark.parametrize(("op", "mode", "in_shape", "size", "strides", "pads", "style"), [
+    ("Pooling2D", "max", (6, 6, 3), (2, 2), None, None, "lut"),
+    ("Pooling2D", "max", (5, 7, 2), (3, 2), (1, 2), (1, 1, 1, 0), "lut"),  # overlapping, padded
+    ("Pooling2D", "avg", (5, 5, 2), (2, 2), None, (0, 1, 0, 1), "dsp"),  # 'same': 1/2, 1/1
+    ("Pooling2D", "avg", (5, 6, 2), (3, 3), (2, 2), (1, 1, 1, 1), "lut"),  # 1/9 is inexact
+    ("Pooling1D", "avg", (9, 2), (3,), (2,), (1, 1), "lut"),
+], ids=["max2", "max-padded", "avg-same", "avg3-padded", "avg1d"])
+@sim
+def test_pooling(op, mode, in_shape, size, strides, pads, style: str, tmp_path: Path) -> None:
+    g = single_layer(op, in_shape, size=size, strides=strides, pads=pads, mode=mode)
+    check(convert(g, POOL_CONFIG), tmp_path, style, gaps=pads is not None)
+
+
+# --------------------------------------------------------------- a small CNN
+def small_cnn(seed: int = 0) -> Graph:
+    """Conv 3x3 (relu as a separate layer) -> MaxPool 2 -> Conv 3x3 'same' -> AvgPool 2
+    -> Flatten -> Dense -> Activation."""
+    rng = np.random.default_rng(seed)
+    g = Graph(name="cnn")
+    g.add_node(Node("inp", "Input", [], attrs={"shape": (10, 10, 2)}), (10, 10, 2))
+    _add(g, Node("c1", "Conv2D", ["inp"], weights={"kernel": rng.normal(size=(3, 3, 2, 3)),
+                                                   "bias": rng.normal(size=3)}))
+    _add(g, Node("r1", "Activation", ["c1"], attrs={"function": "relu"}))
+    _add(g, Node("p1", "Pooling2D", ["r1"], attrs={"mode": "max", "pool_size": (2, 2)}))
+    _add(g, Node("c2", "Conv2D", ["p1"], attrs={"pads": (1, 1, 1, 1)},
+                 weights={"kernel": rng.normal(size=(3, 3, 3, 4)) * 0.5,
+                          "bias": rng.normal(size=4)}))
+    _add(g, Node("p2", "Pooling2D", ["c2"], attrs={"mode": "avg", "pool_size": (2, 2)}))
+    _add(g, Node("flat", "Flatten", ["p2"]))
+    _add(g, Node("fc", "Dense", ["flat"], weights={"kernel": rng.normal(size=(16, 5)) * 0.5,
+                                                   "bias": rng.normal(size=5)}))
+    _add(g, Node("out", "Activation", ["fc"], attrs={"function": "leaky_relu", "alpha": 0.25}))
+    g.outputs = ["out"]
+    return g
+
+
+CNN_CONFIG = {
+    "Model": {"Precision": "ap_fixed<10,4,AP_RND,AP_SAT>"},
+    "LayerName": {
+        "inp": {"Precision": {"result": IN_T}},
+        "c1": {"Precision": {"weight": "ap_fixed<6,2>", "result": "ap_fixed<9,4,AP_RND,AP_SAT>"}},
+        "r1": {"Precision": {"result": "ap_ufixed<7,3,AP_RND_CONV,AP_SAT>"}},
+        "c2": {"Precision": {"weight": "ap_fixed<5,1>", "result": "ap_fixed<8,3,AP_RND,AP_SAT>"}},
+        "fc": {"Precision": {"weight": "ap_fixed<6,1>", "result": "ap_fixed<10,4,AP_RND,AP_SAT>"}},
+        "out": {"Precision": {"result": "ap_fixed<8,3,AP_RND_INF,AP_SAT>"}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def cnn_model():
+    return convert(small_cnn(), CNN_CONFIG)
+
+
+@pytest.mark.parametrize("style", ["lut", "dsp"])
+@sim
+def test_small_cnn(cnn_model, style: str, tmp_path: Path) -> None:
+    project = check(cnn_model, tmp_path, style, batch=8, seed=2)
+    d = project.design
+    assert d.items_per_image == 1 and d.item_shape == (5,)
+    assert d.latency == d.latency_first  # one vector per image
+    manifest = d.manifest()
+    assert manifest["stream"]["cycles_per_image"] == 100
+    assert [s["kind"] for s in manifest["stream"]["stages"]] == [
+        "window", "pixel", "window", "window", "window", "collect", "vector", "vector",
+        "vector"]
+
+
+@sim
+def test_stream_verilog_is_lint_clean(cnn_model, tmp_path: Path) -> None:
+    project = RTLProject(cnn_model, tmp_path, style="lut")
+    warnings = lint(project.write(), project.top, tmp_path / "lint.log")
+    assert warnings == []
+
+
+# ------------------------------------------------------- schedule and errors
+def test_emission_schedule_of_same_padding() -> None:
+    """'same' 3x3 on 4x5: outputs of the last row complete after the image, one per
+    cycle (idle steps), or at the next image's first pixels; the model is exact about it."""
+    g = Geometry("l", 4, 5, 1, 3, 3, 1, 1, 1, 1, 1, 1)
+    assert (g.ho, g.wo, g.e0, g.tail) == (4, 5, 6, True)
+    one = emission_times(g, list(range(20)))
+    # slots: flat index (oy + 1) * 5 + ox + 1; the last 6 fall after the image's 20 pixels
+    assert one == [(oy + 1) * 5 + ox + 1 for oy in range(4) for ox in range(5)]
+    two = emission_times(g, list(range(40)))
+    assert two == one + [t + 20 for t in one]
+    # idle cycles before the next image: the layer steps on its own
+    assert emission_times(g, [*range(20), *range(30, 50)])[:20] == one
+    # a pause inside the second image: the first image's tail waits for its pixels
+    got = emission_times(g, [*range(22), *range(50, 68)])
+    assert got[:14] == one[:14]
+    assert got[14:20] == [20, 21, 50, 51, 52, 53]
+
+
+def test_unsupported_layers_raise(tmp_path: Path) -> None:
+    g = single_layer("Conv2D", (6, 6, 1), size=(3, 3), filters=2, pads=(2, 2, 0, 0))
+    with pytest.raises(BackendError, match=r"'layer'.*pad_top \+ pad_bottom < kernel height"):
+        RTLProject(convert(g, CONFIG), tmp_path)
+    g = single_layer("Conv2D", (6, 2, 1), size=(3, 3), filters=2, pads=(1, 1, 1, 1))
+    with pytest.raises(BackendError, match=r"'layer'.*window is 3 pixels wide"):
+        RTLProject(convert(g, CONFIG), tmp_path)
+    g = single_layer("Conv2D", (6, 6, 1), size=(3, 3), filters=2)
+    _add(g, Node("gp", "GlobalPooling2D", ["layer"], attrs={"mode": "avg"}))
+    g.outputs = ["gp"]
+    with pytest.raises(BackendError, match=r"'gp'.*GlobalPooling2D.*not supported inside a "
+                       r"streamed"):
+        RTLProject(convert(g, CONFIG), tmp_path)
