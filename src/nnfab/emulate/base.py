@@ -42,6 +42,19 @@ class OverflowCounter:
         self.record(key, overflowed, int(values.size))
         return out
 
+    @classmethod
+    def merged(cls, counters: list[OverflowCounter]) -> OverflowCounter:
+        """One counter holding the sums of ``counters`` (e.g. of parallel batch chunks)."""
+        out = cls()
+        for c in counters:
+            for node, keys in c.counts.items():
+                for key, n in keys.items():
+                    out.counts.setdefault(node, {})[key] = out.counts.get(node, {}).get(key, 0) + n
+            for node, keys in c.totals.items():
+                for key, n in keys.items():
+                    out.totals.setdefault(node, {})[key] = out.totals.get(node, {}).get(key, 0) + n
+        return out
+
     def record(self, key: str, overflowed: int, total: int) -> None:
         per_node = self.counts.setdefault(self.node, {})
         per_node[key] = per_node.get(key, 0) + overflowed

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from nnfab.emulate.allocator import tune_allocator
 from nnfab.emulate.base import KERNELS, Kernel, OverflowCounter
 from nnfab.emulate.kernels import load_all
 from nnfab.errors import EmulationError, NnfabError
@@ -15,8 +19,37 @@ from nnfab.ir import Graph
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 1 << 28
+CHUNK_BYTES = 1 << 24
 """Aim for at most this many bytes of activations per layer and batch chunk."""
+
+
+
+@contextmanager
+def blas_single_threaded() -> Iterator[None]:
+    """Limit the BLAS libraries NumPy uses to one thread for the duration."""
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    with _blas_controller.limit(limits=1, user_api="blas"):
+        yield
+
+
+_blas_controller = None
+
+
+def default_threads() -> int:
+    """Worker threads for batch chunks: ``NNFAB_THREADS`` or the usable cores (at most 4)."""
+    env = os.environ.get("NNFAB_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise EmulationError(f"NNFAB_THREADS must be a positive integer, got {env!r}") from None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cores or 1))
+
 
 ArrayInputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 
@@ -34,8 +67,9 @@ class EmulationResult:
 class Emulator:
     """Bit-exact executor of a typed, shape-checked IR graph."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, threads: int | None = None) -> None:
         load_all()
+        self.threads = max(1, threads if threads is not None else default_threads())
         graph.validate()
         self.graph = graph
         self.kernels: dict[str, Kernel] = {}
@@ -71,17 +105,31 @@ class Emulator:
     # ------------------------------------------------------------------ run
     def run(self, inputs: ArrayInputs, *, trace: bool = False) -> EmulationResult:
         """Execute the graph on a batch (first axis) of inputs."""
+        tune_allocator()
         feeds = self._normalize_inputs(inputs)
         batch = next(iter(feeds.values())).shape[0]
         chunk = self._chunk_size(batch)
-        counter = OverflowCounter()
-        pieces: list[dict[str, np.ndarray]] = []
+        starts = list(range(0, batch, chunk))
+        counters = [OverflowCounter() for _ in starts]
         keep = set(self.graph.outputs)
-        for start in range(0, batch, chunk):
-            values = self._run_chunk(
-                {k: v[start : start + chunk] for k, v in feeds.items()}, counter, trace, keep
+
+        def run_chunk(i: int) -> dict[str, np.ndarray]:
+            start = starts[i]
+            return self._run_chunk(
+                {k: v[start : start + chunk] for k, v in feeds.items()}, counters[i], trace, keep
             )
-            pieces.append(values)
+
+        workers = min(self.threads, len(starts))
+        if workers > 1:
+            # NumPy releases the GIL in copies, ufuncs and BLAS; one BLAS thread per worker
+            # (a threaded BLAS inside each worker oversubscribes the cores).
+            with blas_single_threaded(), ThreadPoolExecutor(
+                workers, thread_name_prefix="nnfab-emu"
+            ) as pool:
+                pieces = list(pool.map(run_chunk, range(len(starts))))
+        else:
+            pieces = [run_chunk(i) for i in range(len(starts))]
+        counter = OverflowCounter.merged(counters)
         merged = {
             name: np.concatenate([p[name] for p in pieces]) if len(pieces) > 1 else pieces[0][name]
             for name in pieces[0]

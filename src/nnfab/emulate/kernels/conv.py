@@ -18,7 +18,7 @@ from nnfab.emulate.kernels.dense import apply_fused_activation, check_accumulato
 from nnfab.errors import EmulationError
 from nnfab.ir import Graph, Node
 
-IM2COL_CHUNK_ELEMENTS = 1 << 22
+IM2COL_CHUNK_ELEMENTS = 1 << 20
 """Largest im2col matrix (elements) built at once; the batch is processed in chunks."""
 
 
