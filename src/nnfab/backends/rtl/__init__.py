@@ -6,11 +6,13 @@ module per layer plus a top (``clk``, ``rst``, ``in_valid``, ``in_data``, ``out_
 runs the batch through Verilator bit for bit, ``.synthesize(part)`` measures it with
 Yosys. Layer renderers: ``layers.py`` (Dense, Activation, Softmax, reshapes),
 ``folded.py`` (Dense with a reuse factor R > 1: II = R), ``merges.py``
-(BatchNormalization, Merge, Concatenate; graphs may branch).
+(BatchNormalization, Merge, Concatenate; graphs may branch), ``stream.py``
+(convolutions and poolings as pixel streams with line buffers).
 """
 
 from nnfab.backends.rtl import folded, merges  # noqa: F401  (register their renderers)
-from nnfab.backends.rtl.layers import STYLES, RtlOptions, supported_ops
+from nnfab.backends.rtl.layers import STYLES, RtlOptions
+from nnfab.backends.rtl.layers import supported_ops as _layer_ops
 from nnfab.backends.rtl.project import (
     RTLProject,
     SimulationResult,
@@ -18,7 +20,14 @@ from nnfab.backends.rtl.project import (
     adders_per_stage_for,
     family_for_part,
 )
+from nnfab.backends.rtl.stream import WINDOW_OPS
 from nnfab.backends.rtl.writer import RtlDesign, generate
+
+
+def supported_ops() -> list[str]:
+    """IR ops the RTL backend renders: per-vector layers plus the streamed window ops."""
+    return sorted(set(_layer_ops()) | set(WINDOW_OPS))
+
 
 __all__ = [
     "STYLES",
