@@ -1,5 +1,6 @@
-"""The same network written in Keras and in PyTorch (weights copied across) becomes the
-same IR (ops, attributes, weights, types) and gives identical emulator outputs.
+"""The same network written in Keras and in PyTorch (weights copied across), and the
+PyTorch one exported to ONNX, becomes the same IR (ops, attributes, weights, types)
+and gives identical emulator outputs.
 
 For the CNN, PyTorch flattens (C, H, W) and Keras (H, W, C): the PyTorch Linear weight
 is the Keras kernel with its rows reordered, and the PyTorch frontend must undo exactly
@@ -9,6 +10,7 @@ that reordering.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -106,8 +108,8 @@ def _signature(graph: nnfab.Graph) -> list[tuple[Any, ...]]:
     ],
     ids=["mlp", "cnn"],
 )
-def test_keras_and_pytorch_give_the_same_ir_and_outputs(
-    pair: Any, shape: tuple[int, ...], x: np.ndarray, precision: str
+def test_keras_pytorch_and_onnx_give_the_same_ir_and_outputs(
+    pair: Any, shape: tuple[int, ...], x: np.ndarray, precision: str, tmp_path: Any
 ) -> None:
     kmodel, tmodel = pair()
     kcfg = nnfab.config_from_keras_model(kmodel, default_precision=precision)
@@ -120,6 +122,16 @@ def test_keras_and_pytorch_give_the_same_ir_and_outputs(
     y_keras = khm.predict(x_keras)
     y_torch = thm.predict(x_keras)  # the IR, and so predict, is channels-last
     assert np.array_equal(y_keras, y_torch)
+    # The PyTorch model exported to ONNX: the same IR and outputs once more.
+    path = tmp_path / "net.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(tmodel.eval(), (torch.zeros(1, *shape),), str(path),
+                          input_names=["x"], dynamo=False)
+    ocfg = nnfab.config_from_onnx_model(path, default_precision=precision)
+    ohm = nnfab.convert_from_onnx_model(path, hls_config=ocfg)
+    assert _signature(ohm.graph) == _signature(thm.graph)
+    assert np.array_equal(ohm.predict(x_keras), y_torch)
     assert len(np.unique(y_torch)) > 50  # not a degenerate (saturated or constant) output
     # Both frameworks agree on the float answer too (a check of the weight copying).
     y_float = tmodel.eval()(torch.from_numpy(x).float()).detach().numpy()
