@@ -421,8 +421,9 @@ def render() -> str:
         "- Attribute limits (dilation, groups, padding modes, axes, ...) are checked at "
         "conversion and named in the error; see [frontends.md](frontends.md).",
         "- RTL: a graph with a convolution or pooling becomes a pixel stream (one pixel per "
-        "cycle, line buffers); BatchNormalization, merges and Concatenate work only in "
-        "vector (non-streamed) designs so far.",
+        "cycle, line buffers; with `ReuseFactor` R > 1, Conv 1-D/2-D and per-pixel Dense "
+        "kernels fold and pixels come every R cycles); BatchNormalization, merges and "
+        "Concatenate work only in vector (non-streamed) designs so far.",
         "- Sources: `keras_layers.SUPPORTED_LAYERS`, `keras_json.SUPPORTED_LAYERS` / "
         "`QKERAS_LAYERS`, `qkeras.QUANTIZER_PARAMS` / `ACTIVATION_QUANTIZERS`, "
         "`torch_layers.MODULES` / `FUNCTIONS` / `METHODS`, `onnx_layers.CONVERTERS`, "

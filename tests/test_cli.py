@@ -51,3 +51,68 @@ def test_demo_runs(tmp_path) -> None:
     assert "NO" not in res.output
     assert "Yosys synth_xilinx -family xc7 (xc7z020clg400-1)" in res.output
     assert "Verilog of output + output_softmax" in res.output
+
+
+def _tiny_project(tmp_path):
+    """A converted 6-5-3 MLP saved as a project directory (nnfab_model.json)."""
+    import nnfab
+    from nnfab.ir import Graph, Node
+
+    rng = np.random.default_rng(0)
+    g = Graph(name="tiny")
+    g.add_node(Node("inp", "Input", [], attrs={"shape": (6,)}), (6,))
+    g.add_node(Node("fc0", "Dense", ["inp"], weights={"kernel": rng.normal(size=(6, 5)),
+                                                      "bias": rng.normal(size=5)}), (5,))
+    g.add_node(Node("fc1", "Dense", ["fc0"], weights={"kernel": rng.normal(size=(5, 3)),
+                                                      "bias": rng.normal(size=3)}), (3,))
+    g.outputs = ["fc1"]
+    model = nnfab.convert_graph(g, {"Model": {"Precision": "ap_fixed<12,5>"}})
+    root = tmp_path / "tiny"
+    root.mkdir()
+    model.save_ir(root / "nnfab_model.json")
+    return root
+
+
+def _manifest(root):
+    import json
+
+    return json.loads((root / "out" / "rtl" / "design.json").read_text())
+
+
+def test_rtl_pipeline_option(tmp_path) -> None:
+    root = _tiny_project(tmp_path)
+    runner = CliRunner()
+    out = ["-o", str(root / "out")]
+    res = runner.invoke(cli, ["rtl", str(root), *out])
+    assert res.exit_code == 0, res.output
+    assert _manifest(root)["adders_per_stage"] is None
+    flat = _manifest(root)["latency"]
+    # an integer: adder levels per stage, as --adders-per-stage
+    res = runner.invoke(cli, ["rtl", str(root), *out, "--pipeline", "1"])
+    assert res.exit_code == 0, res.output
+    assert "1 adder level(s) per pipeline stage" in res.output
+    assert _manifest(root)["adders_per_stage"] == 1 and _manifest(root)["latency"] > flat
+    # a clock period in ns, with or without the unit (xcvu9p: UltraScale+, 2.5 ns -> 3)
+    for period in ("2.5ns", "2.5", "2.5 ns"):
+        res = runner.invoke(cli, ["rtl", str(root), *out, "--pipeline", period])
+        assert res.exit_code == 0, res.output
+        assert _manifest(root)["adders_per_stage"] == 3
+    # the family follows --part (7-series: 5 ns -> 4 levels)
+    res = runner.invoke(cli, ["rtl", str(root), *out, "--pipeline", "5ns", "--part",
+                                  "xc7a35t"])
+    assert res.exit_code == 0, res.output
+    assert _manifest(root)["adders_per_stage"] == 4
+
+
+def test_rtl_pipeline_errors(tmp_path) -> None:
+    root = _tiny_project(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["rtl", str(root), "--pipeline", "2", "--adders-per-stage", "2"])
+    assert res.exit_code == 2
+    assert "mutually exclusive" in res.output
+    for bad in ("0", "fast", "-1ns", "0ns", "inf"):
+        res = runner.invoke(cli, ["rtl", str(root), "--pipeline", bad])
+        assert res.exit_code == 2, (bad, res.output)
+        assert "--pipeline" in res.output and "clock period in ns" in res.output
+    res = runner.invoke(cli, ["rtl", "--help"])
+    assert "--pipeline" in res.output and "clock period" in res.output

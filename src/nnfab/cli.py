@@ -182,6 +182,28 @@ def report(project: Path, as_json: bool) -> None:
         _print_report(result)
 
 
+def _parse_pipeline(text: str) -> int | float:
+    """``--pipeline``: ``"3"`` -> 3 adder levels per stage; ``"2.5"``/``"2.5ns"`` -> 2.5 ns."""
+    value = text.strip().lower()
+    period = value.endswith("ns")
+    if period:
+        value = value[:-2].strip()
+    try:
+        if not period and value.lstrip("+").isdigit():
+            levels = int(value)
+            if levels < 1:
+                raise ValueError
+            return levels
+        ns = float(value)
+        if not ns > 0 or ns == float("inf"):
+            raise ValueError
+        return ns
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: expected adder levels per stage (an integer >= 1, e.g. 3) or a clock "
+            "period in ns (e.g. 2.5ns or 2.5)", param_hint="'--pipeline'") from None
+
+
 @cli.command()
 @click.argument("project", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output-dir", type=click.Path(path_type=Path), default=None,
@@ -190,27 +212,42 @@ def report(project: Path, as_json: bool) -> None:
               help="lut: constant multiplications as shifts and adds; dsp: leave * to synthesis.")
 @click.option("--adders-per-stage", type=click.IntRange(1, None), default=None,
               help="Pipeline registers inside adder trees every N adder levels.")
+@click.option("--pipeline", "pipeline", default=None, metavar="N|PERIOD",
+              help="Pipelining inside adder trees: an integer N (a register stage every N "
+                   "adder levels, as --adders-per-stage N) or a target clock period in ns "
+                   "('2.5ns' or '2.5'), turned into adder levels per stage for the FPGA "
+                   "family of --part. Not together with --adders-per-stage.")
 @click.option("-s", "--simulate", "sim_input", type=click.Path(exists=True, path_type=Path),
               default=None, help="Inputs (.npy/.csv) to run through Verilator and compare, bit "
                                  "for bit, with the emulator.")
 @click.option("--synth", is_flag=True, help="Synthesize with Yosys (synth_xilinx) and print "
                                             "the resources.")
 @click.option("--part", default="xcvu9p-flgb2104-2l-e", show_default=True,
-              help="Part for --synth (sets the family and the utilization percentages).")
+              help="Part for --synth (sets the family and the utilization percentages) and "
+                   "the timing model of --pipeline PERIOD.")
 def rtl(project: Path, output_dir: Path | None, style: str, adders_per_stage: int | None,
-        sim_input: Path | None, synth: bool, part: str) -> None:
+        pipeline: str | None, sim_input: Path | None, synth: bool, part: str) -> None:
     """Write synthesizable Verilog for a converted PROJECT (its nnfab_model.json)."""
     from nnfab.ir import Graph
     from nnfab.model import NnfabModel
 
+    pipe: int | float | None = None
+    if pipeline is not None:
+        if adders_per_stage is not None:
+            raise click.UsageError("--pipeline and --adders-per-stage are mutually exclusive "
+                                   "(--pipeline N is the same as --adders-per-stage N)")
+        pipe = _parse_pipeline(pipeline)
     ir_file = project / "nnfab_model.json" if project.is_dir() else project
     root = project if project.is_dir() else project.parent
     hm = NnfabModel(Graph.load(ir_file), {}, output_dir=root, part=part)
     with console.status("generating Verilog"):
-        prj = hm.to_rtl(output_dir, style=style, adders_per_stage=adders_per_stage)
+        prj = hm.to_rtl(output_dir, style=style, adders_per_stage=adders_per_stage,
+                        pipeline=pipe)
         files = prj.write()
+    aps = prj.design.options.adders_per_stage
     console.print(f"wrote {len(files)} Verilog files to {prj.rtl_dir} (top {prj.top}): "
-                  f"latency {prj.latency} cycles, II {prj.ii}")
+                  f"latency {prj.latency} cycles, II {prj.ii}"
+                  + (f", {aps} adder level(s) per pipeline stage" if aps else ""))
     if sim_input is not None:
         x = _read_array(sim_input)
         with console.status(f"Verilator: building and simulating {x.shape[0]} samples"):

@@ -195,7 +195,9 @@ class NnfabModel:
         the part's FPGA family (``nnfab.backends.rtl.project.PIPELINE_TIMING``, e.g.
         0.55 ns per level plus 0.6 ns per stage on UltraScale+: 2.5 ns -> 3 levels).
         Dense layers with ``ReuseFactor`` R > 1 are folded on ``ceil(n_in*n_out/R)``
-        multipliers and take a sample every R cycles (``.ii`` is the largest R).
+        multipliers and take a sample every R cycles (``.ii`` is the largest R); in a
+        network with convolutions (a pixel stream) Conv1D/Conv2D layers fold the same
+        way per output pixel, and pixels come every (largest) R cycles.
         The project has ``.latency``, ``.ii``, ``.write()``, ``.simulate(x)`` (Verilator,
         bit-exact with ``predict``) and ``.synthesize(part)`` (Yosys).
         """

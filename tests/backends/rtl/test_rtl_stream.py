@@ -6,6 +6,7 @@ timing: the measured cycles equal those reported at generation time.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from rtl_helpers import convert, needs_verilator, sample_inputs
 
 from nnfab.backends.rtl import RTLProject
-from nnfab.backends.rtl.stream import Geometry, StreamDesign, emission_times
+from nnfab.backends.rtl.stream import Geometry, StreamDesign, emission_times, window_times
 from nnfab.backends.rtl.stream_harness import simulate_stream
 from nnfab.errors import BackendError
 from nnfab.ir import Graph, Node
@@ -289,3 +290,225 @@ def test_unsupported_layers_raise(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match=r"'gp'.*GlobalPooling2D.*not supported inside a "
                        r"streamed"):
         RTLProject(convert(g, CONFIG), tmp_path)
+
+
+# ------------------------------------------------- folded kernels (reuse factor)
+def _with_reuse(config: dict, reuse: dict[str, int]) -> dict:
+    config = {"Model": dict(config["Model"]),
+              "LayerName": {k: dict(v) for k, v in config["LayerName"].items()}}
+    for name, r in reuse.items():
+        config["LayerName"].setdefault(name, {})["ReuseFactor"] = r
+    return config
+
+
+def check_folded(model: Any, tmp_path: Path, style: str, interval: int, *, batch: int = 5,
+                 seed: int = 1, adders_per_stage: int | None = None) -> RTLProject:
+    """As ``check`` for a stream paced at ``interval`` cycles per pixel: Verilator ==
+    emulator, measured == reported timing; with idle cycles inside and between images
+    (image gaps around the interval: idle steps of the tails followed closely by the
+    next image), and slower pacing."""
+    project = RTLProject(model, tmp_path, style=style, adders_per_stage=adders_per_stage)
+    design = project.design
+    assert isinstance(design, StreamDesign)
+    assert design.pixel_interval == interval
+    assert design.ii == project.ii == design.pixels_per_image * interval
+    x = images(model, batch, seed)
+    expected = model.predict(x)
+    result = project.simulate(x)  # one pixel every `interval` cycles
+    assert np.array_equal(result.outputs, expected)
+    assert result.latency == design.latency and result.latency_first == design.latency_first
+    assert result.ii == design.ii
+    timing = result.timing
+    assert np.all(np.diff(timing.pixel_cycles) == interval)
+    assert timing.item_cycles.tolist() == design.schedule(timing.pixel_cycles.tolist())
+    for gap, image_gap, pace in ((3, interval + 1, interval), (0, 2 * interval - 1, interval),
+                                 (2, 1, interval + 1)):
+        run = simulate_stream(design, project.write(), x, project.output_dir, gap=gap,
+                              image_gap=image_gap, interval=pace)
+        assert np.array_equal(run.outputs, expected), (gap, image_gap, pace)
+        t = run.timing
+        assert t.item_cycles.tolist() == design.schedule(t.pixel_cycles.tolist())
+    with pytest.raises(BackendError, match="interval"):
+        project.simulate(x[:1], interval=interval - 1)
+    return project
+
+
+FOLDED_CONVS = [  # op, input, kernel, filters, strides, pads, reuse factor, style
+    pytest.param("Conv2D", (5, 6, 2), (3, 3), 3, (1, 1), (0, 0, 0, 0), 2, "lut",
+                 id="2d-valid-r2-lut"),
+    pytest.param("Conv2D", (5, 6, 2), (3, 3), 3, (1, 1), (0, 0, 0, 0), 9, "dsp",
+                 id="2d-valid-r9-dsp", marks=pytest.mark.slow),
+    pytest.param("Conv2D", (5, 5, 1), (3, 3), 4, (1, 1), (1, 1, 1, 1), 3, "dsp",
+                 id="2d-same-r3-dsp"),
+    pytest.param("Conv2D", (6, 7, 2), (3, 3), 2, (2, 2), (0, 1, 0, 1), 9, "lut",
+                 id="2d-same-s2-r9-lut"),
+    pytest.param("Conv1D", (9, 3), (3,), 2, (1,), (0, 0), 3, "lut", id="1d-valid-r3-lut",
+                 marks=pytest.mark.slow),
+    pytest.param("Conv1D", (9, 2), (3,), 3, (2,), (1, 1), 2, "dsp", id="1d-same-s2-r2-dsp"),
+    pytest.param("Conv1D", (8, 2), (3,), 2, (1,), (1, 1), 9, "lut", id="1d-same-r9-lut"),
+]
+
+
+@pytest.mark.parametrize(("op", "in_shape", "size", "filters", "strides", "pads", "reuse",
+                          "style"), FOLDED_CONVS)
+@sim
+def test_folded_conv(op, in_shape, size, filters, strides, pads, reuse: int, style: str,
+                     tmp_path: Path) -> None:
+    g = single_layer(op, in_shape, size=size, filters=filters, strides=strides, pads=pads,
+                     seed=sum(in_shape) + reuse)
+    project = check_folded(convert(g, _with_reuse(CONFIG, {"layer": reuse})), tmp_path, style,
+                           reuse)
+    kernel = project.design.stages[0].module
+    assert kernel is not None and kernel.ii == reuse and kernel.valid_in
+    taps = math.prod(size) * in_shape[-1]
+    assert kernel.stats["multipliers"] <= math.ceil(taps * filters / reuse)
+
+
+@sim
+def test_folded_conv_pipelined_and_lint_clean(tmp_path: Path) -> None:
+    """Registers inside the folded kernel's adder trees (``adders_per_stage``) lengthen
+    its latency; the stream's timing follows; Verilator lint has nothing to say."""
+    g = single_layer("Conv2D", (5, 5, 2), size=(3, 3), filters=3, pads=(1, 1, 1, 1), seed=9)
+    model = convert(g, _with_reuse(CONFIG, {"layer": 4}))
+    flat = RTLProject(model, tmp_path / "flat", style="lut").design
+    project = check_folded(model, tmp_path / "piped", "lut", 4, adders_per_stage=1)
+    assert project.design.latency > flat.latency
+    assert lint(project.write(), project.top, tmp_path / "lint.log") == []
+
+
+def _pixel_dense_net(seed: int = 6) -> Graph:
+    """Conv1D 'same' -> per-pixel Dense -> relu -> AvgPool1D 'same' (ends on the stream)."""
+    rng = np.random.default_rng(seed)
+    g = Graph(name="pixnet")
+    g.add_node(Node("inp", "Input", [], attrs={"shape": (8, 2)}), (8, 2))
+    _add(g, Node("c0", "Conv1D", ["inp"], attrs={"pads": (1, 1)},
+                 weights={"kernel": rng.normal(size=(3, 2, 3)), "bias": rng.normal(size=3)}))
+    _add(g, Node("d0", "Dense", ["c0"], weights={"kernel": rng.normal(size=(3, 4)),
+                                                  "bias": rng.normal(size=4)}))
+    _add(g, Node("r0", "Activation", ["d0"], attrs={"function": "relu"}))
+    _add(g, Node("p0", "Pooling1D", ["r0"], attrs={"mode": "avg", "pool_size": (2,),
+                                                   "strides": (1,), "pads": (0, 1)}))
+    g.outputs = ["p0"]
+    return g
+
+
+PIXNET_CONFIG = {
+    "Model": {"Precision": "ap_fixed<10,4,AP_RND,AP_SAT>"},
+    "LayerName": {
+        "inp": {"Precision": {"result": IN_T}},
+        "c0": {"Precision": {"weight": "ap_fixed<6,2>"}},
+        "d0": {"Precision": {"weight": "ap_fixed<6,1>", "result": "ap_fixed<9,4,AP_RND,AP_SAT>"}},
+        "r0": {"Precision": {"result": "ap_ufixed<7,3,AP_RND_CONV,AP_SAT>"}},
+        "p0": {"Precision": {"result": "ap_fixed<7,3,AP_RND,AP_SAT>",
+                             "scale": "ap_ufixed<8,1,AP_RND,AP_SAT>"}},
+    },
+}
+
+
+@sim
+def test_folded_pixel_dense_sets_the_interval(tmp_path: Path) -> None:
+    """A per-pixel Dense folds too; the stream's interval is the largest reuse factor
+    (3, the Dense's), the convolution (R = 2) takes a window every 3 cycles."""
+    model = convert(_pixel_dense_net(), _with_reuse(PIXNET_CONFIG, {"c0": 2, "d0": 3}))
+    project = check_folded(model, tmp_path, "lut", 3)
+    stages = {s["name"]: s for s in project.design.manifest()["stream"]["stages"]}
+    assert (stages["c0"]["reuse_factor"], stages["d0"]["reuse_factor"]) == (2, 3)
+    assert stages["p0"]["reuse_factor"] == 1
+    assert project.design.manifest()["stream"]["pixel_interval"] == 3
+
+
+@pytest.mark.parametrize("style", ["lut", "dsp"])
+@sim
+def test_folded_small_cnn(style: str, tmp_path: Path) -> None:
+    """conv (R = 3) -> relu -> max pool -> conv 'same' (R = 9) -> avg pool -> flatten ->
+    dense (R = 4, folded once per image) -> activation: bit-exact, timing as reported."""
+    model = convert(small_cnn(), _with_reuse(CNN_CONFIG, {"c1": 3, "c2": 9, "fc": 4}))
+    project = check_folded(model, tmp_path, style, 9, batch=4, seed=3)
+    d = project.design
+    assert d.ii == 900
+    reuse = {s.node: s.reuse for s in d.stages if s.kind != "collect"}
+    assert reuse == {"c1": 3, "r1": 1, "p1": 1, "c2": 9, "p2": 1, "flat": 1, "fc": 4, "out": 1}
+    layers = {m.node: m for m in d.layers}
+    assert layers["c2"].stats["multipliers"] <= math.ceil(3 * 3 * 3 * 4 / 9)
+    assert "folded by reuse factor 4" in d.files[f"{layers['fc'].module}.v"]
+
+
+# ------------------------------------------------- folded kernels, no tools
+def test_folded_stream_structure() -> None:
+    from nnfab.backends.rtl import RtlOptions, generate
+
+    g = single_layer("Conv2D", (5, 5, 1), size=(3, 3), filters=4, pads=(1, 1, 1, 1))
+    design = generate(convert(g, _with_reuse(CONFIG, {"layer": 3})).graph, RtlOptions("lut"))
+    assert isinstance(design, StreamDesign)
+    assert (design.pixel_interval, design.ii) == (3, 75)
+    stage = design.stages[0]
+    assert stage.reuse == 3 and stage.module is not None and stage.module.latency == 3 + 2
+    kernel = design.files[f"{stage.module.module}.v"]
+    assert "folded by reuse factor 3" in kernel and " * " not in kernel
+    wrapper = design.files[f"{stage.wrapper}.v"]
+    assert ".x_valid(issue)" in wrapper and "reg  pend;" in wrapper
+    top = design.files[f"{design.top}.v"]
+    assert "one pixel every 3 cycles at most" in top and "folded by reuse factor 3" in top
+    manifest = design.manifest()
+    assert manifest["stream"]["pixel_interval"] == 3 and manifest["ii"] == 75
+    # a 'valid' window has no tail: the kernel takes each window the cycle after it
+    g = single_layer("Conv2D", (5, 5, 1), size=(3, 3), filters=4)
+    valid = generate(convert(g, _with_reuse(CONFIG, {"layer": 3})).graph, RtlOptions("dsp"))
+    wrapper = valid.files[f"{valid.stages[0].wrapper}.v"]
+    assert ".x_valid(vq[0])" in wrapper and "pend" not in wrapper
+    with pytest.raises(BackendError, match="one pixel every 3 cycles"):
+        valid.schedule([0, 3, 5])
+
+
+def test_window_times_keep_the_interval() -> None:
+    """For random input timings (pixels at least P apart, pauses anywhere), every window
+    goes to the kernel, at least P cycles after the previous one, before the window
+    registers move on (the model raises otherwise)."""
+    rng = np.random.default_rng(0)
+    geometries = [Geometry("l", 4, 5, 1, 3, 3, 1, 1, 1, 1, 1, 1),
+                  Geometry("l", 5, 6, 1, 3, 3, 2, 2, 1, 1, 1, 1),
+                  Geometry("l", 1, 11, 1, 1, 3, 1, 2, 0, 0, 1, 1),
+                  Geometry("l", 5, 5, 1, 2, 2, 1, 1, 0, 1, 0, 1),
+                  Geometry("l", 6, 7, 1, 3, 3, 1, 1, 0, 0, 0, 0)]
+    for g in geometries:
+        for interval in (1, 2, 3, 9):
+            for _ in range(30):
+                n_images = int(rng.integers(1, 4))
+                steps = interval + np.where(rng.random(n_images * g.pixels) < 0.2,
+                                            rng.integers(0, 3 * interval + 5,
+                                                         n_images * g.pixels), 0)
+                times = np.cumsum(steps).tolist()
+                emitted, taken = window_times(g, times, interval)
+                assert len(emitted) == len(taken) == n_images * g.ho * g.wo
+                assert all(b - a >= interval for a, b in itertools.pairwise(taken))
+                assert all(t > e for e, t in zip(emitted, taken, strict=True))
+    g = geometries[0]
+    assert window_times(g, list(range(40)), 1) == (emission_times(g, list(range(40))),
+                                                    [t + 1 for t in emission_times(
+                                                        g, list(range(40)))])
+
+
+def test_reuse_factors_a_stream_cannot_use(tmp_path: Path, caplog: Any) -> None:
+    """As for folded Dense layers (``CheckReuseFactor``): a warning naming the layer and
+    the value used, or a ``ConfigError`` with ``ReuseFactorPolicy: strict``."""
+    from nnfab.errors import ConfigError
+
+    g = single_layer("DepthwiseConv2D", (5, 5, 2), size=(3, 3), filters=1, pads=(1, 1, 1, 1))
+    config = _with_reuse(CONFIG, {"layer": 3})
+    with caplog.at_level("WARNING", logger="nnfab.backends.rtl.stream"):
+        design = RTLProject(convert(g, config), tmp_path).design
+    assert design.pixel_interval == 1
+    assert "'layer': ReuseFactor 3: cannot fold a depthwise convolution" in caplog.text
+    strict = {**config, "Model": {**config["Model"], "ReuseFactorPolicy": "strict"}}
+    with pytest.raises(ConfigError, match=r"'layer'.*depthwise.*strict"):
+        RTLProject(convert(g, strict), tmp_path)
+    # a Dense after the Flatten folds at most over the cycles between two images
+    caplog.clear()
+    config = _with_reuse(CNN_CONFIG, {"fc": 50})
+    with caplog.at_level("WARNING", logger="nnfab.backends.rtl.stream"):
+        design = RTLProject(convert(small_cnn(), config), tmp_path).design
+    assert "'fc': ReuseFactor 50: exceeds the 4 cycles between images" in caplog.text
+    assert {m.node: m.ii for m in design.layers}["fc"] == 4
+    strict = {**config, "Model": {**config["Model"], "ReuseFactorPolicy": "strict"}}
+    with pytest.raises(ConfigError, match=r"'fc'.*exceeds"):
+        RTLProject(convert(small_cnn(), strict), tmp_path)

@@ -213,7 +213,10 @@ class RTLProject:
     ``pipeline``: the same as an int, or a target clock period in ns (a float or
     ``{"clock_period": ns}``) turned into adder levels by ``adders_per_stage_for``.
     Dense layers with a reuse factor R > 1 are folded (``folded.py``): ``.ii`` is then
-    the largest R and ``simulate`` presents a sample every ``.ii`` cycles.
+    the largest R and ``simulate`` presents a sample every ``.ii`` cycles. In streamed
+    designs (``stream.py``) convolutions and per-pixel Dense layers with R > 1 fold too:
+    pixels come every ``design.pixel_interval`` (the largest R) cycles and ``.ii`` is the
+    cycles per image.
     """
 
     def __init__(self, model: Any, output_dir: str | Path = "nnfab_rtl", *, style: str = "lut",
@@ -271,7 +274,8 @@ class RTLProject:
 
         ``x`` holds real values; they are cast to the input type as the emulator's
         input layer does. Returns the outputs as real values of the output type.
-        ``interval``: clocks between samples (default and minimum: the design's ``ii``);
+        ``interval``: clocks between samples (default and minimum: the design's ``ii``;
+        streamed designs: between pixels, default and minimum ``pixel_interval``);
         ``gap = k`` inserts one more idle cycle after every ``k`` samples; ``opt`` is the
         g++ optimization level of the model (see ``DEFAULT_OPT``).
         """
@@ -279,7 +283,8 @@ class RTLProject:
         if getattr(d, "streamed", False):  # pixel streams: stream_harness.py
             from nnfab.backends.rtl.stream_harness import simulate_stream
 
-            return simulate_stream(d, self.write(), x, self.output_dir, gap=gap, opt=opt)
+            return simulate_stream(d, self.write(), x, self.output_dir, gap=gap,
+                                   interval=interval, opt=opt)
         x = np.asarray(x, dtype=np.float64)
         if x.ndim == 0 or x[0].size != d.n_in:
             raise BackendError(

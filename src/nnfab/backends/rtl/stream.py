@@ -1,4 +1,5 @@
-"""Streamed designs for convolutional networks: one pixel (all channels) per clock.
+"""Streamed designs for convolutional networks: one pixel (all channels) per clock (or
+one every P clocks with folded kernels).
 
 A graph with convolutions or poolings (``Conv1D/2D``, ``DepthwiseConv1D/2D``,
 ``Pooling1D/2D``) becomes a pixel stream instead of one fully parallel sample.
@@ -17,9 +18,11 @@ Images enter pixel after pixel in raster order (row-major: row by row, left to
 right; a 1-D input ``(L, C)`` is one row of ``L`` pixels), images back to back. A
 pixel is taken at every rising edge where ``in_valid`` is high; ``in_valid`` may drop
 anywhere (inside an image or between images): the design counts pixels, so after
-``rst`` the first valid pixel is pixel (0, 0) of an image. There is no back-pressure
-and no input pacing requirement: the design accepts a pixel at every cycle, so one
-image takes ``H * W`` cycles (the throughput).
+``rst`` the first valid pixel is pixel (0, 0) of an image. There is no back-pressure.
+Without folded kernels there is no input pacing requirement: the design accepts a
+pixel at every cycle, so one image takes ``H * W`` cycles (the throughput). With
+folded kernels (below) pixels must be at least ``P`` cycles apart (the *pixel
+interval*, ``StreamDesign.pixel_interval``), and an image takes ``H * W * P`` cycles.
 
 The output is one item per ``out_valid`` cycle: an output pixel (all channels of the
 last feature map, raster order) when the network ends on a streamed layer, or the
@@ -43,19 +46,33 @@ image, the previous image's last outputs wait for that image's next pixels.)
 
 Layers between windowed layers that act per pixel (``Activation``, ``Dense`` on the
 channel axis, ``Softmax``, ``Dropout``) run on each pixel with the regular renderers.
-Every kernel is fully parallel (one output pixel per cycle); reuse factors are not
-applied in streamed designs.
 
-Latencies are known at generation time: ``emission_times`` models the controller
-cycle by cycle; ``StreamDesign.schedule`` predicts every output's cycle for any input
-timing, and the simulation measures the same.
+Folding (reuse factors). A ``Conv1D``/``Conv2D`` or a per-pixel ``Dense`` with
+``reuse_factor`` R > 1 gets a folded kernel: the window's weighted sum is rendered as a
+folded Dense over the window vector (``folded.py``: ``ceil(taps*C*F / R)`` shared
+multipliers fed by weight ROMs and a phase counter, latency ``R + D + 2``), which takes
+a window every R cycles. The stream's pixel interval P is the largest such R; every
+layer then runs at one pixel per P cycles (a fully parallel kernel simply idles). A
+layer whose windows reach past the image keeps its output pixels P cycles apart: its
+idle steps come P cycles after its last step, and a window emitted right after an
+idle step waits in the window registers until the kernel may take it (``window_times``
+models this, cycle by cycle). A ``Dense`` after the Flatten folds with its reuse factor
+up to the cycles between two images there; depthwise convolutions keep a fully parallel
+kernel. A reuse factor the design cannot use is reported as ``CheckReuseFactor``
+reports one (a warning naming the layer and the value used, or a ``ConfigError`` with
+``Model.ReuseFactorPolicy: strict``).
+
+Latencies are known at generation time: ``emission_times`` / ``window_times`` model
+the controller cycle by cycle; ``StreamDesign.schedule`` predicts every output's cycle
+for any input timing, and the simulation measures the same.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -71,7 +88,7 @@ from nnfab.backends.rtl.layers import (
 )
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, literal
 from nnfab.backends.rtl.writer import RtlDesign, chain
-from nnfab.errors import BackendError
+from nnfab.errors import BackendError, ConfigError
 from nnfab.ir import FixedType, Graph, Namespace, Node, sanitize
 from nnfab.ir.tables import pool_counts, reciprocal
 
@@ -223,7 +240,27 @@ def emission_times(g: Geometry, times: list[int]) -> list[int]:
     """Cycles at which the layer emits outputs, given the cycles of its input pixels.
 
     A cycle-level model of the controller in ``_window_wrapper`` (same rules, in Python):
-    used to report latencies at generation time and to predict the simulation.
+    used to report latencies at generation time and to predict the simulation. (For a
+    stream with a pixel interval above 1 see ``window_times``.)
+    """
+    return window_times(g, times, 1)[0]
+
+
+def window_times(g: Geometry, times: list[int], interval: int = 1
+                 ) -> tuple[list[int], list[int]]:
+    """``(emissions, issues)``: the cycles at which the layer emits outputs (the pixel
+    completing the window enters) and those at which its kernel takes the window.
+
+    ``interval`` is the stream's pixel interval P (input pixels at least P cycles apart).
+    With P == 1 every window goes to the kernel the cycle after its emission. With
+    P > 1, a layer whose windows reach past the image (``Geometry.tail``) steps on its own
+    (an idle step) only P cycles or more after its last step, when no window waits and
+    the kernel may take the next one on the following cycle: the last image's tail
+    comes out when it would with a next image at the same pace. A window emitted less
+    than P cycles after the previous one was taken (a pixel right after an idle step)
+    waits (at most P - 1 cycles, while the window registers still hold it), so the
+    kernel takes windows, and the layer emits output pixels, at least P cycles apart:
+    the interval holds down the stream.
     """
     hw = g.pixels
     out: list[int] = []
@@ -246,18 +283,22 @@ def emission_times(g: Geometry, times: list[int]) -> list[int]:
                 out.append(t)
                 advance()
             ip = 0 if ip == hw - 1 else ip + 1
-        return out
+        return out, [t + 1 for t in out]
     if not times:
-        return out
+        return out, []
+    issues: list[int] = []
     valid = set(times)
     ip = os_ = base = 0
     waiting, nxt, rcvd = True, False, False
+    pend, cd = False, 0  # a window waits for the kernel; cycles until the kernel is free
+    sc = 0  # cycles until the next idle step may come (P after the last step)
     t = times[0]
     end = times[-1]
-    while t <= end or (rcvd and not nxt):
+    while t <= end or (rcvd and not nxt) or pend:
         v_in = t in valid
         first_px = v_in and ip == 0
-        slot = v_in or (rcvd and not nxt)
+        idle = rcvd and not nxt and (interval == 1 or (not pend and cd <= 1 and sc == 0))
+        slot = v_in or idle
         start_next = first_px and not waiting
         active = not waiting or first_px
         cur = 0 if waiting else os_
@@ -265,6 +306,16 @@ def emission_times(g: Geometry, times: list[int]) -> list[int]:
         last_out = emit and ox == g.wo - 1 and oy == g.ho - 1
         have_next = nxt or start_next
         nb = cur if start_next else base
+        issue = pend and cd == 0
+        if slot and pend and not issue:
+            raise AssertionError(f"layer {g.layer!r}: the window registers shift at cycle {t} "
+                                 "while an emitted window still waits for the kernel (input "
+                                 f"pixels closer than the pixel interval {interval}?)")
+        if issue:
+            issues.append(t)
+        cd = interval - 1 if issue else max(cd - 1, 0)
+        sc = interval - 1 if slot else max(sc - 1, 0)
+        pend = emit or (pend and not issue)
         if last_out:
             rcvd = False
         if v_in and ip == hw - 1:
@@ -282,7 +333,7 @@ def emission_times(g: Geometry, times: list[int]) -> list[int]:
             out.append(t)
             advance()
         t += 1
-    return out
+    return out, issues
 
 
 # ------------------------------------------------------------------ stages
@@ -294,7 +345,9 @@ class Stage:
     (a per-pixel layer), ``collect`` (Flatten: pixels into one vector per image) or
     ``vector`` (a layer after the collection, once per image). ``latency``: cycles
     from input valid to output valid (``window``: from the emission slot, counting
-    the window register, i.e. ``1 +`` the kernel's latency).
+    the window register, i.e. ``1 +`` the kernel's latency, when the kernel takes the
+    window at once, see ``window_times``). ``reuse``: the reuse factor of a folded
+    kernel (1: fully parallel); ``interval``: the stream's pixel interval.
     """
 
     kind: str
@@ -308,12 +361,15 @@ class Stage:
     wrapper_text: str = ""
     geometry: Geometry | None = None
     items: int = 1
+    reuse: int = 1
+    interval: int = 1
 
     def times(self, times: list[int]) -> list[int]:
-        """Output valid cycles given the input valid cycles (see ``emission_times``)."""
+        """Output valid cycles given the input valid cycles (see ``window_times``)."""
         if self.kind == "window":
             assert self.geometry is not None
-            return [t + self.latency for t in emission_times(self.geometry, times)]
+            issues = window_times(self.geometry, times, self.interval)[1]
+            return [t + self.latency - 1 for t in issues]
         if self.kind == "collect":
             return [t + 1 for k, t in enumerate(times) if k % self.items == self.items - 1]
         return [t + self.latency for t in times]
@@ -326,7 +382,8 @@ class StreamDesign(RtlDesign):
     ``latency``: cycles from an image's first pixel to its last output item when the
     images arrive back to back (``latency_first``: to its first item), counted as the
     fully parallel design counts them (the edge sampling the first pixel is edge 1);
-    ``ii``: cycles per image (``H * W``: one pixel per cycle).
+    ``ii``: cycles per image (``H * W * pixel_interval``); ``pixel_interval``: cycles
+    between input pixels (1, or the largest reuse factor of the folded kernels).
     """
 
     stages: list[Stage] = field(default_factory=list)
@@ -336,6 +393,8 @@ class StreamDesign(RtlDesign):
     """Shape of one output item (an output pixel's channels, or the output vector)."""
     items_per_image: int = 1
     latency_first: int = 0
+    pixel_interval: int = 1
+    """Input pixels must be at least this many cycles apart (the largest reuse factor)."""
 
     streamed = True
 
@@ -360,7 +419,13 @@ class StreamDesign(RtlDesign):
 
         A pixel presented in harness cycle ``i`` is sampled by edge ``i + 1``; an output
         seen in cycle ``j`` was produced by edge ``j + 1``; latencies are ``j - i + 1``.
+        Input pixels must be ``pixel_interval`` cycles apart or more.
         """
+        p = self.pixel_interval
+        for a, b in itertools.pairwise(in_cycles):
+            if b - a < p:
+                raise BackendError(f"stream schedule: input pixels at cycles {a} and {b}; this "
+                                   f"design takes one pixel every {p} cycles at most")
         times = [i + 1 for i in in_cycles]  # the input register
         for stage in self.stages:
             times = stage.times(times)
@@ -378,6 +443,7 @@ class StreamDesign(RtlDesign):
         data["stream"] = {
             "pixel_channels": self.pixel_in,
             "pixels_per_image": self.pixels_per_image,
+            "pixel_interval": self.pixel_interval,
             "item_shape": list(self.item_shape),
             "items_per_image": self.items_per_image,
             "latency_first": self.latency_first,
@@ -385,6 +451,7 @@ class StreamDesign(RtlDesign):
             "cycles_per_image": self.ii,
             "stages": [
                 {"name": s.node, "op": s.op, "kind": s.kind, "latency": s.latency,
+                 "reuse_factor": s.reuse,
                  **({"window": [s.geometry.kh, s.geometry.kw],
                      "strides": [s.geometry.sh, s.geometry.sw],
                      "pads": [s.geometry.pt, s.geometry.pb, s.geometry.pl, s.geometry.pr],
@@ -416,9 +483,12 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
             "convolutions or poolings needs a 1-D (length, channels) or 2-D (height, width, "
             "channels) input"
         )
+    reuse = stream_reuse_factors(graph, order)
+    interval = max(reuse.values(), default=1)
     stages: list[Stage] = []
     mode = "stream"
     shape = in_tensor.shape
+    image_interval = 0  # cycles between images after the Flatten (at least)
     for name in order[1:]:
         node = graph.node(name)
         for t in (*node.inputs, node.name):
@@ -427,13 +497,16 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
         out_shape = graph.tensors[name].shape
         if mode == "stream":
             if node.op in WINDOW_OPS:
-                stages.append(_window_stage(graph, node, shape, names, top_name, options))
+                stages.append(_window_stage(graph, node, shape, names, top_name, options,
+                                            reuse.get(name, 1), interval))
             elif node.op in PIXEL_OPS:
                 stages.append(_pixel_stage(graph, node, shape, out_shape, names, top_name,
-                                           options))
+                                           options, reuse.get(name, 1)))
             elif node.op in COLLECT_OPS:
                 stages.append(_collect_stage(graph, node, shape, names, top_name))
-                stages.append(_vector_stage(graph, node, names, top_name, options))
+                image_interval = math.prod(shape[:-1]) * interval
+                stages.append(_vector_stage(graph, node, names, top_name, options,
+                                            image_interval))
                 mode = "vector"
             else:
                 raise BackendError(
@@ -448,8 +521,11 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
                     f"layer {name!r} ({node.op}) follows a Flatten; the streamed RTL design "
                     "supports windowed layers only before the Flatten"
                 )
-            stages.append(_vector_stage(graph, node, names, top_name, options))
+            stages.append(_vector_stage(graph, node, names, top_name, options,
+                                        image_interval))
         shape = out_shape
+    for s in stages:
+        s.interval = interval
     pixel_in = in_tensor.shape[-1]
     out_shape = graph.tensors[order[-1]].shape
     if mode == "stream":
@@ -458,22 +534,24 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
     else:
         item_shape, items = tuple(out_shape), 1
     pixels = math.prod(in_tensor.shape[:-1])
+    period = pixels * interval
     design = StreamDesign(
         top=top_name, files={}, layers=[s.module for s in stages if s.module is not None],
-        latency=0, ii=pixels, in_type=in_t, out_type=out_t, in_shape=in_tensor.shape,
+        latency=0, ii=period, in_type=in_t, out_type=out_t, in_shape=in_tensor.shape,
         out_shape=out_shape, options=options, graph_name=graph.name, stages=stages,
         pixel_in=pixel_in, item_shape=item_shape, items_per_image=items,
+        pixel_interval=interval,
     )
-    # timing at generation time: two images back to back, one pixel per cycle
-    out_cycles = design.schedule(list(range(2 * pixels)))
+    # timing at generation time: two images back to back, one pixel every interval cycles
+    out_cycles = design.schedule(list(range(0, 2 * period, interval)))
     if len(out_cycles) != 2 * items:
         raise AssertionError(f"stream schedule produced {len(out_cycles)} items, "
                              f"expected {2 * items}")
     design.latency_first = out_cycles[0] + 1
     design.latency = out_cycles[items - 1] + 1
     steady = out_cycles[2 * items - 1] - out_cycles[items - 1]
-    if steady != pixels:
-        raise AssertionError(f"stream schedule: {steady} cycles per image, expected {pixels}")
+    if steady != period:
+        raise AssertionError(f"stream schedule: {steady} cycles per image, expected {period}")
     files: dict[str, str] = {}
     for s in stages:
         if s.module is not None:
@@ -482,27 +560,68 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
             files[f"{s.wrapper}.v"] = s.wrapper_text
     files[f"{top_name}.v"] = _top_text(design, graph)
     design.files = files
+    pace = "one per cycle" if interval == 1 else f"one every {interval} cycles"
     design.notes.append(
-        f"streamed: {pixels} pixels of {pixel_in} channels per image, one per cycle; "
+        f"streamed: {pixels} pixels of {pixel_in} channels per image, {pace}; "
         f"latency {design.latency_first} cycles to the first output item, {design.latency} "
-        f"to the last ({items} item(s) per image); {pixels} cycles per image"
+        f"to the last ({items} item(s) per image); {period} cycles per image"
     )
     log.info("streamed RTL for %r: latency %d (first item) / %d (last item) cycles, %d cycles "
-             "per image", graph.name, design.latency_first, design.latency, pixels)
+             "per image (pixel interval %d)", graph.name, design.latency_first, design.latency,
+             period, interval)
     return design
+
+
+FOLDED_WINDOW_OPS = ("Conv1D", "Conv2D")
+"""Window layers whose kernel folds by its reuse factor (``folded.py`` on the window)."""
+
+
+def stream_reuse_factors(graph: Graph, order: list[str]) -> dict[str, int]:
+    """Reuse factor of each folded layer on the pixel stream (before the Flatten).
+
+    Convolutions (``FOLDED_WINDOW_OPS``) and per-pixel ``Dense`` layers with
+    ``reuse_factor`` R > 1 fold; the stream's pixel interval is the largest R. A
+    depthwise convolution keeps a fully parallel kernel (``_reuse_not_used``).
+    """
+    out: dict[str, int] = {}
+    for name in order[1:]:
+        node = graph.node(name)
+        if node.op in COLLECT_OPS:
+            break
+        if node.reuse_factor <= 1:
+            continue
+        if node.op in FOLDED_WINDOW_OPS or node.op == "Dense":
+            out[name] = int(node.reuse_factor)
+        elif node.op.startswith("Depthwise"):
+            _reuse_not_used(graph, node, "cannot fold a depthwise convolution in a streamed "
+                            "design (its kernel stays fully parallel)", 1)
+    return out
+
+
+def _reuse_not_used(graph: Graph, node: Node, reason: str, used: int) -> None:
+    """A reuse factor the streamed design cannot apply: as ``CheckReuseFactor`` does, a
+    warning naming the layer and the value used instead, or a ``ConfigError`` with
+    ``Model.ReuseFactorPolicy: strict``."""
+    if graph.metadata.get("reuse_factor_policy", "warn") == "strict":
+        raise ConfigError(f"layer {node.name!r}: ReuseFactor {node.reuse_factor!r}: {reason} "
+                          "(Model.ReuseFactorPolicy is 'strict')")
+    log.warning("layer %r: ReuseFactor %d: %s; using %d", node.name, node.reuse_factor, reason,
+                used)
 
 
 def _sub_graph(node: Node, in_type: FixedType, in_shape: tuple[int, ...], out_type: FixedType,
                out_shape: tuple[int, ...], op: str | None = None,
                attrs: dict[str, Any] | None = None,
-               weights: dict[str, np.ndarray] | None = None) -> Graph:
-    """A two-layer graph ``Input -> node`` on the given shapes (a pixel or a window)."""
+               weights: dict[str, np.ndarray] | None = None, reuse: int = 1) -> Graph:
+    """A two-layer graph ``Input -> node`` on the given shapes (a pixel or a window);
+    ``reuse``: the copy's reuse factor (> 1: it folds, ``folded.py``)."""
     g = Graph(name=f"{node.name}_part")
     g.add_node(Node(f"{node.name}_x", "Input", [], attrs={"shape": in_shape}), in_shape, in_type)
     copy = Node(node.name, op or node.op, [f"{node.name}_x"],
                 attrs=dict(node.attrs if attrs is None else attrs),
                 weights=dict(node.weights if weights is None else weights),
-                precision=dict(node.precision), source_class=node.source_class)
+                precision=dict(node.precision), reuse_factor=reuse, strategy=node.strategy,
+                source_class=node.source_class)
     g.add_node(copy, out_shape, out_type)
     g.outputs = [node.name]
     return g
@@ -516,8 +635,9 @@ def _types(graph: Graph, node: Node) -> tuple[FixedType, FixedType]:
 
 
 def _pixel_stage(graph: Graph, node: Node, shape: tuple[int, ...], out_shape: tuple[int, ...],
-                 names: Namespace, top: str, options: RtlOptions) -> Stage:
-    """A per-pixel layer: the regular renderer on one pixel's channels."""
+                 names: Namespace, top: str, options: RtlOptions, reuse: int = 1) -> Stage:
+    """A per-pixel layer: the regular renderer on one pixel's channels (a ``Dense`` with
+    ``reuse`` > 1 folded, taking a pixel every ``reuse`` cycles)."""
     t_in, t_out = _types(graph, node)
     c_in, c_out = shape[-1], out_shape[-1]
     if tuple(out_shape[:-1]) != tuple(shape[:-1]):
@@ -530,25 +650,35 @@ def _pixel_stage(graph: Graph, node: Node, shape: tuple[int, ...], out_shape: tu
             raise BackendError(f"layer {node.name!r} (Softmax): axis {axis!r}; a streamed "
                                "design applies softmax over the channels (axis -1) only")
         attrs["axis"] = -1
-    sub = _sub_graph(node, t_in, (c_in,), t_out, (c_out,), attrs=attrs)
+    sub = _sub_graph(node, t_in, (c_in,), t_out, (c_out,), attrs=attrs, reuse=reuse)
     module = RENDERERS[node.op](LayerContext(sub.node(node.name), sub,
-                                             names(f"{top}_{node.name}"), options))
+                                             names(f"{top}_{node.name}"), options,
+                                             folding=reuse > 1))
     return Stage("pixel", node.name, node.op, module.latency, c_in * t_in.width,
-                 c_out * t_out.width, module=module)
+                 c_out * t_out.width, module=module, reuse=module.ii)
 
 
 def _vector_stage(graph: Graph, node: Node, names: Namespace, top: str,
-                  options: RtlOptions) -> Stage:
-    """A layer after the Flatten: the regular renderer, once per image."""
+                  options: RtlOptions, image_interval: int) -> Stage:
+    """A layer after the Flatten: the regular renderer, once per image.
+
+    A ``Dense`` with a reuse factor folds (``folded.py``) up to ``image_interval``, the
+    fewest cycles between two images there; a larger reuse factor is not used
+    (``_reuse_not_used``: a warning, or an error with the strict policy)."""
     renderer = RENDERERS.get(node.op)
     if renderer is None:
         raise BackendError(
             f"layer {node.name!r}: op {node.op!r} is not supported by the RTL backend yet; "
             f"supported: {', '.join(sorted(RENDERERS))}"
         )
-    module = renderer(LayerContext(node, graph, names(f"{top}_{node.name}"), options))
+    if node.op == "Dense" and node.reuse_factor > image_interval:
+        _reuse_not_used(graph, node, f"exceeds the {image_interval} cycles between images "
+                        "after the Flatten (the most a layer there can fold)", image_interval)
+        node = replace(node, reuse_factor=image_interval)
+    module = renderer(LayerContext(node, graph, names(f"{top}_{node.name}"), options,
+                                   folding=True))
     return Stage("vector", node.name, node.op, module.latency, module.in_width,
-                 module.out_width, module=module)
+                 module.out_width, module=module, reuse=module.ii)
 
 
 def _collect_stage(graph: Graph, node: Node, shape: tuple[int, ...], names: Namespace,
@@ -565,7 +695,10 @@ def _collect_stage(graph: Graph, node: Node, shape: tuple[int, ...], names: Name
 
 # ----------------------------------------------------------- window layers
 def _window_stage(graph: Graph, node: Node, shape: tuple[int, ...], names: Namespace,
-                  top: str, options: RtlOptions) -> Stage:
+                  top: str, options: RtlOptions, reuse: int = 1, interval: int = 1) -> Stage:
+    """A convolution or pooling: line buffers, window registers and the kernel (a Dense
+    over the window vector; with ``reuse`` > 1 folded, ``folded.py``); ``interval``: the
+    stream's pixel interval."""
     t_in, t_out = _types(graph, node)
     g = geometry_of(node, shape)
     g.check(node.op)
@@ -597,15 +730,16 @@ def _window_stage(graph: Graph, node: Node, shape: tuple[int, ...], names: Names
         attrs = {k: v for k, v in node.attrs.items() if k == "activation"}
         sub = _sub_graph(node, t_in, (taps * g.c,), t_out, (c_out,), op="Dense", attrs=attrs,
                          weights={"kernel": kernel2d,
-                                  "bias": np.asarray(node.weights["bias"]).reshape(-1)})
+                                  "bias": np.asarray(node.weights["bias"]).reshape(-1)},
+                         reuse=reuse)
         module = RENDERERS["Dense"](LayerContext(sub.node(node.name), sub, module_name,
-                                                 options))
+                                                 options, folding=reuse > 1))
         module.op = node.op
     wrapper = names(f"{top}_{node.name}_stream")
-    text = _window_wrapper(wrapper, g, t_in, module, fill, mask_port, node.op)
+    text = _window_wrapper(wrapper, g, t_in, module, fill, mask_port, node.op, interval)
     return Stage("window", node.name, node.op, 1 + module.latency, g.c * t_in.width,
                  c_out * t_out.width, module=module, wrapper=wrapper, wrapper_text=text,
-                 geometry=g)
+                 geometry=g, reuse=module.ii)
 
 
 def _pool_module(name: str, node: Node, g: Geometry, x_t: FixedType, y_t: FixedType,
@@ -736,8 +870,15 @@ def _popcount(mb: ModuleBuilder, base: str, bits: list[Sig]) -> Sig:
 
 
 def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule, fill: int,
-                    mask_port: bool, op: str) -> str:
-    """Line buffers, window registers, the pixel/emission controller and the kernel."""
+                    mask_port: bool, op: str, interval: int = 1) -> str:
+    """Line buffers, window registers, the pixel/emission controller and the kernel.
+
+    ``interval`` > 1 (pixels at least that many cycles apart): a folded kernel
+    (``kernel.valid_in``) gets ``rst`` and the cycle in which it takes the window; a
+    layer with a tail (``Geometry.tail``) holds an emitted window until the kernel may
+    take it and steps on its own only when nothing waits (``window_times``).
+    """
+    queued = g.tail and interval > 1  # windows may wait for the kernel (pend / cd)
     pw = g.c * t_in.width
     hw = g.pixels
     wi = bits_for(0, hw - 1)[0]
@@ -760,8 +901,21 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
         "// enters; its window is then in the window registers and the kernel "
         f"'{kernel.module}' computes it.",
         "// Latency from that pixel's valid to v_out: "
-        f"{1 + lat} cycle(s) (window register + kernel).",
+        f"{1 + lat} cycle(s) (window register + kernel)"
+        + (", plus the wait of a pending window." if queued else "."),
     ]
+    if kernel.valid_in:
+        lines.append(f"// The kernel is folded: it takes a window every {kernel.ii} cycles at "
+                     "most; pixels arrive at least")
+        lines.append(f"// {interval} cycles apart (the stream's pixel interval).")
+    if queued:
+        lines.append(f"// Output pixels leave at least {interval} cycles apart: a window emitted "
+                     "sooner after the previous")
+        lines.append("// one (a pixel right after an idle step) waits in the window registers "
+                     "(pend) until the kernel")
+        lines.append("// may take it (cd == 0); idle steps come when nothing is pending, at "
+                     f"least {interval} cycles after")
+        lines.append("// the last step (sc == 0): the pace of the pixels.")
     if g.tail:
         lines.append("// Windows reaching past the image's last pixel complete at the slots "
                      "of the next image's first")
@@ -792,13 +946,23 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
         ]
         reset = [f"ip <= {lit(0, wi)};"]
     else:
+        if queued:
+            wc = bits_for(0, interval - 1)[0]
+            lines += [
+                "  reg  pend;  // an emitted window waits for the kernel",
+                f"  reg  [{wc - 1}:0] cd;  // cycles until the kernel may take the next window",
+                f"  reg  [{wc - 1}:0] sc;  // cycles until an idle step may come",
+                f"  wire issue = pend && (cd == {lit(0, wc)});  // the kernel takes the window",
+            ]
         lines += [
             f"  reg  [{ws - 1}:0] os;    // slots since the tracked output image started",
             f"  reg  [{ws - 1}:0] base;  // slot at which the next image started",
             "  reg  waiting, nxt, rcvd;",
             f"  wire first_px = v_in && (ip == {lit(0, wi)});",
-            "  wire slot = v_in || (rcvd && !nxt);  // no pixel, image received, next not "
-            "begun: an idle step",
+            "  wire slot = v_in || (rcvd && !nxt"
+            + (f" && !pend && (sc == {lit(0, wc)})" if queued else "")
+            + (f" && (cd <= {lit(1, wc)})" if queued and interval > 2 else "")
+            + ");  // no pixel, image received, next not begun: an idle step",
             "  wire start_next = first_px && !waiting;",
             "  wire active = !waiting || first_px;",
             f"  wire [{ws - 1}:0] cur = waiting ? {lit(0, ws)} : os;",
@@ -828,8 +992,9 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
             "  end",
             "end",
         ]
+    nvq = lat if queued else lat + 1  # bits of the valid pipeline
     reset += [f"en <= {lit(g.e0, ws)};", f"oy <= {lit(0, wy)};", f"ox <= {lit(0, wx)};",
-              f"vq <= {lit(0, lat + 1)};"]
+              f"vq <= {lit(0, nvq)};"]
     seq = [f"if (v_in) ip <= ip_last ? {lit(0, wi)} : ip + {lit(1, wi)};", *seq,
            "if (emit) begin",
            "  if (!ox_end) begin",
@@ -844,10 +1009,23 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
            f"    oy <= {lit(0, wy)};",
            f"    en <= {lit(g.e0, ws)};",
            "  end",
-           "end",
-           "vq <= " + (f"{{vq[{lat - 1}:0], emit}};" if lat > 0 else "emit;")]
+           "end"]
+    if queued:
+        wc = bits_for(0, interval - 1)[0]
+        reset += ["pend <= 1'b0;", f"cd <= {lit(0, wc)};", f"sc <= {lit(0, wc)};"]
+        seq += ["pend <= emit || (pend && !issue);",
+                f"if (issue) cd <= {lit(interval - 1, wc)};",
+                f"else if (cd != {lit(0, wc)}) cd <= cd - {lit(1, wc)};",
+                f"if (slot) sc <= {lit(interval - 1, wc)};",
+                f"else if (sc != {lit(0, wc)}) sc <= sc - {lit(1, wc)};",
+                "vq <= " + (f"{{vq[{lat - 2}:0], issue}};" if lat > 1 else "issue;")]
+        take = "issue"
+        lines.append(f"  reg  [{nvq - 1}:0] vq;  // the kernel's pipeline")
+    else:
+        seq.append("vq <= " + (f"{{vq[{lat - 1}:0], emit}};" if lat > 0 else "emit;"))
+        take = "vq[0]"
+        lines.append(f"  reg  [{lat}:0] vq;  // emission, then the kernel's pipeline")
     # window registers and line buffers
-    lines.append(f"  reg  [{lat}:0] vq;  // emission, then the kernel's pipeline")
     win = [[f"w{r}_{c}" for c in range(g.kw)] for r in range(g.kh)]
     for r in range(g.kh):
         for c in range(g.kw):
@@ -881,8 +1059,12 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
         lines.append(f"  reg  [{g.kw - 1}:0] mcq;  // window columns in the image")
         row_bits = ", ".join(reversed(row_ok))
         col_bits = ", ".join(reversed(col_ok))
-        seq.append(f"mrq <= {{{row_bits}}};")
-        seq.append(f"mcq <= {{{col_bits}}};")
+        if queued:  # held with the window until the kernel takes it
+            seq += ["if (emit) begin", f"  mrq <= {{{row_bits}}};", f"  mcq <= {{{col_bits}}};",
+                    "end"]
+        else:
+            seq.append(f"mrq <= {{{row_bits}}};")
+            seq.append(f"mcq <= {{{col_bits}}};")
     fill_pixel = 0
     for ch in range(g.c):
         fill_pixel |= (fill % (1 << t_in.width)) << (ch * t_in.width)
@@ -900,12 +1082,15 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
                              f"{win[r][c]} : {lit(fill_pixel, pw)};")
                 elements.append(wire)
     window_bus = "{" + ", ".join(reversed(elements)) + "}" if len(elements) > 1 else elements[0]
-    ports = [".clk(clk)", f".x({window_bus})"]
+    ports = [".clk(clk)"]
+    if kernel.valid_in:
+        ports += [".rst(rst)", f".x_valid({take})"]
+    ports.append(f".x({window_bus})")
     if mask_port:
         ports.append(".m({mcq, mrq})" if masked else f".m({lit(-1, g.kh + g.kw)})")
     ports.append(".y(y_out)")
     lines.append(f"  {kernel.module} u_kernel ({', '.join(ports)});")
-    lines.append(f"  assign v_out = vq[{lat}];")
+    lines.append(f"  assign v_out = vq[{nvq - 1}];")
     lines.append("  always @(posedge clk) begin")
     lines.append("    if (slot) begin")
     lines += [f"      {s}" for s in shift]
@@ -983,12 +1168,15 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
     for reserved in ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data"):
         local(reserved)
     pw_in = d.in_width
+    p = d.pixel_interval
+    pace = "one pixel per cycle" if p == 1 else f"one pixel every {p} cycles at most"
     lines = [
-        f"// {d.top}: network {graph.name!r} as a pixel stream (one pixel per cycle).",
+        f"// {d.top}: network {graph.name!r} as a pixel stream ({pace}).",
         f"// in_data:  one pixel, {d.pixel_in} x {d.in_type} (mantissas), channel c in bits "
         f"[c*{d.in_type.width} +: {d.in_type.width}];",
         f"//           {d.pixels_per_image} pixels per image {d.in_shape}, raster order, images "
-        "back to back; in_valid per pixel (gaps allowed).",
+        "back to back; in_valid per pixel (gaps allowed)"
+        + ("." if p == 1 else f",\n//           at least {p} cycles apart (folded kernels)."),
         f"// out_data: {d.item_size} x {d.out_type} per out_valid; "
         + (f"{d.items_per_image} output pixels per image (raster order)."
            if d.items_per_image > 1 or len(d.out_shape) > 1 else "one vector per image."),
@@ -1000,7 +1188,8 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
     for s in d.stages:
         what = {"window": "window layer, from the pixel completing a window",
                 "pixel": "per pixel", "collect": "collect an image", "vector": "per image"}
-        lines.append(f"//   {s.node!r} ({s.op}, {what[s.kind]}): {s.latency}")
+        lines.append(f"//   {s.node!r} ({s.op}, {what[s.kind]}): {s.latency}"
+                     + (f", folded by reuse factor {s.reuse}" if s.reuse > 1 else ""))
     lines += [
         f"module {d.top} (",
         "  input  wire clk,",
@@ -1031,7 +1220,9 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
                          f".x_in({cur_d}), .v_out({vw}), .y_out({dw}));")
         else:
             assert s.module is not None
-            lines.append(f"  {s.module.module} u_{dw} (.clk(clk), .x({cur_d}), .y({dw}));")
+            fold = f".rst(rst), .x_valid({cur_v}), " if s.module.valid_in else ""
+            lines.append(f"  {s.module.module} u_{dw} (.clk(clk), {fold}.x({cur_d}), "
+                         f".y({dw}));")
             if s.latency == 0:
                 lines.append(f"  assign {vw} = {cur_v};")
             else:

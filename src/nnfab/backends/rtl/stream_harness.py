@@ -3,17 +3,18 @@
 Protocol (integers little-endian int64)::
 
     sim <pixels.bin> <items.bin> <times.bin> <stats.json> <n_pixels> <n_items> <gap>
-        <image_gap> <max_cycles>
+        <image_gap> <max_cycles> <interval>
 
 ``pixels.bin`` holds ``n_pixels x C_IN`` input mantissas (raster order, images back to
-back). After two reset cycles one pixel is presented per cycle; ``gap = k > 0`` adds an
-idle cycle after every ``k`` pixels, ``image_gap = g`` adds ``g`` idle cycles after
-every image. The harness stops after ``n_items`` output items (or ``max_cycles``);
-``items.bin`` gets them (``N_OUT`` mantissas each, sign-extended when the output type
-is signed), ``times.bin`` the harness cycle of every pixel and then of every item
-(an item seen in cycle ``j`` after a pixel presented in cycle ``i`` is ``j - i + 1``
-clock edges later, the edge sampling the pixel counting as the first, as for the
-fully parallel designs).
+back). After two reset cycles one pixel is presented every ``interval`` cycles (the
+design's ``pixel_interval`` by default: 1, or the largest reuse factor of its folded
+kernels); ``gap = k > 0`` adds an idle cycle after every ``k`` pixels, ``image_gap = g``
+adds ``g`` idle cycles after every image. The harness stops after ``n_items`` output
+items (or ``max_cycles``); ``items.bin`` gets them (``N_OUT`` mantissas each,
+sign-extended when the output type is signed), ``times.bin`` the harness cycle of every
+pixel and then of every item (an item seen in cycle ``j`` after a pixel presented in
+cycle ``i`` is ``j - i + 1`` clock edges later, the edge sampling the pixel counting as
+the first, as for the fully parallel designs).
 """
 
 from __future__ import annotations
@@ -105,9 +106,9 @@ static void unpack_item(const uint32_t* w, int64_t* m) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 10) {
+  if (argc != 11) {
     std::fprintf(stderr, "usage: %s pixels.bin items.bin times.bin stats.json n_pixels n_items "
-                 "gap image_gap max_cycles\n", argv[0]);
+                 "gap image_gap max_cycles interval\n", argv[0]);
     return 2;
   }
   const long n_px = std::atol(argv[5]);
@@ -115,6 +116,7 @@ int main(int argc, char** argv) {
   const long gap = std::atol(argv[7]);
   const long image_gap = std::atol(argv[8]);
   const long max_cycles = std::atol(argv[9]);
+  const long interval = std::atol(argv[10]);
   std::vector<int64_t> px(static_cast<size_t>(n_px) * C_IN);
   std::vector<int64_t> items(static_cast<size_t>(n_items) * N_OUT);
   std::vector<int64_t> times(static_cast<size_t>(n_px + n_items), -1);
@@ -137,9 +139,10 @@ int main(int argc, char** argv) {
   }
   top.rst = 0;
 
-  long fed = 0, got = 0, cycle = 0, run = 0, idle_left = 0;
+  long fed = 0, got = 0, cycle = 0, run = 0, idle_left = 0, hold = 0;
   while (got < n_items && cycle < max_cycles) {
-    bool idle = idle_left > 0 || (gap > 0 && run == gap);
+    const bool pacing = hold > 0;  // the pixel interval: interval - 1 cycles after a pixel
+    bool idle = pacing || idle_left > 0 || (gap > 0 && run == gap);
     if (fed < n_px && !idle) {
       pack_pixel(&px[static_cast<size_t>(fed) * C_IN], words_in.data());
       to_port(top.in_data, words_in.data());
@@ -147,10 +150,11 @@ int main(int argc, char** argv) {
       times[static_cast<size_t>(fed)] = cycle;
       ++fed;
       ++run;
+      hold = interval - 1;
       if (image_gap > 0 && fed % PIXELS_PER_IMAGE == 0) idle_left = image_gap;
     } else {
       top.in_valid = 0;
-      if (idle_left > 0) --idle_left; else run = 0;
+      if (pacing) --hold; else if (idle_left > 0) --idle_left; else run = 0;
     }
     top.eval();
     top.clk = 1;
@@ -235,20 +239,28 @@ class StreamSimulationResult(SimulationResult):
 
 
 def simulate_stream(design: StreamDesign, sources: list[Path], x: Any, project_dir: Path, *,
-                    gap: int = 0, image_gap: int = 0, opt: str = DEFAULT_OPT
-                    ) -> StreamSimulationResult:
+                    gap: int = 0, image_gap: int = 0, interval: int | None = None,
+                    opt: str = DEFAULT_OPT) -> StreamSimulationResult:
     """Stream a batch of images ``(batch, *in_shape)`` of real values through the design.
+
+    ``interval``: cycles between pixels (default and minimum: ``design.pixel_interval``).
 
     Returns a ``SimulationResult`` whose ``outputs`` have the shape of ``model.predict``,
     ``latency`` the measured cycles from the first image's first pixel to its last
     output item, ``ii`` the measured cycles per image (between the last items of
-    consecutive images; ``H * W`` for back-to-back images), and ``timing`` (a
+    consecutive images; ``H * W * interval`` for back-to-back images), and ``timing`` (a
     ``StreamTiming``) every pixel's and item's cycle.
     """
     d = design
     for what, value in (("gap", gap), ("image_gap", image_gap)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise BackendError(f"simulate: {what} must be an integer >= 0, got {value!r}")
+    p = d.pixel_interval
+    if interval is None:
+        interval = p
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < p:
+        raise BackendError(f"simulate: interval must be an integer >= {p} (the design takes "
+                           f"one pixel every {p} cycles at most), got {interval!r}")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != len(d.in_shape) + 1 or tuple(x.shape[1:]) != tuple(d.in_shape):
         raise BackendError(
@@ -268,10 +280,11 @@ def simulate_stream(design: StreamDesign, sources: list[Path], x: Any, project_d
         f.unlink(missing_ok=True)
     np.ascontiguousarray(pixels).astype("<i8").tofile(f_in)
     idle = (n_px // gap if gap else 0) + batch * image_gap
-    max_cycles = n_px + idle + 2 * d.latency + 100
+    max_cycles = n_px * interval + idle + 2 * d.latency + 100
     start = time.perf_counter()
     try:
-        run([exe, f_in, f_out, f_times, f_stats, n_px, n_items, gap, image_gap, max_cycles],
+        run([exe, f_in, f_out, f_times, f_stats, n_px, n_items, gap, image_gap, max_cycles,
+             interval],
             run_dir / "sim.log", what="Verilator simulation")
     except ToolError as e:
         raise ToolError(f"{e}\n(the streamed design produced fewer output items than "
