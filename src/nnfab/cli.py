@@ -207,7 +207,8 @@ def _parse_pipeline(text: str) -> int | float:
 @cli.command()
 @click.argument("project", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output-dir", type=click.Path(path_type=Path), default=None,
-              help="Where the Verilog goes (default: PROJECT/rtl).")
+              help="The RTL project directory (default: PROJECT/rtl): the Verilog goes to "
+                   "its rtl/, the Verilator run to sim/, Yosys to synth/.")
 @click.option("--style", type=click.Choice(["lut", "dsp"]), default="lut", show_default=True,
               help="lut: constant multiplications as shifts and adds; dsp: leave * to synthesis.")
 @click.option("--adders-per-stage", type=click.IntRange(1, None), default=None,
