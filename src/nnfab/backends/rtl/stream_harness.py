@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import numpy as np
 
+from nnfab.backends.rtl.harness import PORT_HELPERS
 from nnfab.backends.rtl.project import DEFAULT_OPT, SimulationResult, build_simulator
 from nnfab.errors import BackendError, ToolError
 from nnfab.tools import run
@@ -50,62 +51,8 @@ static const int N_OUT = {{ n_out }};
 static const int W_OUT = {{ w_out }};
 static const long PIXELS_PER_IMAGE = {{ pixels }};
 static const bool OUT_SIGNED = {{ "true" if out_signed else "false" }};
-static const int IN_WORDS = (C_IN * W_IN + 31) / 32;
-static const int OUT_WORDS = (N_OUT * W_OUT + 31) / 32;
-
-// Verilator maps ports to 8/16/32/64-bit integers or arrays of 32-bit words.
-static void to_port(CData& p, const uint32_t* w) { p = static_cast<CData>(w[0]); }
-static void to_port(SData& p, const uint32_t* w) { p = static_cast<SData>(w[0]); }
-static void to_port(IData& p, const uint32_t* w) { p = w[0]; }
-static void to_port(QData& p, const uint32_t* w) {
-  QData hi = IN_WORDS > 1 ? static_cast<QData>(w[1]) : 0;
-  p = static_cast<QData>(w[0]) | (hi << 32);
-}
-template <std::size_t N>
-static void to_port(VlWide<N>& p, const uint32_t* w) {
-  for (std::size_t i = 0; i < N; ++i) p[i] = w[i];
-}
-static void from_port(const CData& p, uint32_t* w) { w[0] = p; }
-static void from_port(const SData& p, uint32_t* w) { w[0] = p; }
-static void from_port(const IData& p, uint32_t* w) { w[0] = p; }
-static void from_port(const QData& p, uint32_t* w) {
-  w[0] = static_cast<uint32_t>(p);
-  if (OUT_WORDS > 1) w[1] = static_cast<uint32_t>(p >> 32);
-}
-template <std::size_t N>
-static void from_port(const VlWide<N>& p, uint32_t* w) {
-  for (std::size_t i = 0; i < N; ++i) w[i] = p[i];
-}
-
-// element e of a packed bus occupies bits [e*W +: W]
-static void pack_pixel(const int64_t* m, uint32_t* w) {
-  for (int i = 0; i < IN_WORDS; ++i) w[i] = 0;
-  for (int e = 0; e < C_IN; ++e) {
-    uint64_t v = static_cast<uint64_t>(m[e]);
-    for (int b = 0; b < W_IN; ++b) {
-      if ((v >> b) & 1u) {
-        int pos = e * W_IN + b;
-        w[pos >> 5] |= 1u << (pos & 31);
-      }
-    }
-  }
-}
-
-static void unpack_item(const uint32_t* w, int64_t* m) {
-  for (int e = 0; e < N_OUT; ++e) {
-    uint64_t v = 0;
-    for (int b = 0; b < W_OUT; ++b) {
-      int pos = e * W_OUT + b;
-      if ((w[pos >> 5] >> (pos & 31)) & 1u) v |= static_cast<uint64_t>(1) << b;
-    }
-    if (OUT_SIGNED && W_OUT < 64 && ((v >> (W_OUT - 1)) & 1u)) {
-      v |= ~static_cast<uint64_t>(0) << W_OUT;
-    }
-    m[e] = static_cast<int64_t>(v);
-  }
-}
-
-int main(int argc, char** argv) {
+static const int N_IN = C_IN;
+{{ port_helpers }}int main(int argc, char** argv) {
   if (argc != 11) {
     std::fprintf(stderr, "usage: %s pixels.bin items.bin times.bin stats.json n_pixels n_items "
                  "gap image_gap max_cycles interval\n", argv[0]);
@@ -144,7 +91,7 @@ int main(int argc, char** argv) {
     const bool pacing = hold > 0;  // the pixel interval: interval - 1 cycles after a pixel
     bool idle = pacing || idle_left > 0 || (gap > 0 && run == gap);
     if (fed < n_px && !idle) {
-      pack_pixel(&px[static_cast<size_t>(fed) * C_IN], words_in.data());
+      pack(&px[static_cast<size_t>(fed) * C_IN], words_in.data());
       to_port(top.in_data, words_in.data());
       top.in_valid = 1;
       times[static_cast<size_t>(fed)] = cycle;
@@ -161,7 +108,7 @@ int main(int argc, char** argv) {
     top.eval();
     if (top.out_valid) {
       from_port(top.out_data, words_out.data());
-      unpack_item(words_out.data(), &items[static_cast<size_t>(got) * N_OUT]);
+      unpack(words_out.data(), &items[static_cast<size_t>(got) * N_OUT]);
       times[static_cast<size_t>(n_px + got)] = cycle;
       ++got;
     }
@@ -200,7 +147,7 @@ def render_stream_harness(design: StreamDesign) -> str:
     return env.from_string(STREAM_HARNESS_TEMPLATE).render(
         top=design.top, c_in=design.pixel_in, w_in=design.in_type.width,
         n_out=design.item_size, w_out=design.out_type.width, pixels=design.pixels_per_image,
-        out_signed=design.out_type.signed,
+        out_signed=design.out_type.signed, port_helpers=PORT_HELPERS,
     )
 
 
