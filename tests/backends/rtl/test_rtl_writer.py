@@ -243,3 +243,12 @@ def test_ports_wider_than_the_harness_are_rejected(tmp_path: object) -> None:
     project = RTLProject(model, tmp_path)
     with pytest.raises(BackendError, match=r"ap_fixed<70,30> is 70 bits wide"):
         project.build_simulator()
+
+
+def test_unpipelined_lut_dense_uses_compressor_chains() -> None:
+    model = _model([16, 8], relu=True, seed=3)
+    flat = generate(model.graph, RtlOptions("lut")).files
+    text = "".join(flat.values())
+    assert "ones_b1(" in text and "(* keep *)" in text  # counted rows fold into the chains
+    piped = "".join(generate(model.graph, RtlOptions("lut", adders_per_stage=2)).files.values())
+    assert "ones_b1(" not in piped

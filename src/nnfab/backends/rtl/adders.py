@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, const
+from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, const, literal
 
 
 def csd(n: int) -> list[tuple[int, int]]:
@@ -52,6 +52,51 @@ class Term:
         return (-hi, -lo) if self.neg else (lo, hi)
 
 
+@dataclass(frozen=True)
+class _Row:
+    """An operand of ``SumBuilder.compress``: bits ``0 .. width-1`` of ``sig`` at ``shift``
+    (inverted: their complement)."""
+
+    sig: Sig
+    shift: int
+    width: int
+    inverted: bool
+    level: int
+
+
+def _popcount_functions(mb: ModuleBuilder) -> dict[int, str]:
+    """Names of the module's functions giving bit 1 and bit 2 of the number of ones in
+    six bits (declared once per module; logic only, no ``+``)."""
+    names = {}
+    for m in (1, 2):
+        key = f"__popcount{m}"
+        if key not in mb._roms:
+            fn = mb.fresh(f"ones_b{m}")
+            result = ("c1 ^ c2 ^ (s1 & s2)" if m == 1
+                      else "(c1 & c2) | (c1 & s1 & s2) | (c2 & s1 & s2)")
+            mb.functions.extend([
+                f"  // bit {m} of the number of ones in v (a full adder tree)",
+                f"  function {fn};",
+                "    input [5:0] v;",
+                "    reg s1, c1, s2, c2;",
+                "    begin",
+                "      s1 = v[0] ^ v[1] ^ v[2];",
+                "      c1 = (v[0] & v[1]) | (v[0] & v[2]) | (v[1] & v[2]);",
+                "      s2 = v[3] ^ v[4] ^ v[5];",
+                "      c2 = (v[3] & v[4]) | (v[3] & v[5]) | (v[4] & v[5]);",
+                f"      {fn} = {result};",
+                "    end",
+                "  endfunction",
+            ])
+            mb._roms[key] = fn
+        names[m] = mb._roms[key]
+    return names
+
+
+def _depth_key(t: Term) -> tuple[int, int]:
+    return t.level, t.shift
+
+
 @dataclass
 class SumBuilder:
     """Builds adder trees in one module (see the module docstring)."""
@@ -59,6 +104,8 @@ class SumBuilder:
     mb: ModuleBuilder
     levels_per_stage: int | None = None
     base_stage: int = 0
+    keep: bool = False
+    """Mark every adder ``(* keep *)`` (``ModuleBuilder.wire``)."""
     adders: int = 0
     adder_bits: int = 0
 
@@ -79,16 +126,17 @@ class SumBuilder:
             live = [t for t in live if t.shift < modulus_bits]
         if not live:
             return Term(const(0), 0, False, 0)
-        heap = [(t.level, t.shift, i, t) for i, t in enumerate(live)]
+        key = _depth_key
+        heap = [(key(t), i, t) for i, t in enumerate(live)]
         heapq.heapify(heap)
         counter = len(heap)
         while len(heap) > 1:
-            _, _, _, a = heapq.heappop(heap)
-            _, _, _, b = heapq.heappop(heap)
+            _, _, a = heapq.heappop(heap)
+            _, _, b = heapq.heappop(heap)
             node = self.combine(base, a, b, modulus_bits)
-            heapq.heappush(heap, (node.level, node.shift, counter, node))
+            heapq.heappush(heap, (key(node), counter, node))
             counter += 1
-        return heap[0][3]
+        return heap[0][2]
 
     def combine(self, base: str, a: Term, b: Term, modulus_bits: int | None) -> Term:
         """One adder: ``a + b`` as a term (the sign of a common negation stays pending)."""
@@ -101,17 +149,149 @@ class SumBuilder:
         sa = self.mb.at_stage(a.sig, stage)
         sb = self.mb.at_stage(b.sig, stage)
         if a.neg == b.neg:
-            sig = self.mb.add(base, sa, a.shift - m, sb, b.shift - m, False, stage, mod)
+            sig = self.mb.add(base, sa, a.shift - m, sb, b.shift - m, False, stage, mod,
+                              self.keep)
             neg = a.neg
         else:
             pos, negt = (a, b) if b.neg else (b, a)
             sp, sn = (sa, sb) if b.neg else (sb, sa)
-            sig = self.mb.add(base, sp, pos.shift - m, sn, negt.shift - m, True, stage, mod)
+            sig = self.mb.add(base, sp, pos.shift - m, sn, negt.shift - m, True, stage, mod,
+                              self.keep)
             neg = False
         if not sig.is_const:
             self.adders += 1
             self.adder_bits += sig.width
         return Term(sig, m, neg, level)
+
+    def compress(self, base: str, terms: list[Term], constant: int, modulus_bits: int) -> Term:
+        """``sum(terms) + constant`` modulo ``2**modulus_bits`` by carry chains that add
+        up to five operands' bits at a time (see ``_popcount_functions``).
+
+        Each chain computes ``X + (row << m)``, where ``row`` holds bit ``m`` of the number
+        of ones among (at most) five other operands' bits (and one constant bit) at each
+        position; the LUT feeding the carry chain computes that count bit itself, so an
+        operand row costs one LUT per bit while a two-input adder costs one LUT per bit
+        for one operand. Three chains add ``X`` and five operands (five adders would be
+        needed otherwise). A chain is written ``X - ~row`` (``== X + row + 1``, the +1 is
+        taken off the constant): synthesis keeps ``X`` as the operand that drives the
+        carry chain's data input, which must be a plain signal. Negative terms enter
+        inverted (``-v == ~v + 1 - 2**w``). The result has the exact range of the sum when
+        it fits ``modulus_bits``.
+        """
+        lo = hi = constant
+        for t in terms:
+            a, b = t.value_range()
+            lo, hi = lo + a, hi + b
+        width, signed = bits_for(lo, hi)
+        if width > modulus_bits:
+            m_bits = modulus_bits
+            lo, hi, signed = -(1 << (m_bits - 1)), (1 << (m_bits - 1)) - 1, True
+        else:
+            m_bits = width
+        mask = (1 << m_bits) - 1
+        rows: list[_Row] = []
+        for t in terms:
+            if t.sig.is_const:
+                constant += t.sig.value << t.shift if not t.neg else -(t.sig.value << t.shift)
+                continue
+            # signed operands: their sign extension up to the modulus is part of the row
+            w = m_bits - t.shift if t.sig.signed else min(t.sig.width, m_bits - t.shift)
+            if w <= 0:
+                continue
+            if t.neg:
+                constant += (1 - (1 << w)) << t.shift
+            rows.append(_Row(t.sig, t.shift, w, t.neg, t.level))
+        chains = 0
+        rows.sort(key=lambda r: (r.level, r.shift))
+        while True:
+            group = self._pick_group(rows)
+            if len(group) == len(rows):
+                break
+            for r in group:
+                rows.remove(r)
+            row, n = self._group(base, group, 0, m_bits, False)
+            chains += n
+            rows.append(row)
+            rows.sort(key=lambda r: (r.level, r.shift))
+        final_const = (constant - chains - 3) & mask
+        row, _ = self._group(base, rows, final_const, m_bits, True)
+        stage = row.sig.stage
+        if row.sig.is_const:
+            value = row.sig.value & mask
+            if signed and value > hi:
+                value -= 1 << m_bits
+            return Term(const(value, stage), 0, False, row.level)
+        out = self.mb.wire(f"{base}_sum", row.sig.ext(m_bits), lo, hi, stage, m_bits, signed)
+        return Term(out, 0, False, row.level)
+
+    @staticmethod
+    def _pick_group(rows: list[_Row]) -> list[_Row]:
+        """The earliest rows one group takes: a plain one and up to five others."""
+        group = rows[:6]
+        if all(r.inverted for r in group):
+            group = rows[:5]
+        return group
+
+    def _group(self, base: str, group: list[_Row], constant: int, m_bits: int,
+               last: bool) -> tuple[_Row, int]:
+        """Chains adding ``group`` (and ``constant``'s bits): the result row and the number
+        of chains (each adds one more; the last group always uses three)."""
+        plain = [r for r in group if not r.inverted]
+        acc = (max(plain, key=lambda r: (min(r.shift + r.width, m_bits), -r.shift))
+               if plain else None)
+        others = [r for r in group if r is not acc]
+        level = max((r.level for r in group), default=0)
+        # the number of ones at each position: operand bits and the constant's bit
+        counts = [0] * m_bits
+        for r in others:
+            for j in range(r.shift, r.shift + r.width):
+                counts[j] += 1
+        for j in range(m_bits):
+            counts[j] += (constant >> j) & 1
+        n_rows = 3 if last else max(counts, default=0).bit_length()
+        x = acc
+        x_hi = ((1 << (acc.shift + acc.width)) - 1) if acc is not None else 0
+        for m in range(n_rows):
+            level += 1
+            stage = self.stage_of(level)
+            row_max = sum(1 << j for j in range(m, m_bits) if counts[j - m] >= 1 << m)
+            x_hi = min(x_hi + row_max + 1, (1 << m_bits) - 1)
+            width = max(1, x_hi.bit_length())
+            bits = []
+            for j in range(width - 1, -1, -1):
+                bits.append(self._count_bit(others, constant, j - m, m, stage))
+            x_expr = (literal(0, width) if x is None
+                      else self.mb.at_stage(x.sig, stage).shifted(x.shift, width))
+            if x_expr is None:
+                x_expr = literal(0, width)
+            expr = f"{x_expr} - ~{{{', '.join(bits)}}}"
+            sig = self.mb.wire(f"{base}_c", expr, 0, x_hi, stage, width, False, self.keep)
+            self.adders += 1
+            self.adder_bits += width
+            x = _Row(sig, 0, width, False, level)
+        if x is None:  # nothing to add
+            x = _Row(const(0), 0, 1, False, level)
+        return x, n_rows
+
+    def _count_bit(self, others: list[_Row], constant: int, j: int, m: int, stage: int) -> str:
+        """Bit ``m`` of the number of ones at position ``j`` (operand bits, constant bit)."""
+        if j < 0:
+            return "1'b0"
+        ins = []
+        for r in others:
+            if r.shift <= j < r.shift + r.width:
+                sig = self.mb.at_stage(r.sig, stage)
+                bit = sig.bit(j - r.shift)
+                ins.append(f"~{bit}" if r.inverted else bit)
+        if (constant >> j) & 1:
+            ins.append("1'b1")
+        if len(ins) < (1 << m):
+            return "1'b0"
+        if m == 0:
+            return ins[0] if len(ins) == 1 else f"({' ^ '.join(ins)})"
+        fn = _popcount_functions(self.mb)[m]
+        pad = ["1'b0"] * (6 - len(ins))
+        return f"{fn}({{{', '.join(pad + ins)}}})"
 
     def resolve(self, base: str, t: Term, modulus_bits: int | None = None) -> Term:
         """The term with its pending negation applied (``neg`` False)."""
@@ -120,7 +300,7 @@ class SumBuilder:
         stage = self.stage_of(t.level + 1)
         mod = None if modulus_bits is None else modulus_bits - t.shift
         sig = self.mb.add(base, const(0, stage), 0, self.mb.at_stage(t.sig, stage), 0, True,
-                          stage, mod)
+                          stage, mod, self.keep)
         if not sig.is_const:
             self.adders += 1
             self.adder_bits += sig.width

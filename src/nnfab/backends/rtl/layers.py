@@ -273,6 +273,7 @@ def render_dense(ctx: LayerContext) -> LayerModule:
     nonzero = int(np.count_nonzero(kernel != 0))
     shared = None
     if exact_products and ctx.options.style == "lut" and ctx.options.share:
+        sb.keep = True
         shared = shared_terms(sb, xs, kernel, rows, acc_t.frac - product_frac, acc_t.width)
     for r in range(rows):
         row_x = xs[r * n_in:(r + 1) * n_in]
@@ -280,14 +281,20 @@ def render_dense(ctx: LayerContext) -> LayerModule:
             base = f"y{r * n_out + j}" if rows > 1 else f"y{j}"
             column = kernel[:, j]
             if shared is not None:
-                terms = shared[r * n_out + j]
-            elif exact_products:
-                terms = weighted_sum_terms(sb, base, row_x, column, ctx.options.style,
-                                           acc_t.frac - product_frac, cache)
+                # two sums of nonnegative terms (no sign extension), one subtraction
+                pos, neg, offset = shared[r * n_out + j]
+                if len(pos) + len(neg) > 2 and ctx.options.adders_per_stage is None:
+                    total = sb.compress(base, pos + neg, int(bias[j]) + offset, acc_t.width)
+                else:  # few terms, or pipelined: a balanced tree of two-input adders
+                    total = sb.reduce(base, pos + neg, int(bias[j]) + offset, acc_t.width)
             else:
-                terms = rounded_product_terms(sb, base, row_x, column, ctx.options.style,
-                                              product_frac, acc_t, cache)
-            total = sb.reduce(base, terms, int(bias[j]), acc_t.width)
+                if exact_products:
+                    terms = weighted_sum_terms(sb, base, row_x, column, ctx.options.style,
+                                               acc_t.frac - product_frac, cache)
+                else:
+                    terms = rounded_product_terms(sb, base, row_x, column, ctx.options.style,
+                                                  product_frac, acc_t, cache)
+                total = sb.reduce(base, terms, int(bias[j]), acc_t.width)
             total = sb.resolve(f"{base}_neg", total, acc_t.width)
             acc, acc_frac = wrap_accumulator(mb, f"{base}_acc", total, acc_t)
             if activation == "relu":
@@ -307,39 +314,76 @@ def render_dense(ctx: LayerContext) -> LayerModule:
     return _assemble(ctx, header, mb, outputs, latency, stats)
 
 
-def shared_terms(sb: SumBuilder, xs: list[Sig], kernel: np.ndarray, rows: int,
-                 product_shift: int, modulus_bits: int) -> list[list[Term]]:
-    """Terms of every output after common-subexpression sharing (``lut`` style).
+def unsigned_inputs(mb: ModuleBuilder, xs: list[Sig]) -> tuple[list[Sig], list[int]]:
+    """Every input as a nonnegative vector ``u`` and an offset: ``x == u + offset``.
 
-    The canonical signed digits of all weights form one term list per output; pairs of
-    terms that recur across outputs become shared adders (``share_subexpressions``).
+    A signed ``W``-bit input with its top bit inverted is ``x + 2**(W-1)`` read unsigned
+    (the inversion folds into the LUT of the first adder); unsigned inputs stay as
+    they are. Nonnegative operands are zero-extended, and zero extension is free in a
+    carry chain where sign extension costs one LUT per bit.
+    """
+    us, offsets = [], []
+    for x in xs:
+        if x.is_const or x.lo >= 0:
+            us.append(x)
+            offsets.append(0)
+            continue
+        w = x.width
+        low = f", {x.name}[{w - 2}:0]" if w > 1 else ""
+        half = 1 << (w - 1)
+        us.append(mb.wire(f"{x.name}_u", f"{{~{x.name}[{w - 1}]{low}}}", x.lo + half,
+                          x.hi + half, x.stage, w, False))
+        offsets.append(-half)
+    return us, offsets
+
+
+def shared_terms(sb: SumBuilder, xs: list[Sig], kernel: np.ndarray, rows: int,
+                 product_shift: int, modulus_bits: int
+                 ) -> list[tuple[list[Term], list[Term], int]]:
+    """Per output: its positive terms, its negative terms and a constant (``lut`` style).
+
+    The output is ``sum(positive) - sum(negative) + constant``. Inputs become
+    nonnegative (``unsigned_inputs``; the offsets go into the constant), and the
+    canonical signed digits of each weight column split by sign into two columns of
+    positive terms. Pairs of terms that recur across those columns become shared
+    adders (``share_subexpressions``): sums of nonnegative values, as are both sums of
+    an output, so no adder ever sign-extends an operand.
     """
     n_in, n_out = kernel.shape
+    us, offsets = unsigned_inputs(sb.mb, xs)
     digits = [[csd(int(kernel[i, j])) for j in range(n_out)] for i in range(n_in)]
     columns = []
+    constants = []
     for r in range(rows):
+        live = [i for i in range(n_in)
+                if not (xs[r * n_in + i].is_const and xs[r * n_in + i].value == 0)]
         for j in range(n_out):
-            columns.append([
-                (r * n_in + i, s, d)
-                for i in range(n_in)
-                if not (xs[r * n_in + i].is_const and xs[r * n_in + i].value == 0)
-                for s, d in digits[i][j]
-            ])
-    graph = share_subexpressions(len(xs), columns)
-    terms = [Term(x, 0, False, 0) for x in xs]  # one per variable: its value and depth
+            for sign in (1, -1):
+                columns.append([(r * n_in + i, s, 1) for i in live
+                                for s, d in digits[i][j] if d == sign])
+            constants.append(sum(int(kernel[i, j]) * offsets[r * n_in + i]
+                                 for i in live) << product_shift)
+    graph = share_subexpressions(len(us), columns)
+    terms = [Term(u, 0, False, 0) for u in us]  # one per variable: its value and depth
     for k, (a, b, delta, g) in enumerate(graph.definitions):
+        assert g > 0, "columns of positive terms define sums only"
         ta, tb = terms[a], terms[b]
         level = max(ta.level, tb.level) + 1
         stage = sb.stage_of(level)
         sig = sb.mb.add(f"t{k}", sb.mb.at_stage(ta.sig, stage), 0, sb.mb.at_stage(tb.sig, stage),
-                        delta, g < 0, stage, modulus_bits)
+                        delta, False, stage, modulus_bits, sb.keep)
         sb.adders += 1
         sb.adder_bits += sig.width
         terms.append(Term(sig, 0, False, level))
-    return [
-        [Term(terms[v].sig, s + product_shift, d < 0, terms[v].level) for v, s, d in column]
-        for column in graph.columns
-    ]
+    out = []
+    for c, constant in enumerate(constants):
+        pos, neg = graph.columns[2 * c], graph.columns[2 * c + 1]
+        out.append((
+            [Term(terms[v].sig, s + product_shift, False, terms[v].level) for v, s, _ in pos],
+            [Term(terms[v].sig, s + product_shift, True, terms[v].level) for v, s, _ in neg],
+            constant,
+        ))
+    return out
 
 
 def rounded_product_terms(sb: SumBuilder, base: str, xs: list[Sig], weights: np.ndarray,

@@ -146,15 +146,20 @@ class ModuleBuilder:
             self.lines.append(f"  // {line}".rstrip())
 
     def wire(self, base: str, expr: str, lo: int, hi: int, stage: int,
-             width: int | None = None, signed: bool | None = None) -> Sig:
-        """Declare a wire driven by ``expr`` (which must be ``width`` bits)."""
+             width: int | None = None, signed: bool | None = None, keep: bool = False) -> Sig:
+        """Declare a wire driven by ``expr`` (which must be ``width`` bits).
+
+        ``keep``: mark it ``(* keep *)`` so that synthesis implements it on its own (an
+        adder stays one carry chain instead of joining a multi-operand sum).
+        """
         if lo == hi and width is None:
             return const(lo, stage)
         w, s = bits_for(lo, hi)
         width = w if width is None else width
         signed = s if signed is None else signed
         name = self.fresh(base)
-        self.lines.append(f"  wire [{width - 1}:0] {name} = {expr};")
+        attr = "(* keep *) " if keep else ""
+        self.lines.append(f"  {attr}wire [{width - 1}:0] {name} = {expr};")
         return Sig(name, width, signed, lo, hi, stage)
 
     def register(self, sig: Sig, base: str | None = None) -> Sig:
@@ -188,8 +193,8 @@ class ModuleBuilder:
 
     # ---------------------------------------------------------- arithmetic
     def add(self, base: str, a: Sig, sa: int, b: Sig, sb: int, subtract: bool,
-            stage: int, modulus_bits: int | None = None) -> Sig:
-        """``(a << sa) +/- (b << sb)``, exact or modulo ``2**modulus_bits``."""
+            stage: int, modulus_bits: int | None = None, keep: bool = False) -> Sig:
+        """``(a << sa) +/- (b << sb)``, exact or modulo ``2**modulus_bits`` (``keep``: ``wire``)."""
         b_lo, b_hi = (-(b.hi << sb), -(b.lo << sb)) if subtract else (b.lo << sb, b.hi << sb)
         lo, hi = (a.lo << sa) + b_lo, (a.hi << sa) + b_hi
         width, signed = bits_for(lo, hi)
@@ -207,7 +212,7 @@ class ModuleBuilder:
         else:
             expr = f"{ea} {op} {eb}"
         assert expr is not None
-        return self.wire(base, expr, lo, hi, stage, width, signed)
+        return self.wire(base, expr, lo, hi, stage, width, signed, keep)
 
     def negate(self, base: str, a: Sig, stage: int) -> Sig:
         return self.add(base, const(0, stage), 0, a, 0, True, stage)

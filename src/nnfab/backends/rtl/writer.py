@@ -41,7 +41,7 @@ from nnfab.ir import FixedType, Graph, Namespace, sanitize
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "rtl-3"
+GENERATOR_VERSION = "rtl-4"
 """Changes whenever the generated Verilog would change for the same graph."""
 
 
