@@ -56,9 +56,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnfab.backends.rtl.adders import SumBuilder, Term
-from nnfab.backends.rtl.layers import LayerContext, LayerModule, const_product
+from nnfab.backends.rtl.layers import (
+    LayerContext,
+    LayerModule,
+    const_product,
+    fused_activation,
+    weighted_sum_types,
+)
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, const, literal
-from nnfab.errors import BackendError, PrecisionError
 from nnfab.ir import Overflow
 
 
@@ -194,18 +199,8 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
     reuse = int(node.reuse_factor)
     style = ctx.options.style
     x_t, y_t = ctx.in_type, ctx.out_type
-    w_t, b_t, acc_t = ctx.precision("weight"), ctx.precision("bias"), ctx.precision("accum")
-    if acc_t.overflow is not Overflow.WRAP:
-        raise PrecisionError(
-            f"layer {node.name!r}: accumulator type {acc_t} saturates; accumulators must wrap "
-            "(AP_WRAP)"
-        )
-    activation = node.attrs.get("activation", "linear")
-    if activation not in ("linear", "relu"):
-        raise BackendError(
-            f"layer {node.name!r}: fused activation {activation!r} is not supported by the RTL "
-            "backend; allowed: linear, relu"
-        )
+    w_t, b_t, acc_t = weighted_sum_types(ctx)
+    activation = fused_activation(ctx)
     kernel = np.asarray(w_t.to_mantissa(node.weights["kernel"]), dtype=object)
     column_bias = [int(b) for b in acc_t.to_mantissa(b_t.quantize(node.weights["bias"]))]
     n_in, n_out = kernel.shape

@@ -239,6 +239,28 @@ def weighted_sum_terms(sb: SumBuilder, base: str, xs: list[Sig], weights: np.nda
     return terms
 
 
+def weighted_sum_types(ctx: LayerContext) -> tuple[FixedType, FixedType, FixedType]:
+    """The (weight, bias, accum) types of a weighted-sum layer; the accumulator must wrap."""
+    w_t, b_t, acc_t = ctx.precision("weight"), ctx.precision("bias"), ctx.precision("accum")
+    if acc_t.overflow is not Overflow.WRAP:
+        raise PrecisionError(
+            f"layer {ctx.node.name!r}: accumulator type {acc_t} saturates; accumulators must "
+            "wrap (AP_WRAP)"
+        )
+    return w_t, b_t, acc_t
+
+
+def fused_activation(ctx: LayerContext) -> str:
+    """The layer's fused activation: ``linear`` or ``relu`` (others are an error)."""
+    activation = ctx.node.attrs.get("activation", "linear")
+    if activation not in ("linear", "relu"):
+        raise BackendError(
+            f"layer {ctx.node.name!r}: fused activation {activation!r} is not supported by the "
+            "RTL backend; allowed: linear, relu"
+        )
+    return activation
+
+
 @renders("Dense")
 def render_dense(ctx: LayerContext) -> LayerModule:
     node = ctx.node
@@ -247,18 +269,8 @@ def render_dense(ctx: LayerContext) -> LayerModule:
 
         return render_folded_dense(ctx)
     x_t, y_t = ctx.in_type, ctx.out_type
-    w_t, b_t, acc_t = ctx.precision("weight"), ctx.precision("bias"), ctx.precision("accum")
-    if acc_t.overflow is not Overflow.WRAP:
-        raise PrecisionError(
-            f"layer {node.name!r}: accumulator type {acc_t} saturates; accumulators must wrap "
-            "(AP_WRAP)"
-        )
-    activation = node.attrs.get("activation", "linear")
-    if activation not in ("linear", "relu"):
-        raise BackendError(
-            f"layer {node.name!r}: fused activation {activation!r} is not supported by the RTL "
-            "backend; allowed: linear, relu"
-        )
+    w_t, b_t, acc_t = weighted_sum_types(ctx)
+    activation = fused_activation(ctx)
     kernel = np.asarray(w_t.to_mantissa(node.weights["kernel"]), dtype=object)
     bias = acc_t.to_mantissa(b_t.quantize(node.weights["bias"]))
     n_in, n_out = kernel.shape

@@ -33,11 +33,12 @@ from nnfab.backends.rtl.layers import (
     renders,
     rounded_product_terms,
     weighted_sum_terms,
+    weighted_sum_types,
     wrap_accumulator,
 )
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, type_range
-from nnfab.errors import BackendError, PrecisionError
-from nnfab.ir import FixedType, Overflow
+from nnfab.errors import BackendError
+from nnfab.ir import FixedType
 from nnfab.ir.ops import MERGE_MODES
 from nnfab.ir.tables import reciprocal
 
@@ -70,12 +71,7 @@ def _latency(outputs: list[Sig]) -> int:
 def render_batchnorm(ctx: LayerContext) -> LayerModule:
     node = ctx.node
     x_t, y_t = ctx.in_type, ctx.out_type
-    w_t, b_t, acc_t = ctx.precision("weight"), ctx.precision("bias"), ctx.precision("accum")
-    if acc_t.overflow is not Overflow.WRAP:
-        raise PrecisionError(
-            f"layer {node.name!r}: accumulator type {acc_t} saturates; accumulators must wrap "
-            "(AP_WRAP)"
-        )
+    w_t, b_t, acc_t = weighted_sum_types(ctx)
     channels = ctx.graph.tensors[node.inputs[0]].shape[-1]
     arrays = {}
     for key in ("scale", "bias"):
