@@ -72,6 +72,27 @@ static void unpack(const uint32_t* w, int64_t* m) {
   }
 }
 
+
+// the whole input file of int64 mantissas into v (false when it is short or missing)
+static bool read_mantissas(const char* path, std::vector<int64_t>& v) {
+  FILE* f = std::fopen(path, "rb");
+  if (!f) return false;
+  bool ok = std::fread(v.data(), sizeof(int64_t), v.size(), f) == v.size();
+  std::fclose(f);
+  return ok;
+}
+
+// two clock cycles with rst high and in_valid low, then rst low
+static void reset(Vtop& top) {
+  top.clk = 0;
+  top.rst = 1;
+  top.in_valid = 0;
+  top.eval();
+  for (int i = 0; i < 2; ++i) {
+    top.clk = 1; top.eval(); top.clk = 0; top.eval();
+  }
+  top.rst = 0;
+}
 """
 """C++ shared by the harnesses: packing int64 mantissas into Verilator's port types.
 
@@ -104,24 +125,15 @@ static const bool OUT_SIGNED = {{ "true" if out_signed else "false" }};
   const long max_cycles = std::atol(argv[6]);
   const long interval = std::atol(argv[7]);
   std::vector<int64_t> in(static_cast<size_t>(n) * N_IN), out(static_cast<size_t>(n) * N_OUT);
-  FILE* f = std::fopen(argv[1], "rb");
-  if (!f || std::fread(in.data(), sizeof(int64_t), in.size(), f) != in.size()) {
+  if (!read_mantissas(argv[1], in)) {
     std::fprintf(stderr, "cannot read %ld samples from %s\n", n, argv[1]);
     return 3;
   }
-  std::fclose(f);
 
   VerilatedContext ctx;
   Vtop top(&ctx);
   std::vector<uint32_t> words_in(IN_WORDS), words_out(OUT_WORDS);
-  top.clk = 0;
-  top.rst = 1;
-  top.in_valid = 0;
-  top.eval();
-  for (int i = 0; i < 2; ++i) {
-    top.clk = 1; top.eval(); top.clk = 0; top.eval();
-  }
-  top.rst = 0;
+  reset(top);
 
   long fed = 0, got = 0, edge = 0, since_gap = 0, wait = 0;
   long first_in_edge = -1, first_out_edge = -1, last_out_edge = -1;

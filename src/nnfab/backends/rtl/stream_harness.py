@@ -67,24 +67,15 @@ static const int N_IN = C_IN;
   std::vector<int64_t> px(static_cast<size_t>(n_px) * C_IN);
   std::vector<int64_t> items(static_cast<size_t>(n_items) * N_OUT);
   std::vector<int64_t> times(static_cast<size_t>(n_px + n_items), -1);
-  FILE* f = std::fopen(argv[1], "rb");
-  if (!f || std::fread(px.data(), sizeof(int64_t), px.size(), f) != px.size()) {
+  if (!read_mantissas(argv[1], px)) {
     std::fprintf(stderr, "cannot read %ld pixels from %s\n", n_px, argv[1]);
     return 3;
   }
-  std::fclose(f);
 
   VerilatedContext ctx;
   Vtop top(&ctx);
   std::vector<uint32_t> words_in(IN_WORDS), words_out(OUT_WORDS);
-  top.clk = 0;
-  top.rst = 1;
-  top.in_valid = 0;
-  top.eval();
-  for (int i = 0; i < 2; ++i) {
-    top.clk = 1; top.eval(); top.clk = 0; top.eval();
-  }
-  top.rst = 0;
+  reset(top);
 
   long fed = 0, got = 0, cycle = 0, run = 0, idle_left = 0, hold = 0;
   while (got < n_items && cycle < max_cycles) {
