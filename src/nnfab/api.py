@@ -25,7 +25,10 @@ class ConvertOptions(TypedDict, total=False):
     part: str | None
     board: str | None
     io_type: str | None
-    clock_period: float
+    clock_period: float | None
+    interface: str | None
+    bus_width: int | None
+    route: str | None
 
 
 def _keras_graph(model: Any) -> Graph:
@@ -62,9 +65,38 @@ def convert_graph(
     part: str | None = None,
     board: str | None = None,
     io_type: str | None = None,
-    clock_period: float = 5.0,
+    clock_period: float | None = None,
+    interface: str | None = None,
+    bus_width: int | None = None,
+    route: str | None = None,
 ) -> NnfabModel:
-    """Type a float IR graph with a configuration and wrap it in an ``NnfabModel``."""
+    """Type a float IR graph with a configuration and wrap it in an ``NnfabModel``.
+
+    ``backend``: ``Vitis`` / ``Vivado`` (an HLS project), or an accelerator backend that
+    also writes a board project: ``VivadoAccelerator`` (Zynq boards: pynq-z2, zcu102, ...),
+    ``VitisAccelerator`` (Alveo cards), ``CoyoteAccelerator`` (u55c); these need ``board``
+    and take ``interface`` (``"float"``: float32 on the bus, converted in fabric, or
+    ``"fixed"``: the fixed-point mantissas), ``bus_width`` (bits; default the board's DMA
+    width) and ``route`` (``"hls"``: the HLS IP, or ``"rtl"``: nnfab's Verilog). The
+    clock period defaults to the board's clock, else 5 ns.
+    """
+    from nnfab.accel.interface import ACCEL_BACKENDS, AccelSettings
+
+    accel = None
+    if backend in ACCEL_BACKENDS:
+        accel = AccelSettings.make(backend, board, interface=interface, bus_width=bus_width,
+                                   route=route)
+        if clock_period is None:
+            clock_period = accel.board.clock_period
+    elif interface is not None or bus_width is not None or route is not None:
+        raise ConfigError(f"interface, bus_width and route are accelerator settings; use "
+                          f"backend='VivadoAccelerator' (or {', '.join(ACCEL_BACKENDS)}), "
+                          f"not {backend!r}")
+    if board is not None and accel is None:
+        from nnfab.accel.boards import get_board
+
+        if clock_period is None:
+            clock_period = get_board(board).clock_period
     config = dict(hls_config) if hls_config else config_from_graph(graph)
     if io_type is not None:
         if io_type not in IO_TYPES:
@@ -81,7 +113,8 @@ def convert_graph(
         backend=backend,
         part=resolve_part(part, board),
         board=board,
-        clock_period=clock_period,
+        clock_period=5.0 if clock_period is None else clock_period,
+        accel=accel,
     )
 
 
@@ -92,8 +125,10 @@ def convert_from_keras_model(
 ) -> NnfabModel:
     """Convert a Keras model (object, ``.keras``/``.h5`` path) into an ``NnfabModel``.
 
-    ``options``: ``output_dir``, ``project_name``, ``backend`` (Vitis/Vivado), ``part``,
-    ``board``, ``io_type``, ``clock_period`` (ns), as in ``convert_graph``.
+    ``options``: ``output_dir``, ``project_name``, ``backend`` (Vitis/Vivado, or
+    VivadoAccelerator/VitisAccelerator/CoyoteAccelerator with a ``board``), ``part``,
+    ``board``, ``io_type``, ``clock_period`` (ns), ``interface``, ``bus_width``, ``route``,
+    as in ``convert_graph``.
     """
     return convert_graph(
         _keras_graph(model),

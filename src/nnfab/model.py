@@ -16,7 +16,9 @@ from nnfab.ir import Graph
 log = logging.getLogger(__name__)
 
 ENGINES = ("emulator", "csim")
-BACKENDS = ("Vitis", "Vivado")
+HLS_BACKENDS = ("Vitis", "Vivado")
+ACCELERATOR_BACKENDS = ("VivadoAccelerator", "VitisAccelerator", "CoyoteAccelerator")
+BACKENDS = HLS_BACKENDS + ACCELERATOR_BACKENDS
 
 
 @dataclass
@@ -53,6 +55,7 @@ class NnfabModel:
         part: str = "xcvu9p-flgb2104-2l-e",
         board: str | None = None,
         clock_period: float = 5.0,
+        accel: Any = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -66,12 +69,26 @@ class NnfabModel:
         self.part = part
         self.board = board
         self.clock_period = float(clock_period)
+        if backend in ACCELERATOR_BACKENDS and accel is None:
+            from nnfab.accel.interface import AccelSettings
+
+            accel = AccelSettings.make(backend, board)
+        self.accel = accel
+        """``nnfab.accel.AccelSettings`` for accelerator backends (board, interface, bus
+        width, route), else None."""
         self.hls_settings: dict[str, Any] = {}
         """More HLS project settings: max_unroll, max_partition, clock_uncertainty
         (``nnfab.backends.hls.ProjectSettings``)."""
         self._emulator: Emulator | None = None
         self._csim: Any = None  # nnfab.backends.hls.CSimLibrary, built on first csim use
         self.last_result: EmulationResult | None = None
+
+    @property
+    def hls_backend(self) -> str:
+        """The HLS tool flavour: ``Vivado`` for VivadoAccelerator, else ``Vitis``."""
+        if self.backend in HLS_BACKENDS:
+            return self.backend
+        return "Vivado" if self.backend == "VivadoAccelerator" else "Vitis"
 
     @property
     def io_type(self) -> str:

@@ -129,7 +129,8 @@ def settings_of(model: ModelLike) -> ProjectSettings:
             f"hls_settings: unknown key(s) {unknown}; allowed: {', '.join(SETTING_KEYS)}"
         )
     return ProjectSettings(
-        project_name=model.project_name, backend=model.backend, part=model.part,
+        project_name=model.project_name, backend=getattr(model, "hls_backend", model.backend),
+        part=model.part,
         clock_period=model.clock_period, **extra,
     )
 
