@@ -1,4 +1,4 @@
-"""Where the tests find shared material: ../shared/models beside the repository."""
+"""Where the tests find their models: ``tests/data/models`` (or ``NNFAB_MODELS_DIR``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MODELS = Path(os.environ.get("NNFAB_MODELS_DIR", REPO.parent / "shared" / "models"))
+SHARED_MODELS = Path(os.environ.get("NNFAB_MODELS_DIR", REPO / "tests" / "data" / "models"))
 QKERAS_ORACLE = Path(os.environ.get("NNFAB_QKERAS_ORACLE", REPO / ".oracle" / "qkeras"))
 
 

@@ -7,7 +7,7 @@
 #   scripts/qkeras_oracle/setup.sh [VENV_DIR]     (default: $NNFAB_QKERAS_VENV or
 #                                                  <repo>/.venv-qkeras)
 # Outputs go to $NNFAB_QKERAS_ORACLE (default <repo>/.oracle/qkeras), where the tests
-# look for them; the models come from $NNFAB_MODELS_DIR (default ../shared/models).
+# look for them; the models come from $NNFAB_MODELS_DIR (default <repo>/tests/data/models).
 #   NNFAB_QKERAS_ORACLE=OUT_DIR scripts/qkeras_oracle/setup.sh
 #   NNFAB_QKERAS_ORACLE=OUT_DIR python -m pytest tests/frontends/test_qkeras.py
 #
@@ -19,7 +19,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 VENV="${1:-${NNFAB_QKERAS_VENV:-$REPO/.venv-qkeras}}"
 NNFAB_QKERAS_ORACLE="${NNFAB_QKERAS_ORACLE:-$REPO/.oracle/qkeras}"
-NNFAB_MODELS_DIR="${NNFAB_MODELS_DIR:-$(cd "$REPO/.." && pwd)/shared/models}"
+NNFAB_MODELS_DIR="${NNFAB_MODELS_DIR:-$REPO/tests/data/models}"
 PYTHON="${NNFAB_QKERAS_PYTHON:-python3.11}"
 TF_VERSION="2.14.1"
 QKERAS_VERSION="0.9.0"
@@ -54,6 +54,13 @@ else
         exit 1
     fi
     echo "QKeras venv ready: $VENV"
+fi
+
+if [ ! -f "$NNFAB_MODELS_DIR/keras/qkeras_3layer.json" ]; then
+    echo "QKeras oracle skipped: $NNFAB_MODELS_DIR/keras/qkeras_3layer.json not found" \
+         "(set NNFAB_MODELS_DIR to a directory holding keras/qkeras_3layer.json + _weights.h5);" \
+         "the QKeras comparison tests will skip"
+    exit 0
 fi
 
 manifest="$NNFAB_QKERAS_ORACLE/manifest.json"
