@@ -15,6 +15,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from nnfab.errors import NnfabError
+from nnfab.model import BACKENDS
 
 console = Console(width=None if sys.stdout.isatty() else 120)
 log = logging.getLogger("nnfab")
@@ -73,14 +74,24 @@ def _parse_input_shapes(ctx: click.Context, param: click.Parameter,
               show_default=True)
 @click.option("-c", "--config", "config_path", type=click.Path(exists=True, path_type=Path),
               default=None, help="YAML configuration (Model / LayerType / LayerName).")
-@click.option("--backend", type=click.Choice(["Vitis", "Vivado"]), default="Vitis",
-              show_default=True)
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default="Vitis",
+              show_default=True, help="HLS project (Vitis, Vivado) or a board project "
+              "(VivadoAccelerator: Zynq boards, VitisAccelerator: Alveo, CoyoteAccelerator).")
 @click.option("--part", default=None, help="FPGA part (default xcvu9p-flgb2104-2l-e).")
 @click.option("--board", default=None, help="Board name, e.g. pynq-z2 (sets the part).")
 @click.option("--io-type", type=click.Choice(["io_parallel", "io_stream"]), default=None)
+@click.option("--interface", type=click.Choice(["float", "fixed"]), default=None,
+              help="Accelerators: float32 on the bus (converted in fabric) or the fixed types.")
+@click.option("--bus-width", type=click.Choice(["32", "64", "128", "256", "512"]), default=None,
+              help="Accelerators: AXI4-Stream TDATA width (default: the board's DMA width).")
+@click.option("--route", type=click.Choice(["hls", "rtl"]), default=None,
+              help="Accelerators: the HLS IP or nnfab's Verilog (needs --interface fixed).")
+@click.option("--test-input", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Accelerators: inputs (.npy) for the package's X_test.npy / y_test.npy.")
 def convert(model: Path, weights: Path | None, input_shapes: list[tuple[int, ...]] | None,
             output_dir: Path, config_path: Path | None, backend: str, part: str | None,
-            board: str | None, io_type: str | None) -> None:
+            board: str | None, io_type: str | None, interface: str | None,
+            bus_width: str | None, route: str | None, test_input: Path | None) -> None:
     """Convert MODEL into DIR: .keras, .h5 (Keras/QKeras), Keras 2 .json + --weights,
     .onnx (ONNX/QONNX), or .pt/.pth (a whole pickled PyTorch module) + --input-shape."""
     from nnfab.api import convert_graph
@@ -93,10 +104,18 @@ def convert(model: Path, weights: Path | None, input_shapes: list[tuple[int, ...
     config = load_config(config_path) if config_path else None
     with console.status("assigning precision"):
         hm = convert_graph(graph, config, output_dir=output_dir, backend=backend, part=part,
-                           board=board, io_type=io_type)
-    with console.status("writing the HLS project"):
-        root = hm.write()
+                           board=board, io_type=io_type, interface=interface,
+                           bus_width=int(bus_width) if bus_width else None, route=route)
+    tb = _read_array(test_input) if test_input else None
+    with console.status("writing the project"):
+        root = hm.write(tb_input=tb)
     console.print(f"converted {len(hm.graph)} layers -> {root} (HLS project, nnfab_model.json)")
+    if hm.accel is not None:
+        a = hm.accel
+        console.print(f"board project for {a.board.name} ({a.board.part}): route {a.route}, "
+                      f"interface {a.interface}, {a.bus_width}-bit stream; files for the board "
+                      f"in {root / 'deploy'}; build the bitfile with: bash "
+                      f"{root / 'build_bitfile.sh'}")
     layouts = graph.metadata.get("input_layouts", {})
     channels_last = [name for name, layout in layouts.items() if layout == "channels_last"]
     if channels_last:
@@ -154,11 +173,26 @@ def _read_array(path: Path) -> np.ndarray:
               help="Export the IP (IP catalog).")
 @click.option("--vsynth/--no-vsynth", default=False, show_default=True,
               help="Vivado synthesis of the RTL (needs vivado).")
+@click.option("--bitfile", is_flag=True, help="Accelerator projects: build the bitfile "
+              "(HLS IP + Vivado) when the tools are here, else print the command to run.")
 @click.option("--timeout", type=float, default=None, help="Stop the tool after this many s.")
 def build(project: Path, csim: bool, synth: bool, cosim: bool, export: bool, vsynth: bool,
-          timeout: float | None) -> None:
+          bitfile: bool, timeout: float | None) -> None:
     """Run the vendor HLS tool on a written PROJECT directory and print its reports."""
     from nnfab.backends.hls.build import build_project
+
+    if bitfile:
+        from nnfab.accel.project import load_accel_model
+
+        hm = load_accel_model(project)
+        with console.status(f"writing and building the board project {project}"):
+            result = hm.build(bitfile=True, timeout=timeout)
+        if result["status"] == "written":
+            console.print(f"{', '.join(result['missing'])} not found here: the project is "
+                          f"complete; on a machine with the tools run:\n  {result['command']}")
+        else:
+            console.print(f"bitfile built: {result.get('bit', result)}")
+        return
 
     with console.status(f"building {project} (log: {project / 'nnfab_build.log'})"):
         report = build_project(project, csim=csim, synth=synth, cosim=cosim, export=export,
@@ -180,6 +214,43 @@ def report(project: Path, as_json: bool) -> None:
         console.print_json(json.dumps(result))
     else:
         _print_report(result)
+
+
+@cli.command()
+@click.argument("project", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--allow-missing-bitfile", is_flag=True,
+              help="Write the package without the bitfile (notes what to add in MISSING.txt).")
+def package(project: Path, allow_missing_bitfile: bool) -> None:
+    """Write PROJECT/nnfab_nn_package.tar.gz: bitfile, hwh or xclbin, driver, test vectors
+    and validate.py, ready to copy to the board."""
+    from nnfab.accel.package import package as write_package
+
+    path = write_package(project, require_bitfile=not allow_missing_bitfile)
+    console.print(f"wrote {path}")
+
+
+@cli.command("board-sim")
+@click.argument("project", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--engine", type=click.Choice(["auto", "verilator", "csim", "emulator"]),
+              default="auto", show_default=True,
+              help="The firmware model behind the simulated DMA (auto: the project's route).")
+@click.option("--in-gap", type=click.FloatRange(0, 0.95), default=0.0, show_default=True,
+              help="Verilator: probability of a TVALID gap per cycle on the input stream.")
+@click.option("--out-stall", type=click.FloatRange(0, 0.95), default=0.0, show_default=True,
+              help="Verilator: probability of TREADY low per cycle on the output stream.")
+def board_sim(project: Path, engine: str, in_gap: float, out_stall: float) -> None:
+    """Run PROJECT/deploy/validate.py as on the board, against a simulated board."""
+    from nnfab.accel.simulate import simulate
+
+    with console.status("building the simulated board"):
+        board = simulate(project, engine, in_gap=in_gap, out_stall=out_stall)
+    with console.status(f"running validate.py ({board.engine})"):
+        code, text = board.run_validate()
+    console.print(text.rstrip())
+    console.print(f"simulated board ({board.engine}): {board.stats.transfers} DMA transfer(s), "
+                  f"{board.stats.bytes_in:,} bytes in, {board.stats.bytes_out:,} bytes out")
+    if code:
+        raise SystemExit(code)
 
 
 def _parse_pipeline(text: str) -> int | float:
@@ -324,11 +395,23 @@ def _print_report(result: dict) -> None:
                    "network (full, many minutes) or none.")
 @click.option("--part", "synth_part", default="xc7z020clg400-1", show_default=True,
               help="Part for the synthesis (family and utilization).")
+@click.option("--board", default=None, metavar="NAME",
+              help="Instead: write the board project and package for NAME (e.g. pynq-z2) and "
+                   "run them on a simulated board.")
+@click.option("--route", type=click.Choice(["hls", "rtl"]), default=None,
+              help="With --board: the HLS IP (float bus, C simulation) or the Verilog "
+                   "(fixed bus, Verilator).")
 def demo(output_dir: Path, samples: int, precision: str, rtl: bool, synth: str,
-         synth_part: str) -> None:
+         synth_part: str, board: str | None, route: str | None) -> None:
     """Convert the shipped jet tagger, emulate it bit-exactly, compare with float Keras,
-    check the HLS C simulation and the Verilog (Verilator) against the emulator."""
+    check the HLS C simulation and the Verilog (Verilator) against the emulator.
+
+    With --board: the full board project, its package and a simulated board run."""
     from nnfab.demo.run import run_demo
+
+    if board is not None:
+        _board_demo(output_dir / board, board, min(samples, 5000), route, precision)
+        return
 
     with console.status("starting") as status:
         result = run_demo(output_dir, samples, precision, step=lambda m: status.update(m),
@@ -359,6 +442,36 @@ def demo(output_dir: Path, samples: int, precision: str, rtl: bool, synth: str,
         console.print(result.rtl.synthesis.table())
     for f in result.files:
         console.print(f"wrote {f}")
+
+
+def _board_demo(output_dir: Path, board: str, samples: int, route: str | None,
+                precision: str) -> None:
+    from nnfab.demo.board import run_board_demo
+
+    with console.status("starting") as status:
+        r = run_board_demo(output_dir, board, n_samples=samples, route=route,
+                           precision=precision, step=lambda m: status.update(m))
+    console.print(f"[bold]nnfab demo --board {r.board}[/bold]: jet tagger on {r.part}, "
+                  f"{r.route} route, {r.interface} interface, {r.bus_width}-bit AXI4-Stream")
+    table = Table(show_header=False)
+    table.add_row("board project", str(r.root))
+    if r.build.get("status") == "built":
+        table.add_row("bitfile", str(r.build.get("bit")))
+    else:
+        table.add_row("bitfile", f"not built here ({', '.join(r.build.get('missing', []))} "
+                      f"missing); on a machine with them run: {r.build.get('command')}")
+    table.add_row("package", str(r.package))
+    table.add_row(f"simulated board ({r.engine}) == emulator, bit for bit",
+                  "yes" if r.bit_exact else "[red]NO[/red]")
+    table.add_row("DMA transfers simulated", str(r.transfers))
+    for key, value in r.timings.items():
+        table.add_row(f"time: {key}", f"{value:.2f} s")
+    console.print(table)
+    console.print(r.fit.table())
+    console.print("validate.py on the simulated board:")
+    console.print(r.validate_output.rstrip())
+    if not r.bit_exact:
+        raise SystemExit(1)
 
 
 def _print_estimate(est) -> None:  # nnfab.backends.hls.estimate.Estimate

@@ -82,6 +82,7 @@ class NnfabModel:
         self._emulator: Emulator | None = None
         self._csim: Any = None  # nnfab.backends.hls.CSimLibrary, built on first csim use
         self.last_result: EmulationResult | None = None
+        self._accel_files: Any = None
 
     @property
     def hls_backend(self) -> str:
@@ -156,6 +157,10 @@ class NnfabModel:
         self.save_ir(root / "nnfab_model.json")
         save_config(self.config, root / "nnfab_config.yml")
         log.info("wrote HLS project %s", root)
+        if self.accel is not None:
+            from nnfab.accel.project import write_accelerator
+
+            self._accel_files = write_accelerator(self, x_test=tb_input)
         return root
 
     def build(
@@ -166,6 +171,7 @@ class NnfabModel:
         export: bool = False,
         vsynth: bool = False,
         *,
+        bitfile: bool = False,
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """Write the HLS project and run the vendor tool on it; returns the report dict.
@@ -177,12 +183,48 @@ class NnfabModel:
         where the project is and the command to run later. The dict holds latency (cycles,
         ns), interval, pipeline type and LUT/FF/DSP/BRAM_18K/URAM used / available / %
         (``nnfab.backends.hls.reports``).
+
+        With ``bitfile=True`` (accelerator backends) the whole board project is written
+        and the vendor steps run when the tools are here (HLS IP export, then Vivado's
+        implementation; outputs copied to ``deploy/nnfab_nn.bit`` and ``.hwh``); without
+        them the dict says ``status: "written"`` and gives the one command to run
+        elsewhere (``nnfab.accel.project.build_bitfile``).
         """
         from nnfab.backends.hls.build import build_project
 
+        if bitfile:
+            if self.accel is None:
+                raise ConfigError("build(bitfile=True) needs an accelerator backend: convert "
+                                  "with backend='VivadoAccelerator' and board='pynq-z2' (or "
+                                  "another board)")
+            from nnfab.accel.project import build_bitfile
+
+            if self._accel_files is None:  # else: written by write(), test vectors kept
+                self.write()
+            return build_bitfile(self, self._accel_files, timeout=timeout)
         root = self.write()
         return build_project(root, csim=csim, synth=synth, cosim=cosim, export=export,
                              vsynth=vsynth, timeout=timeout)
+
+    def package(self, *, require_bitfile: bool = True) -> Path:
+        """The board package ``<output_dir>/nnfab_nn_package.tar.gz`` (``nnfab.accel.package``):
+        bitfile and hwh (or xclbin), driver, test vectors and ``validate.py``."""
+        from nnfab.accel.package import package
+
+        if self.accel is None:
+            raise ConfigError("package() needs an accelerator backend (backend="
+                              "'VivadoAccelerator' and a board)")
+        if not (self.output_dir / "deploy" / "nnfab_driver.py").is_file():
+            self.write()
+        return package(self.output_dir, require_bitfile=require_bitfile)
+
+    def fit(self, *, synth: bool = False) -> Any:
+        """The network's resources against the board (``nnfab.accel.fit.FitReport``)."""
+        from nnfab.accel.fit import check_fit
+
+        if self.accel is None:
+            raise ConfigError("fit() needs an accelerator backend and a board")
+        return check_fit(self, synth=synth)
 
     def estimate(self) -> Any:
         """Analytic ESTIMATES (no vendor tool) of the HLS project: per layer multipliers,

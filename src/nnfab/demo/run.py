@@ -126,7 +126,7 @@ def run_demo(
     files = [project / "nnfab_model.json", project / "nnfab_config.yml", project / "build_prj.tcl"]
     rtl_result = None
     if rtl:
-        rtl_result = _rtl_demo(hm, x[:rtl_samples], fixed_out[:rtl_samples], out / "rtl", say,
+        rtl_result = _rtl_demo(hm, x[:rtl_samples], fixed_out[:rtl_samples], out, say,
                                timings, synth, synth_part)
         files.append(rtl_result.verilog_dir)
     return DemoResult(

@@ -198,7 +198,7 @@ class Emulator:
             if a.shape[1:] != expected:
                 raise EmulationError(
                     f"input {name!r}: expected shape (batch, {', '.join(map(str, expected))}), "
-                    f"got {a.shape}"
+                    f"got {a.shape}{_layout_hint(a.shape, expected)}"
                 )
             if batch is not None and a.shape[0] != batch:
                 raise EmulationError(
@@ -207,3 +207,17 @@ class Emulator:
             batch = a.shape[0]
             feeds[name] = a
         return feeds
+
+
+def _layout_hint(got: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    """When ``got`` is the channels-first form of a channels-last ``expected``, say how to
+    transpose it."""
+    if len(expected) < 2 or len(got) != len(expected) + 1:
+        return ""
+    channels_first = (expected[-1], *expected[:-1])
+    if tuple(got[1:]) != channels_first:
+        return ""
+    rank = len(got)
+    axes = ", ".join(str(i) for i in (0, *range(2, rank), 1))
+    return (f"; this looks channels-first: nnfab takes channels-last samples, "
+            f"pass np.transpose(x, ({axes}))")

@@ -106,6 +106,13 @@ class SimulationResult:
     cached: bool
     build_dir: Path
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(result)`` is the outputs."""
+        return np.asarray(self.outputs, dtype=dtype)
+
+    def __len__(self) -> int:
+        return len(self.outputs)
+
 
 @dataclass
 class SynthesisReport:
