@@ -421,8 +421,10 @@ class SimulatedBoard:
     def predict(self, x: Any, profile: bool = False, *, max_batch: int | None = None) -> Any:
         """``NeuralNetworkOverlay.predict`` through the simulated transport."""
         x = np.asarray(x)
-        nn = self.overlay(x.shape, None, max_batch=max_batch)
-        return nn.predict(x, profile=profile)
+        batch_shape = x.shape if x.ndim == len(self.desc["input"]["shape"]) + 1 else None
+        nn = self.overlay(batch_shape, None, max_batch=max_batch)
+        with self.board_python():
+            return nn.predict(x, profile=profile)
 
     def run_validate(self) -> tuple[int, str]:
         """Run ``deploy/validate.py`` as on the board; returns (exit code, its output)."""

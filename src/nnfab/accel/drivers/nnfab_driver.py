@@ -256,8 +256,10 @@ class NeuralNetworkOverlay:
     def _transfer_limit(self) -> int:
         """The most samples one transfer can carry in either direction."""
         limit = (1 << int(self.desc.get("dma_length_bits", 26))) - 1
-        n = max(1, limit // max(self.codec.in_bytes(1), self.codec.out_bytes(1)))
-        while n > 1 and (self.codec.in_bytes(n) > limit or self.codec.out_bytes(n) > limit):
+        c = self.codec
+        widest = max(c.inp["elements"] * c.inp["lane"], c.out["elements"] * c.out["lane"])
+        n = max(1, limit * 8 // widest)  # ignoring the padding of the last beat: an upper bound
+        while n > 1 and (c.in_bytes(n) > limit or c.out_bytes(n) > limit):
             n -= 1
         return n
 
