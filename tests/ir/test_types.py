@@ -108,8 +108,8 @@ def ref_round_fraction(v: Fraction, mode: str) -> int:
 def ref_overflow(n: int, width: int, signed: bool, mode: str) -> tuple[int, bool]:
     """Apply an overflow mode to an integer mantissa; also say whether it overflowed."""
     lo, hi = mantissa_range(width, signed)
-    if mode == "AP_SAT_SYM" and signed:
-        lo = -hi  # nnfab: the most negative mantissa also maps to -max
+    if mode == "AP_SAT_SYM" and signed and width > 1:
+        lo = -hi  # the most negative mantissa also maps to -max (1 bit: -1 stays, as vendor)
     if lo <= n <= hi:
         return n, False
     if mode == "AP_WRAP":

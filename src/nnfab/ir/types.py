@@ -173,6 +173,15 @@ class FixedType:
         return float(2.0**-self.frac)
 
     @property
+    def saturates_symmetric(self) -> bool:
+        """AP_SAT_SYM on a signed type wider than 1 bit: the range is [-max, max].
+
+        A 1-bit signed type keeps its one negative value, -1, as the vendor type does
+        (its -max would be 0).
+        """
+        return self.overflow is Overflow.SAT_SYM and self.signed and self.width > 1
+
+    @property
     def min_mantissa(self) -> int:
         return -(1 << (self.width - 1)) if self.signed else 0
 
@@ -275,7 +284,7 @@ class FixedType:
         hi = 2.0 ** (self.width - 1 if self.signed else self.width)
         lo = -(2.0 ** (self.width - 1)) if self.signed else 0.0
         if top >= hi or bottom < lo or (
-            bottom == lo and self.signed and self.overflow is Overflow.SAT_SYM
+            bottom == lo and self.saturates_symmetric
         ):
             return None
         n *= 2.0**-self.frac
@@ -312,7 +321,7 @@ class FixedType:
         hi = float(2.0 ** (self.width - 1 if self.signed else self.width))  # first value above max
         lo = float(-(2.0 ** (self.width - 1))) if self.signed else 0.0
         over = n >= hi
-        under = n <= lo if (self.overflow is Overflow.SAT_SYM and self.signed) else n < lo
+        under = n <= lo if self.saturates_symmetric else n < lo
         return n, over, under
 
     def _round_scaled(self, v: np.ndarray) -> np.ndarray:
@@ -363,8 +372,8 @@ class FixedType:
             return np.where(over | under, 0.0, n)
         top = float(self.max_mantissa)
         bottom = float(self.min_mantissa)
-        if mode is Overflow.SAT_SYM and self.signed:
-            bottom = float(-self.max_mantissa)  # not -top: that is -0.0 for 1-bit types
+        if self.saturates_symmetric:
+            bottom = float(-self.max_mantissa)
         return np.where(over, top, np.where(under, bottom, n))
 
     def _overflow_int(self, n: np.ndarray, over: np.ndarray, under: np.ndarray) -> np.ndarray:
@@ -375,7 +384,7 @@ class FixedType:
             ints = np.asarray(int(n), dtype=object)
         mode = self.overflow
         top, bottom = self.max_mantissa, self.min_mantissa
-        if mode is Overflow.SAT_SYM and self.signed:
+        if self.saturates_symmetric:
             bottom = -top
         out = np.empty(n.shape, dtype=object)
         for idx, value in np.ndenumerate(ints):
@@ -396,7 +405,7 @@ def _range_contains(outer: FixedType, inner: FixedType) -> bool:
     """Exact comparison of ranges on the common grid (Python ints, no float rounding)."""
     shift = max(outer.frac, inner.frac)
     lo_outer = outer.min_mantissa
-    if outer.signed and outer.overflow is Overflow.SAT_SYM:
+    if outer.saturates_symmetric:
         lo_outer += 1  # a cast to AP_SAT_SYM maps the most negative value to -max
     lo_o = lo_outer << (shift - outer.frac)
     hi_o = outer.max_mantissa << (shift - outer.frac)

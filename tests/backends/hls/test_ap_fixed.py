@@ -42,7 +42,8 @@ def cpp(t: FixedType) -> str:
 def cast_types() -> list[FixedType]:
     types: list[FixedType] = []
     # every mode pair, signed and unsigned, on a few shapes (negative I, I > W, 1 bit)
-    shapes = [(1, 1), (3, 2), (8, 3), (6, -2), (5, 9), (16, 6)]
+    shapes = [(1, 1), (1, 0), (1, 3), (2, 1), (2, 2), (2, -1), (3, 2), (8, 3), (6, -2), (5, 9),
+              (16, 6)]
     for (q, o), signed in itertools.product(itertools.product(ROUNDINGS, OVERFLOWS), (True, False)):
         for w, i in shapes:
             types.append(FixedType(w, i, signed, q, o))

@@ -58,14 +58,14 @@ def ref_cast_mantissa(value: Fraction, t: FixedType) -> int:
         lo, hi = -(2 ** (t.width - 1)), 2 ** (t.width - 1) - 1
     else:
         lo, hi = 0, 2**t.width - 1
-    if lo <= n <= hi and not (t.overflow is Overflow.SAT_SYM and t.signed and n == lo):
+    if lo <= n <= hi and not (t.saturates_symmetric and n == lo):
         return n
     o = t.overflow
     if o is Overflow.WRAP:
         return (n - lo) % (2**t.width) + lo
     if o is Overflow.SAT_ZERO:
         return 0
-    if o is Overflow.SAT_SYM and t.signed:
+    if t.saturates_symmetric:
         return hi if n > hi else -hi
     return hi if n > hi else lo
 

@@ -407,7 +407,7 @@ class ModuleBuilder:
     def _overflow(self, base: str, n: Sig, t: FixedType) -> Sig:
         """Bring an integer into ``t``'s mantissa range with ``t``'s overflow mode."""
         t_lo, t_hi = type_range(t)
-        sym = t.overflow is Overflow.SAT_SYM and t.signed
+        sym = t.saturates_symmetric
         s_lo = -t_hi if sym else t_lo  # lowest value kept as is
         if n.lo >= s_lo and n.hi <= t_hi:
             return n
@@ -462,7 +462,7 @@ def cast_int(m: int, frac: int, t: FixedType) -> int:
             inc = r > half or (r == half and q & 1 == 1)
         n = q + int(inc)
     lo, hi = type_range(t)
-    if t.overflow is Overflow.SAT_SYM and t.signed:
+    if t.saturates_symmetric:
         lo = -hi
     if lo <= n <= hi:
         return n

@@ -182,7 +182,7 @@ def cast(a: Exact, t: FixedType) -> tuple[np.ndarray, np.ndarray]:
         return t.quantize_and_flag(np.ldexp(a.m.astype(np.float64), -a.frac))
     n = round_to(a, t.frac, t.rounding).m
     top, bottom = t.max_mantissa, t.min_mantissa
-    if t.overflow is Overflow.SAT_SYM and t.signed:
+    if t.saturates_symmetric:
         bottom = -top  # the most negative mantissa counts as overflow and maps to -max
     if n.dtype != object and t.width > 61:
         n = _objects(n)

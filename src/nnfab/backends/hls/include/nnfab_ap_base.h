@@ -9,7 +9,8 @@
 //
 // Vendor HLS tools synthesize with their own headers; this one only serves g++ C
 // simulation and must agree bit for bit with nnfab's Python FixedType. Deviation kept on
-// purpose: AP_SAT_SYM on a signed type also maps the most negative mantissa to -max.
+// purpose: AP_SAT_SYM on a signed type wider than 1 bit also maps the most negative
+// mantissa to -max (a 1-bit signed type keeps -1, as the vendor type does).
 // Limits: widths 1..128; results of + - * and comparisons up to 128 bits (256 bits for
 // += / -= and comparisons); the saturation-bits parameter N must be 0; no AP_WRAP_SM.
 
@@ -180,7 +181,7 @@ constexpr bool always_fits(int ws, bool ss, int shift, int wd, bool sd, ap_q_mod
                            ap_o_mode o) {
   return (ss && !sd) ? false
                      : wd >= shifted_bits(ws, shift, q) + ((sd && !ss) ? 1 : 0) +
-                                 ((sd && ss && o == AP_SAT_SYM) ? 1 : 0);
+                                 ((sd && ss && o == AP_SAT_SYM && wd > 1) ? 1 : 0);
 }
 
 // Cast m * 2^-fs to the type <wd, fd, sd, q, o>, where shift = fd - fs. `ws` bounds the
@@ -243,12 +244,12 @@ NNFAB_AP_INLINE typename Ops::type cast_mantissa(typename Ops::type m, int ws, i
     under = m_neg;
   } else {
     over = Ops::lt(hi, n);
-    under = (sd && o == AP_SAT_SYM) ? !Ops::lt(lo, n) : Ops::lt(n, lo);
+    under = (sd && o == AP_SAT_SYM && wd > 1) ? !Ops::lt(lo, n) : Ops::lt(n, lo);
   }
   if (!over && !under) return n;
   if (o == AP_SAT_ZERO) return zero;
   if (over) return hi;
-  return (sd && o == AP_SAT_SYM) ? Ops::sub(zero, hi) : lo;
+  return (sd && o == AP_SAT_SYM && wd > 1) ? Ops::sub(zero, hi) : lo;
 }
 
 // ---------------------------------------------------------------------------------------
