@@ -48,13 +48,13 @@ class AccelSettings:
             fitting = ", ".join(n for n, x in _boards_of_kind(want))
             raise ConfigError(f"backend {backend!r} targets {want} boards ({fitting}); "
                               f"board {b.name!r} is a {b.kind} board")
-        interface = interface or ("fixed" if b.kind == "coyote" else "float")
-        if interface not in INTERFACES:
-            raise ConfigError(f"interface must be one of {', '.join(INTERFACES)}, "
-                              f"got {interface!r}")
         route = route or ("rtl" if b.kind == "coyote" else "hls")
         if route not in ROUTES:
             raise ConfigError(f"route must be one of {', '.join(ROUTES)}, got {route!r}")
+        interface = interface or ("fixed" if route == "rtl" else "float")
+        if interface not in INTERFACES:
+            raise ConfigError(f"interface must be one of {', '.join(INTERFACES)}, "
+                              f"got {interface!r}")
         if route == "rtl" and interface == "float":
             raise ConfigError("route='rtl' (the Verilog) takes interface='fixed' only: "
                               "float conversion in fabric is done by the HLS wrapper")
