@@ -76,23 +76,41 @@ def test_one_sample_per_cycle_when_the_bus_is_wide_enough(mlp, tmp_path: Path) -
 
 
 def test_transfers_end_after_their_last_whole_sample(mlp, tmp_path: Path) -> None:
-    """Three transfers back to back; the second ends inside a sample, which is dropped."""
+    """Transfers back to back, each ending on its TLAST beat; lanes after the last whole
+    sample of a TLAST beat are dropped."""
     model, rtl, x, _ = mlp
     w = AxisRtlWrapper(rtl, 64, tmp_path)
     t = rtl.design.in_type
-    m = np.asarray(t.to_mantissa(x[:10]), dtype=np.int64)
-    first = pack_lanes(m[:3], 8, 64)
-    # 4 whole samples and 5 lanes of a fifth: 29 lanes, 4 beats, the fifth sample is dropped
-    second = pack_lanes(np.r_[m[3:7].reshape(-1), m[7, :5]], 8, 64)
-    third = pack_lanes(m[8:10], 8, 64)
-    run = w.simulate_transfers([first, second, third], in_gap=0.2, out_stall=0.4, seed=5)
-    assert len(run.transfers) == 3
-    kept = [x[:3], x[3:7], x[8:10]]
+    m = np.asarray(t.to_mantissa(x[:12]), dtype=np.int64)
+    first = pack_lanes(m[:3], 8, 64)[:18]
+    # whole beats (TKEEP all ones): 4 samples + 4 padding lanes, which are no sample
+    second = pack_lanes(m[3:7], 8, 64)
+    # 1 sample + 5 lanes of a second one (a protocol error): the partial sample is dropped;
+    # the whole one had left before TLAST came, so its output joins the next transfer's
+    third = pack_lanes(np.r_[m[7], m[8, :5]], 8, 64)[:11]
+    fourth = pack_lanes(m[9:12], 8, 64)[:18]
+    run = w.simulate_transfers([first, second, third, fourth], in_gap=0.2, out_stall=0.4,
+                               seed=5)
+    kept = [x[:3], x[3:7], np.r_[x[7:8], x[9:12]]]
+    assert len(run.transfers) == len(kept)
     for out, xs in zip(run.transfers, kept, strict=True):
         want = np.asarray(model.predict(xs))
         y = unpack_lanes(out, want.size, 8).reshape(want.shape)
         np.testing.assert_array_equal(np.ldexp(y.astype(float), -rtl.design.out_type.frac), want)
-        assert out.size == -(-want.size // 8) * 8  # whole beats, zero-padded
+        assert out.size == want.size  # 8-bit lanes: TKEEP keeps exactly the outputs' bytes
+
+
+def test_tkeep_says_where_a_short_transfer_ends(mlp, tmp_path: Path) -> None:
+    """One sample on a 512-bit bus: the beat's 58 zero lanes would make 9 more samples;
+    TKEEP (as a DMA engine sets it from the byte count) says they are not there."""
+    _model, rtl, x, want = mlp
+    w = AxisRtlWrapper(rtl, 512, tmp_path)
+    got = w.simulate(x[:1])
+    np.testing.assert_array_equal(got.outputs, want[:1])
+    assert got.run.data.size == 3 and got.run.out_beats == 1
+    whole = pack_lanes(np.asarray(rtl.design.in_type.to_mantissa(x[:1]), np.int64), 8, 512)
+    padded = w.simulate_bytes(whole)  # all 64 bytes kept: 10 samples, 9 of them zeros
+    assert padded.data.size == 30
 
 
 @pytest.mark.parametrize("reuse", [3])

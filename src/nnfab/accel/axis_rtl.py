@@ -153,17 +153,14 @@ def render_verilog(module: str, core: str, g: AxisGeometry) -> str:
                 else f"{extra}'d0")
         return f"{fill}, {elem}"
 
-    truncations = []
-    for c in range(ki, ci + 1, gi):
-        if c % ni:
-            truncations.append((c, c - c % ni))
+    truncations = [(c, c - c % ni) for c in range(ci + 1) if c % ni]
     depth = g.fifo_depth
     flag_depth = depth // max(g.items, 1) + 2
     return _env().get_template("axis_rtl.v.j2").render(
         module=module, core=core, B=g.bus_width, LI=g.in_lane, LO=g.out_lane, KI=ki, KO=ko,
         WI=wi, WO=wo, NI=ni, NO=no, CI=ci, CO=co, GI=gi, II=g.interval, P=g.pixels,
         Q=g.items, D=depth, FD=flag_depth, out_signed=g.out_signed,
-        ICW=_bits(ci), OCW=_bits(co), CRW=_bits(depth), PIW=_bits(g.pixels - 1),
+        ICW=_bits(ci), OCW=_bits(co), KW=_bits(ki), CRW=_bits(depth), PIW=_bits(g.pixels - 1),
         IIW=_bits(g.interval - 1), FPW=_bits(flag_depth - 1), QW=_bits(g.items - 1),
         DPW=_bits(depth - 1), in_positions=in_positions, out_positions=out_positions,
         truncations=truncations, in_place=in_place, out_place=out_place, out_lane=out_lane)
@@ -173,8 +170,8 @@ def render_verilog(module: str, core: str, g: AxisGeometry) -> str:
 class AxisRun:
     """One Verilator run of the wrapper."""
 
-    data: np.ndarray  # the output byte stream (whole beats), all transfers back to back
-    transfers: list[np.ndarray]  # the output split at TLAST
+    data: np.ndarray  # the output bytes (as TKEEP keeps them), all transfers back to back
+    transfers: list[np.ndarray]  # the output, one array per TLAST
     cycles: int  # from the first input beat offered to the last output beat
     in_beats: int
     out_beats: int
@@ -281,7 +278,8 @@ class AxisRtlWrapper:
     def simulate_transfers(self, transfers: list[np.ndarray], *, in_gap: float = 0.0,
                            out_stall: float = 0.0, seed: int = 0,
                            max_cycles: int | None = None) -> AxisRun:
-        """Send transfers (byte streams of whole beats) back to back; TLAST ends each.
+        """Send transfers (byte arrays) back to back; TLAST ends each, and its beat's TKEEP
+        keeps the transfer's last bytes, as a DMA engine sends a buffer of that length.
 
         ``in_gap``: probability that TVALID stays low in a cycle where a beat could be
         offered; ``out_stall``: probability that TREADY is low in a cycle.
@@ -292,39 +290,48 @@ class AxisRtlWrapper:
             if not 0.0 <= p < 1.0:
                 raise ConfigError(f"{name} is a probability in [0, 1), got {p!r}")
         beat_bytes = self.bus_width // 8
-        chunks, lasts = [], []
+        chunks, lasts, keeps = [], [], []
+        full = (1 << beat_bytes) - 1
         for t in transfers:
             raw = np.ascontiguousarray(np.asarray(t, dtype=np.uint8).reshape(-1))
-            if raw.size == 0 or raw.size % beat_bytes:
-                raise BackendError(f"a transfer is whole {beat_bytes}-byte beats; got "
-                                   f"{raw.size} bytes")
-            chunks.append(raw)
-            n = raw.size // beat_bytes
+            if raw.size == 0:
+                raise BackendError("a transfer carries at least one byte")
+            n = -(-raw.size // beat_bytes)
+            tail = raw.size - (n - 1) * beat_bytes  # bytes in the last beat
+            padded = np.zeros(n * beat_bytes, dtype=np.uint8)
+            padded[: raw.size] = raw
+            chunks.append(padded)
             lasts.append(np.r_[np.zeros(n - 1, np.uint8), np.ones(1, np.uint8)])
+            keeps.append(np.r_[np.full(n - 1, full, np.uint64),
+                               np.array([(1 << tail) - 1], np.uint64)])
         data = np.concatenate(chunks)
         n_beats = data.size // beat_bytes
         exe = self.build_simulator()
         run_dir = self.output_dir / "sim"
         run_dir.mkdir(parents=True, exist_ok=True)
-        f_in, f_last = run_dir / "in.bin", run_dir / "in_last.bin"
-        f_out, f_out_last = run_dir / "out.bin", run_dir / "out_last.bin"
-        f_stats = run_dir / "stats.json"
-        for f in (f_out, f_out_last, f_stats):
+        names = ("in.bin", "in_last.bin", "in_keep.bin", "out.bin", "out_last.bin",
+                 "out_keep.bin", "stats.json")
+        f_in, f_last, f_keep, f_out, f_out_last, f_out_keep, f_stats = (run_dir / n
+                                                                        for n in names)
+        for f in (f_out, f_out_last, f_out_keep, f_stats):
             f.unlink(missing_ok=True)
         data.tofile(f_in)
         np.concatenate(lasts).tofile(f_last)
+        np.concatenate(keeps).astype("<u8").tofile(f_keep)
         g = self.geometry
         if max_cycles is None:
             slow = 1.0 / ((1.0 - in_gap) * (1.0 - out_stall))
             out_beats = n_beats * g.lanes_in * g.out_items * g.lanes_out // max(g.in_words, 1)
             max_cycles = int((n_beats * (g.interval + 2) + out_beats + 64) * slow * 4
-                             + 20 * (self.design.latency + self.design.ii) + 10_000)
-        run([exe, f_in, f_last, f_out, f_out_last, f_stats, n_beats, int(in_gap * 1_000_000),
-             int(out_stall * 1_000_000), seed, max_cycles], run_dir / "sim.log",
-            what="Verilator simulation of the AXI4-Stream wrapper")
+                             + 20 * (self.design.latency + self.design.ii) + 20_000)
+        run([exe, f_in, f_last, f_keep, f_out, f_out_last, f_out_keep, f_stats, n_beats,
+             int(in_gap * 1_000_000), int(out_stall * 1_000_000), seed, max_cycles],
+            run_dir / "sim.log", what="Verilator simulation of the AXI4-Stream wrapper")
         stats = json.loads(f_stats.read_text())
-        out = np.fromfile(f_out, dtype=np.uint8)
-        out_last = np.fromfile(f_out_last, dtype=np.uint8)
+        if stats["out_lasts"] < len(transfers) and not stats.get("timeout"):
+            log.warning("%s: %d of %d output transfers ended with TLAST (an input transfer "
+                        "that ends inside a sample loses its TLAST; docs/axi_stream.md)",
+                        self.module, stats["out_lasts"], len(transfers))
         if stats.get("timeout"):
             raise ToolError(f"the AXI4-Stream wrapper {self.module} stopped producing output "
                             f"({stats['out_beats']} beats, {stats['out_lasts']} of "
@@ -333,11 +340,12 @@ class AxisRtlWrapper:
         if stats.get("extra_beats"):
             raise ToolError(f"{self.module} sent {stats['extra_beats']} beat(s) after the last "
                             f"TLAST; log: {run_dir / 'sim.log'}")
-        if not stats.get("tkeep_ones", True):
-            raise ToolError(f"{self.module} sent a beat with TKEEP not all ones")
-        ends = np.flatnonzero(out_last) + 1
-        split = np.split(out.reshape(-1, beat_bytes), ends[:-1]) if ends.size else []
-        return AxisRun(data=out, transfers=[s.reshape(-1) for s in split],
+        beats = np.fromfile(f_out, dtype=np.uint8).reshape(-1, beat_bytes)
+        out_last = np.fromfile(f_out_last, dtype=np.uint8).astype(bool)
+        out_keep = np.fromfile(f_out_keep, dtype="<u8")
+        out_transfers = _split_transfers(beats, out_last, out_keep, full, self.module)
+        return AxisRun(data=np.concatenate(out_transfers) if out_transfers else
+                       np.zeros(0, np.uint8), transfers=out_transfers,
                        cycles=int(stats["cycles"]), in_beats=int(stats["in_beats"]),
                        out_beats=int(stats["out_beats"]), in_cycles=int(stats["in_cycles"]),
                        stats=stats)
@@ -345,7 +353,11 @@ class AxisRtlWrapper:
     def simulate_bytes(self, data: np.ndarray, *, in_gap: float = 0.0, out_stall: float = 0.0,
                        seed: int = 0) -> AxisRun:
         """One transfer in, its output transfer back (``AxisRun.data``)."""
-        return self.simulate_transfers([data], in_gap=in_gap, out_stall=out_stall, seed=seed)
+        result = self.simulate_transfers([data], in_gap=in_gap, out_stall=out_stall, seed=seed)
+        if len(result.transfers) != 1:
+            raise ToolError(f"{self.module}: the output carried no TLAST (a transfer must end "
+                            f"with a whole sample); log: {self.output_dir / 'sim' / 'sim.log'}")
+        return result
 
     def simulate(self, x: Any, *, in_gap: float = 0.0, out_stall: float = 0.0,
                  seed: int = 0) -> AxisSimulation:
@@ -358,8 +370,9 @@ class AxisRtlWrapper:
                                f"got {x.shape}")
         n = x.shape[0]
         m_in = d.in_type.to_mantissa(x.reshape(n, d.n_in))
-        data = pack_lanes(np.asarray(m_in, dtype=np.int64), self.geometry.in_lane,
-                          self.bus_width)
+        lane = self.geometry.in_lane
+        data = pack_lanes(np.asarray(m_in, dtype=np.int64), lane, self.bus_width)
+        data = data[: n * d.n_in * lane // 8]  # the transfer's bytes, as a DMA sends them
         result = self.simulate_bytes(data, in_gap=in_gap, out_stall=out_stall, seed=seed)
         m_out = unpack_lanes(result.data, n * d.n_out, self.geometry.out_lane,
                              signed=d.out_type.signed).reshape(n, *d.out_shape)
@@ -377,6 +390,26 @@ class AxisRtlWrapper:
                             self.output_dir / "synth", timeout=timeout)
         info = part_info(part)
         return SynthesisReport(part, result, _utilisation(result, info))
+
+
+def _split_transfers(beats: np.ndarray, last: np.ndarray, keep: np.ndarray, full: int,
+                     module: str) -> list[np.ndarray]:
+    """The output beats as the bytes a DMA engine writes: one array per TLAST.
+
+    Every beat but a transfer's last keeps all bytes; the last keeps a prefix.
+    """
+    out, start = [], 0
+    for end in np.flatnonzero(last):
+        for k in keep[start:end]:
+            if int(k) != full:
+                raise ToolError(f"{module} sent a beat before TLAST with TKEEP {int(k):#x}")
+        tail = int(keep[end])
+        kept = tail.bit_length()
+        if tail != (1 << kept) - 1 or kept == 0:
+            raise ToolError(f"{module}: the TLAST beat's TKEEP {tail:#x} is not a prefix of bytes")
+        out.append(np.concatenate([beats[start:end].reshape(-1), beats[end, :kept]]))
+        start = end + 1
+    return out
 
 
 def _utilisation(result: Any, info: Any) -> dict[str, float]:

@@ -57,7 +57,10 @@ class _StreamKernel:
     codec: Codec
 
     def kernel(self, data: np.ndarray, n_samples: int) -> np.ndarray:
-        return self.transfer(data[: self.codec.in_bytes(n_samples)])  # type: ignore[attr-defined]
+        out = self.transfer(data[: self.codec.in_stream_bytes(n_samples)])  # type: ignore[attr-defined]
+        padded = np.zeros(self.codec.out_bytes(n_samples), dtype=np.uint8)
+        padded[: out.size] = out
+        return padded
 
 
 @dataclass
@@ -95,9 +98,9 @@ class EmulatorTransport(_StreamKernel):
         n = n_lanes // per_sample
         y = np.asarray(self.model.predict(x.reshape((n, *c.in_shape)))).reshape(-1)
         if c.floats:
-            return pack_lanes(y.astype(np.float32), 32, c.bus_width)
+            return pack_lanes(y.astype(np.float32), 32, c.bus_width)[: c.out_stream_bytes(n)]
         mantissas = np.rint(y * 2.0 ** int(c.out["frac"])).astype(np.int64)
-        return pack_lanes(mantissas, c.out["lane"], c.bus_width)
+        return pack_lanes(mantissas, c.out["lane"], c.bus_width)[: c.out_stream_bytes(n)]
 
 
 class VerilatorTransport(_StreamKernel):
@@ -167,9 +170,9 @@ class _Channel:
         if nbytes > self.dma.max_bytes:
             raise RuntimeError(f"DMA {self.name}: {nbytes} bytes exceed the length register "
                                f"({self.dma.max_bytes} bytes)")
-        if nbytes % self.dma.beat_bytes:
-            raise RuntimeError(f"DMA {self.name}: {nbytes} bytes is not a whole number of "
-                               f"{self.dma.beat_bytes}-byte beats")
+        if nbytes > array.nbytes - start:
+            raise RuntimeError(f"DMA {self.name}: {nbytes} bytes from offset {start} overrun "
+                               f"the {array.nbytes}-byte buffer")
         self.buffer, self.nbytes, self.running = array, nbytes, True
         self.start = start
         if self.name == "send":

@@ -156,12 +156,22 @@ class Codec:
         self.out_shape = tuple(int(d) for d in self.out["shape"])
 
     def in_bytes(self, n: int) -> int:
+        """Bytes of an input buffer for ``n`` samples (whole beats)."""
         return beats_for(n * self.inp["elements"], self.inp["lane"], self.bus_width) * \
             self.bus_width // 8
 
     def out_bytes(self, n: int) -> int:
+        """Bytes of an output buffer for ``n`` samples (whole beats)."""
         return beats_for(n * self.out["elements"], self.out["lane"], self.bus_width) * \
             self.bus_width // 8
+
+    def in_stream_bytes(self, n: int) -> int:
+        """Bytes of the input transfer of ``n`` samples (TKEEP trims the last beat)."""
+        return n * self.inp["elements"] * self.inp["lane"] // 8
+
+    def out_stream_bytes(self, n: int) -> int:
+        """Bytes the output transfer of ``n`` samples writes."""
+        return n * self.out["elements"] * self.out["lane"] // 8
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """A batch of real inputs -> the input transfer's bytes."""
@@ -270,7 +280,7 @@ class NeuralNetworkOverlay:
         self._in_buf[: data.size] = data
         self._in_buf.flush()
         self.dma.recvchannel.transfer(self._out_buf, nbytes=n_out)
-        self.dma.sendchannel.transfer(self._in_buf, nbytes=int(data.size))
+        self.dma.sendchannel.transfer(self._in_buf, nbytes=self.codec.in_stream_bytes(n))
         self.dma.sendchannel.wait()
         self.dma.recvchannel.wait()
         self._out_buf.invalidate()
