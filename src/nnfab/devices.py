@@ -34,31 +34,34 @@ PARTS: dict[str, Part] = {
     ]
 }
 
-BOARDS: dict[str, str] = {
-    "pynq-z2": "xc7z020clg400-1",
-    "zcu102": "xczu9eg-ffvb1156-2-e",
-    "alveo-u50": "xcu50-fsvh2104-2-e",
-    "alveo-u200": "xcu200-fsgd2104-2-e",
-    "alveo-u250": "xcu250-figd2104-2l-e",
-    "alveo-u280": "xcu280-fsvh2892-2l-e",
-}
-
 DEFAULT_PART = "xcvu9p-flgb2104-2l-e"
 
 
 def resolve_part(part: str | None = None, board: str | None = None) -> str:
-    """The part to target: explicit part, else the board's, else the default."""
+    """The part to target: explicit part, else the board's (``nnfab.accel.boards``),
+    else the default."""
     if board is not None:
-        key = board.lower()
-        if key not in BOARDS:
-            raise ConfigError(f"unknown board {board!r}; known boards: {', '.join(BOARDS)}")
-        board_part = BOARDS[key]
-        if part is not None and part != board_part:
+        from nnfab.accel.boards import get_board
+
+        board_part = get_board(board).part
+        if part is not None and part.lower() != board_part.lower():
             raise ConfigError(f"board {board!r} carries part {board_part!r}, not {part!r}")
         return board_part
     return part or DEFAULT_PART
 
 
 def part_info(part: str) -> Part | None:
-    """Resources of a known part (None for parts nnfab has no table entry for)."""
-    return PARTS.get(part)
+    """Resources of a known part (this table, then the board table's capacities); None
+    for parts nnfab knows nothing about. Part names compare case-insensitively."""
+    key = part.lower()
+    for name, info in PARTS.items():
+        if name.lower() == key:
+            return info
+    from nnfab.accel.boards import board_parts
+
+    board = board_parts().get(key)
+    if board is None or not board.capacity:
+        return None
+    c = board.capacity
+    return Part(board.part, board.family, c.get("lut", 0), c.get("ff", 0), c.get("dsp", 0),
+                c.get("bram_18k", 0), c.get("uram", 0))

@@ -234,9 +234,15 @@ class AxisRtlWrapper:
         return _env().get_template("axis_harness.cpp.j2").render(
             B=self.bus_width, module=self.module)
 
-    def build_simulator(self) -> Path:
-        """Compile (or reuse) the Verilator model of the wrapper; returns the executable."""
+    def build_simulator(self, *, opt: str | None = None) -> Path:
+        """Compile (or reuse) the Verilator model of the wrapper; returns the executable.
+
+        ``opt``: g++ optimization of the model (default: the network simulation's, -O0,
+        which compiles large LUT-style designs several times faster than -O1)."""
+        from nnfab.backends.rtl.project import DEFAULT_OPT
         from nnfab.tools.verilator import build_executable, cache_dir, find_verilator
+
+        opt = opt or DEFAULT_OPT
 
         sources = self.write()
         harness = self._harness()
@@ -244,7 +250,7 @@ class AxisRtlWrapper:
         h = hashlib.sha256(harness.encode())
         for s in sources:
             h.update(s.name.encode() + b"\0" + s.read_bytes() + b"\0")
-        h.update(inst.version.encode() + str(inst.cxx).encode())
+        h.update(inst.version.encode() + str(inst.cxx).encode() + opt.encode())
         final = cache_dir() / "axis-sim" / h.hexdigest()[:24]
         exe = final / "sim"
         if exe.is_file():
@@ -260,7 +266,7 @@ class AxisRtlWrapper:
             for s in sources:
                 shutil.copy2(s, src_dir / s.name)
                 copies.append(src_dir / s.name)
-            build_executable(copies, work / "harness.cpp", self.module, work, opt="-O1")
+            build_executable(copies, work / "harness.cpp", self.module, work, opt=opt)
         except BaseException:
             logs = self.output_dir / "sim_build_logs"
             shutil.rmtree(logs, ignore_errors=True)

@@ -100,6 +100,14 @@ def get_board(name: str | Board) -> Board:
     return board
 
 
+def board_parts() -> dict[str, Board]:
+    """Every known board by its part name (lower case); the first board of a part wins."""
+    out: dict[str, Board] = {}
+    for board in BOARDS.values():
+        out.setdefault(board.part.lower(), board)
+    return out
+
+
 def register_board(spec: dict[str, Any] | str | Path, name: str | None = None) -> list[Board]:
     """Add boards: ``{name: {fields}}``, ``{fields}`` with ``name=``, or a YAML file of them."""
     if isinstance(spec, str | Path):

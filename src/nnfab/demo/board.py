@@ -17,6 +17,9 @@ from nnfab.demo.run import Step, demo_model_path
 
 log = logging.getLogger(__name__)
 
+RTL_TEST_SAMPLES = 1000
+"""Test vectors of the Verilog route's package (its simulated board runs Verilator)."""
+
 
 @dataclass
 class BoardDemo:
@@ -39,6 +42,23 @@ class BoardDemo:
     board_seconds: float
     root: Path
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def _fit_reuse(hm: Any, config: dict[str, Any], convert: Any, board: Any, say: Any) -> Any:
+    """The smallest power-of-two ReuseFactor whose HLS DSP estimate fits the board (80%)."""
+    budget = 0.8 * board.capacity.get("dsp", 0)
+    reuse = 1
+    while budget and hm.estimate().totals()["dsp"] > budget and reuse < 1024:
+        reuse *= 2
+        config["Model"]["ReuseFactor"] = reuse
+        for layer in config.get("LayerName", {}).values():
+            if "ReuseFactor" in layer:
+                layer["ReuseFactor"] = reuse
+        hm = convert(config)
+    if reuse > 1:
+        say(f"ReuseFactor {reuse} on every layer: {int(hm.estimate().totals()['dsp'])} DSPs "
+            f"(HLS estimate) of the {board.name}'s {board.capacity['dsp']}")
+    return hm
 
 
 def run_board_demo(output_dir: str | Path = "nnfab_demo_board", board: str = "pynq-z2", *,
@@ -68,13 +88,20 @@ def run_board_demo(output_dir: str | Path = "nnfab_demo_board", board: str = "py
     x, _ = make_jet_like_data(n_samples, seed=3)
     config = config_from_keras_model(keras_model, granularity="name",
                                      default_precision=precision)
-    hm = convert_from_keras_model(keras_model, hls_config=config, output_dir=out,
-                                  backend=backend, board=b.name, route=route,
-                                  interface=interface)
+    def convert(cfg: dict[str, Any]) -> Any:
+        return convert_from_keras_model(keras_model, hls_config=cfg, output_dir=out,
+                                        backend=backend, board=b.name, route=route,
+                                        interface=interface)
+
+    hm = convert(config)
+    if hm.accel.route == "hls":
+        hm = _fit_reuse(hm, config, convert, b, say)
     timings["convert"] = time.perf_counter() - t0
 
     say(f"writing the {b.name} board project ({hm.accel.route} route)")
     t0 = time.perf_counter()
+    if hm.accel.route == "rtl" and len(x) > RTL_TEST_SAMPLES:
+        x = x[:RTL_TEST_SAMPLES]  # Verilator runs the whole LUT network every cycle
     hm.write(tb_input=x)  # the package's test vectors: these inputs
     build = hm.build(bitfile=True)  # without Vivado: says what to run, and where
     timings["write_project"] = time.perf_counter() - t0
@@ -97,7 +124,7 @@ def run_board_demo(output_dir: str | Path = "nnfab_demo_board", board: str = "py
     exact = code == 0 and bool(np.array_equal(y_board, expected_outputs(hm, x[:257])))
     return BoardDemo(
         board=b.name, part=b.part, route=hm.accel.route, interface=hm.accel.interface,
-        bus_width=hm.accel.bus_width, engine=sim.engine, n_samples=n_samples, bit_exact=exact,
+        bus_width=hm.accel.bus_width, engine=sim.engine, n_samples=len(x), bit_exact=exact,
         validate_code=code, validate_output=text, build=build, package=package, fit=fit,
         transfers=sim.stats.transfers, board_seconds=timings["validate"], root=out,
         timings=timings,

@@ -1,0 +1,75 @@
+"""End to end: convert -> write the accelerator project -> the simulated board, whose
+DMA runs the real wrapper (Verilator for the Verilog route, g++ for the HLS route)
+under the unchanged driver written to deploy/, bit for bit against the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.graphs import mlp_graph
+
+from nnfab.accel.project import expected_outputs
+from nnfab.accel.simulate import simulate
+from nnfab.api import convert_graph
+from nnfab.config import config_from_graph
+from nnfab.tools.verilator import verilator_available
+
+BACKENDS = {"pynq-z2": "VivadoAccelerator", "zcu102": "VivadoAccelerator",
+            "alveo-u250": "VitisAccelerator"}
+
+
+def _project(tmp_path: Path, board: str, interface: str, route: str, x: np.ndarray):
+    graph = mlp_graph((6, 5, 3), seed=3)
+    config = config_from_graph(graph, default_precision="ap_fixed<10,4>")
+    hm = convert_graph(graph, config, output_dir=tmp_path / "prj", backend=BACKENDS[board],
+                       board=board, interface=interface, route=route)
+    hm.write(x)
+    return hm
+
+
+@pytest.mark.skipif(not verilator_available(), reason="needs Verilator")
+def test_verilog_route_on_the_simulated_pynq_z2(tmp_path: Path) -> None:
+    x = np.random.default_rng(1).uniform(-9, 9, size=(40, 6))
+    hm = _project(tmp_path, "pynq-z2", "fixed", "rtl", x)
+    root = Path(hm.output_dir)
+    assert (root / "axis" / f"{hm.to_rtl().top}_axis.v").is_file()
+    board = simulate(root, engine="verilator", in_gap=0.3, out_stall=0.5, seed=2)
+    y, seconds, rate = board.predict(x, profile=True, max_batch=16)  # 3 DMA transfers
+    assert board.stats.transfers == 3 and board.transport.cycles > 0
+    np.testing.assert_array_equal(y, expected_outputs(hm, x))
+    np.testing.assert_array_equal(y, np.asarray(hm.predict(x)))
+    assert seconds > 0 and rate > 0
+    code, text = board.run_validate()
+    assert code == 0, text
+
+
+@pytest.mark.parametrize(("board_name", "interface"), [("pynq-z2", "float"),
+                                                      ("zcu102", "fixed"),
+                                                      ("alveo-u250", "float")])
+def test_hls_route_on_the_simulated_board(tmp_path: Path, board_name: str,
+                                          interface: str) -> None:
+    x = np.random.default_rng(2).uniform(-9, 9, size=(33, 6))
+    hm = _project(tmp_path, board_name, interface, "hls", x)
+    board = simulate(Path(hm.output_dir), engine="csim")
+    y = board.predict(x, max_batch=10)
+    np.testing.assert_array_equal(y, expected_outputs(hm, x))
+    code, text = board.run_validate()
+    assert code == 0, text
+
+
+def test_build_bitfile_without_vivado_writes_everything_and_says_the_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    x = np.zeros((4, 6))
+    hm = _project(tmp_path, "pynq-z2", "float", "hls", x)
+    result = hm.build(csim=False, synth=False, bitfile=True)
+    root = Path(hm.output_dir)
+    assert result["status"] == "written"
+    assert result["command"] == f"bash {root / 'build_bitfile.sh'}"
+    script = (root / "build_bitfile.sh").read_text()
+    assert "build_axi_ip.tcl" in script and "vivado" in script
+    assert (root / "build_axi_ip.tcl").is_file()
+    assert (root / "accel" / "vivado" / "build_bitfile.tcl").is_file()
+    assert {"vivado"} <= set(result["missing"])
