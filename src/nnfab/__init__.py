@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from nnfab import accel
 from nnfab.api import (
     config_from_keras_model,
     config_from_onnx_model,
@@ -39,6 +40,7 @@ __all__ = [
     "PrecisionError",
     "UnsupportedLayerError",
     "__version__",
+    "accel",
     "config_from_keras_model",
     "config_from_onnx_model",
     "config_from_pytorch_model",
