@@ -4,6 +4,8 @@ under the unchanged driver written to deploy/, bit for bit against the emulator.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,8 @@ from nnfab.config import config_from_graph
 from nnfab.tools.verilator import verilator_available
 
 BACKENDS = {"pynq-z2": "VivadoAccelerator", "zcu102": "VivadoAccelerator",
-            "alveo-u250": "VitisAccelerator"}
+            "alveo-u250": "VitisAccelerator", "u55c": "CoyoteAccelerator"}
+STUB = Path(__file__).with_name("data") / "coyote_stub"
 
 
 def _project(tmp_path: Path, board: str, interface: str, route: str, x: np.ndarray):
@@ -73,3 +76,38 @@ def test_build_bitfile_without_vivado_writes_everything_and_says_the_command(
     assert (root / "build_axi_ip.tcl").is_file()
     assert (root / "accel" / "vivado" / "build_bitfile.tcl").is_file()
     assert {"vivado"} <= set(result["missing"])
+
+
+@pytest.mark.skipif(not verilator_available(), reason="needs Verilator")
+def test_coyote_on_the_simulated_u55c(tmp_path: Path) -> None:
+    """512-bit host streams, the Verilog route, CoyoteOverlay(prj).predict(x, y_shape,
+    batch_size) over the simulated host library, and the C++ host code compiled."""
+    x = np.random.default_rng(3).uniform(-9, 9, size=(50, 6))
+    hm = _project(tmp_path, "u55c", "fixed", "rtl", x)
+    root = Path(hm.output_dir)
+    board = simulate(root)
+    assert board.engine == "verilator" and board.overlay_class == "CoyoteOverlay"
+    nn = board.overlay()
+    with board.board_python():
+        y = nn.predict(x, (50, 3), batch_size=16)
+    assert board.stats.transfers == 4
+    np.testing.assert_array_equal(y, expected_outputs(hm, x))
+    code, text = board.run_validate()
+    assert code == 0, text
+    # the C++ test program's vectors are the transfers' bytes
+    deploy = root / "deploy"
+    assert (deploy / "X_test.bin").stat().st_size == 50 * 6 * 2
+    assert (deploy / "y_test.bin").stat().st_size == 50 * 3 * 2
+    sw = root / "accel" / "coyote" / "sw"
+    if shutil.which("g++"):
+        exe = tmp_path / "host_test"
+        subprocess.run(["g++", "-std=c++17", "-DNNFAB_COYOTE_MAIN", f"-I{STUB}",
+                        str(sw / "nnfab_coyote.cpp"), "-o", str(exe)], check=True)
+        # the stand-in vFPGA loops the input back: the program must see a mismatch with
+        # y_test.bin, and a match against the input itself
+        bad = subprocess.run([exe, deploy / "X_test.bin", deploy / "y_test.bin"],
+                             capture_output=True, text=True)
+        assert bad.returncode == 1 and "MISMATCH" in bad.stdout
+        good = subprocess.run([exe, deploy / "X_test.bin", deploy / "X_test.bin"],
+                              capture_output=True, text=True)
+        assert good.returncode == 0 and "bit-exact" in good.stdout

@@ -18,8 +18,13 @@
 Not checked on this machine (no Coyote checkout, no Vivado): that Coyote's CMake flow of
 the checked-out version accepts this project (written for Coyote v2: ``load_apps``,
 ``validation_checks_hw``, ``create_hw``, the ``AXI4SR`` interface with ``tid``), that the
-SystemVerilog compiles, timing, and the bitstream on a card. The host program (Coyote's
-C++ ``cThread`` API) is not written by nnfab.
+SystemVerilog compiles, timing, and the bitstream on a card.
+
+``sw/``: the host side, ``nnfab_coyote.cpp`` (a C interface over Coyote's C++ ``cThread``
+API, one local transfer per batch, loaded by ``nnfab_coyote_driver.CoyoteOverlay``, and a
+test program for the test vectors) with its ``CMakeLists.txt``. Written for Coyote v2's
+``cThread`` / ``getMem`` / ``invoke(LOCAL_TRANSFER)`` / ``checkCompleted``; not compiled
+here against Coyote (the simulated board stands in for the library instead).
 """
 
 from __future__ import annotations
@@ -203,11 +208,19 @@ Vivado version that Coyote release asks for, on the build machine:
 
 ## On the host
 
-Load the bitstream and Coyote's driver as Coyote's documentation says, then stream a
-buffer of input lanes through vFPGA 0 with Coyote's C++ API (`cThread`, a local transfer
-from host memory to host memory): the input buffer is the byte stream `deploy/nnfab_nn.json`
-describes, the output buffer comes back in the same format. nnfab writes no Coyote host
-program.
+Load the bitstream and Coyote's driver as Coyote's documentation says, then build the host
+library and test program in `sw/`:
+
+    cmake -S sw -B sw/build -DCYT_DIR=$COYOTE_DIR && cmake --build sw/build
+    sw/build/nnfab_coyote_test ../../deploy/X_test.bin ../../deploy/y_test.bin
+
+and from Python (copy `sw/build/libnnfab_coyote.so` into `deploy/`):
+
+    from nnfab_coyote_driver import CoyoteOverlay
+    y = CoyoteOverlay("nnfab_nn.bit").predict(X_test, y_test.shape, batch_size=1024)
+
+Each batch is one local transfer (host memory -> vFPGA 0 -> host memory) of the byte
+stream `deploy/nnfab_nn.json` describes.
 
 ## Not checked by nnfab
 
@@ -215,6 +228,21 @@ This project was written without Coyote or Vivado: the CMake flow, the SystemVer
 the bitstream were not built or run on a card. Coyote releases that name the stream ID
 `tdest` instead of `tid` need that one line of `vfpga_top.svh` changed.
 """
+
+
+def _write_host(sw: Path, project: str) -> None:
+    """``sw/``: the host library + test program and their CMake project."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    from nnfab.backends.hls.writer import _version
+
+    env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
+                      undefined=StrictUndefined, keep_trailing_newline=True)
+    sw.mkdir(parents=True, exist_ok=True)
+    values = {"project": project, "version": _version()}
+    (sw / "nnfab_coyote.cpp").write_text(env.get_template("coyote_host.cpp.j2").render(**values))
+    (sw / "CMakeLists.txt").write_text(
+        env.get_template("coyote_host_cmake.txt.j2").render(**values))
 
 
 def write_coyote_project(root: Path, settings: AccelSettings, project_name: str, *,
@@ -257,6 +285,7 @@ def write_coyote_project(root: Path, settings: AccelSettings, project_name: str,
     script.write_text(_script(project, fdev, rtl_word))
     script.chmod(0o755)
     command = f"sh {(COYOTE_DIR / SCRIPT_NAME).as_posix()}"
+    _write_host(directory / "sw", project)
     readme = directory / "README.md"
     readme.write_text(_readme(project, fdev, rtl_module, command))
     log.info("wrote the Coyote project %s (FDEV_NAME %s)", directory, fdev)

@@ -36,6 +36,9 @@ transfer moves at most ``2**26 - 1`` bytes; the driver chunks larger batches."""
 DRIVERS = Path(__file__).with_name("drivers")
 TEMPLATES = Path(__file__).with_name("templates")
 DEFAULT_TEST_SAMPLES = 256
+EXTRA_DRIVERS = {"alveo": ("nnfab_xrt_driver", "AlveoOverlay"),
+                 "coyote": ("nnfab_coyote_driver", "CoyoteOverlay")}
+"""Board kinds whose host driver is not the PYNQ one: (module, overlay class)."""
 
 
 @dataclass
@@ -179,14 +182,23 @@ def _write_validate(deploy: Path, desc: dict[str, Any]) -> Path:
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
                       keep_trailing_newline=True)
-    alveo = desc["kind"] == "alveo"
+    driver_module, overlay_class = EXTRA_DRIVERS.get(desc["kind"],
+                                                     ("nnfab_driver", "NeuralNetworkOverlay"))
     text = env.get_template("validate.py.j2").render(
         bitfile=f"{BITFILE_STEM}.{_bit_suffix(desc)}", board=desc["board"],
-        driver_module="nnfab_xrt_driver" if alveo else "nnfab_driver",
-        overlay_class="AlveoOverlay" if alveo else "NeuralNetworkOverlay")
+        driver_module=driver_module, overlay_class=overlay_class)
     path = deploy / "validate.py"
     path.write_text(text)
     return path
+
+
+def _encode_outputs(codec: Any, y: np.ndarray) -> np.ndarray:
+    """Expected outputs as the bytes the output transfer carries."""
+    from nnfab.accel.drivers.nnfab_driver import pack_lanes, to_mantissas
+
+    if codec.floats:
+        return pack_lanes(np.asarray(y, dtype=np.float32), 32, codec.bus_width)
+    return pack_lanes(to_mantissas(y, codec.out), codec.out["lane"], codec.bus_width)
 
 
 def _bit_suffix(desc: dict[str, Any]) -> str:
@@ -198,16 +210,25 @@ def write_deploy(model: Any, root: Path, doc: dict[str, Any], x_test: Any = None
     deploy = root / "deploy"
     deploy.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(DRIVERS / "nnfab_driver.py", deploy / "nnfab_driver.py")
-    if doc["kind"] == "alveo":
-        shutil.copyfile(DRIVERS / "nnfab_xrt_driver.py", deploy / "nnfab_xrt_driver.py")
+    if doc["kind"] in EXTRA_DRIVERS:
+        name = EXTRA_DRIVERS[doc["kind"]][0]
+        shutil.copyfile(DRIVERS / f"{name}.py", deploy / f"{name}.py")
     write_description(doc, deploy / f"{BITFILE_STEM}.json")
     _write_validate(deploy, doc)
     if x_test is None:
         old = deploy / "X_test.npy"
         x_test = np.load(old) if old.is_file() else default_test_inputs(model)
     x_test = np.asarray(x_test)
+    y_test = expected_outputs(model, x_test)
     np.save(deploy / "X_test.npy", x_test)
-    np.save(deploy / "y_test.npy", expected_outputs(model, x_test))
+    np.save(deploy / "y_test.npy", y_test)
+    if doc["kind"] == "coyote":  # the C++ test program's vectors: the transfers' bytes
+        from nnfab.accel.drivers.nnfab_driver import Codec
+
+        codec = Codec(doc)
+        n = len(x_test)
+        codec.encode(x_test)[: codec.in_stream_bytes(n)].tofile(deploy / "X_test.bin")
+        _encode_outputs(codec, y_test)[: codec.out_stream_bytes(n)].tofile(deploy / "y_test.bin")
     return deploy
 
 

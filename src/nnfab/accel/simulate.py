@@ -322,6 +322,41 @@ def _fake_pyxrt(board: SimulatedBoard) -> types.ModuleType:
     return mod
 
 
+def _fake_coyote(board: SimulatedBoard) -> types.ModuleType:
+    """``libnnfab_coyote.so`` (nnfab's Coyote host library) as ``nnfab_coyote_driver``
+    sees it: one local transfer per ``run``, through the transport."""
+    mod = types.ModuleType("nnfab_coyote_native")
+    sessions: set[int] = set()
+
+    def open_(vfid: int) -> int:
+        if vfid != 0:
+            raise RuntimeError(f"the simulated card has vFPGA 0 only, not {vfid}")
+        sessions.add(len(sessions) + 1)
+        return len(sessions)
+
+    def run(session: int, data: np.ndarray, out: np.ndarray) -> int:
+        if session not in sessions:
+            raise RuntimeError("Coyote: run on a closed session")
+        result = board.transport.transfer(np.array(data, dtype=np.uint8))
+        st = board.stats
+        st.transfers += 1
+        st.bytes_in += int(data.size)
+        st.bytes_out += int(result.size)
+        if result.size > out.size:
+            raise RuntimeError(f"Coyote: {result.size} output bytes into a {out.size}-byte "
+                               "buffer")
+        out[: result.size] = result
+        return int(result.size)
+
+    def close(session: int) -> None:
+        sessions.discard(session)
+
+    mod.open = open_  # type: ignore[attr-defined]
+    mod.run = run  # type: ignore[attr-defined]
+    mod.close = close  # type: ignore[attr-defined]
+    return mod
+
+
 # ---------------------------------------------------------------- the board
 class SimulatedBoard:
     """A project's ``deploy/`` directory run as on the board, with a simulated transport."""
@@ -352,9 +387,12 @@ class SimulatedBoard:
         self.transport = self._transport(engine, in_gap, out_stall, seed)
         self.stats = TransferStats()
         self.started = False
+        from nnfab.accel.project import EXTRA_DRIVERS
+
         self.alveo = self.desc["kind"] == "alveo"
-        if self.alveo:
-            driver = self.deploy / "nnfab_xrt_driver.py"
+        self.driver_module, self.overlay_class = EXTRA_DRIVERS.get(
+            self.desc["kind"], ("nnfab_driver", "NeuralNetworkOverlay"))
+        driver = self.deploy / f"{self.driver_module}.py"
         self.driver = self._load_driver(driver)
 
     def _transport(self, engine: str, in_gap: float, out_stall: float, seed: int) -> Transport:
@@ -382,7 +420,7 @@ class SimulatedBoard:
     @contextlib.contextmanager
     def _board_modules(self) -> Iterator[None]:
         """The deploy directory first on sys.path, its driver modules imported fresh."""
-        names = ("nnfab_driver", "nnfab_xrt_driver")
+        names = ("nnfab_driver", "nnfab_xrt_driver", "nnfab_coyote_driver")
         saved_mods = {n: sys.modules.pop(n) for n in names if n in sys.modules}
         saved_path = list(sys.path)
         sys.path.insert(0, str(self.deploy))
@@ -397,7 +435,8 @@ class SimulatedBoard:
     @contextlib.contextmanager
     def board_python(self) -> Iterator[None]:
         """``import pynq`` gives the simulated board while inside this block."""
-        fakes = {"pynq": _fake_pynq(self), "pyxrt": _fake_pyxrt(self)}
+        fakes = {"pynq": _fake_pynq(self), "pyxrt": _fake_pyxrt(self),
+                 "nnfab_coyote_native": _fake_coyote(self)}
         saved = {n: sys.modules.get(n) for n in fakes}
         sys.modules.update(fakes)
         try:
@@ -417,7 +456,7 @@ class SimulatedBoard:
     def overlay(self, x_shape: tuple[int, ...] | None = None,
                 y_shape: tuple[int, ...] | None = None, **kw: Any) -> Any:
         """The driver's overlay (``NeuralNetworkOverlay``, on Alveo ``AlveoOverlay``)."""
-        cls = self.driver.AlveoOverlay if self.alveo else self.driver.NeuralNetworkOverlay
+        cls = getattr(self.driver, self.overlay_class)
         with self.board_python():
             return cls(self.bitfile, x_shape, y_shape, **kw)
 
