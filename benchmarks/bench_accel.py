@@ -29,9 +29,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "backends" / "rtl"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rtl_helpers import convert, mlp_graph, sample_inputs  # noqa: E402
+from rtl_helpers import convert, mlp_graph, sample_inputs
 
-from nnfab.accel.axis_rtl import AxisRtlWrapper  # noqa: E402
+from nnfab.accel.axis_rtl import AxisRtlWrapper
 
 
 def _table(title: str, header: list[str], rows: list[list[object]]) -> None:
