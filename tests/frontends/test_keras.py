@@ -412,6 +412,7 @@ def test_cnn2d_attrs(cnn2d: Any, graphs: dict[str, Graph]) -> None:
         "pool_size": (2, 2),
         "strides": (1, 1),
         "pads": (0, 1, 0, 1),
+        "count_include_pad": False,  # TensorFlow averages the real inputs only
     }
     assert g.node("gmax").op == "GlobalPooling2D" and g.node("gmax").attrs == {"mode": "max"}
     assert g.node("gavg").attrs == {"mode": "avg"}
@@ -667,12 +668,67 @@ def test_import_without_keras() -> None:
 
 
 def test_shape_mismatch_with_keras_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nnfab.frontends import keras_layers
+    from nnfab.frontends import keras_mapping
 
-    def wrong_reshape(call: keras_layers.LayerCall) -> list[Node]:
-        return [call.node("Reshape", {"target_shape": tuple(reversed(call.out_shape))})]
+    def wrong_reshape(call: keras_mapping.LayerCall) -> list[Node]:
+        return [call.node("Reshape", {"target_shape": tuple(reversed(call.get("target_shape")))})]
 
-    monkeypatch.setitem(keras_layers.CONVERTERS, "Reshape", wrong_reshape)
+    monkeypatch.setitem(keras_mapping.CONVERTERS, "Reshape", wrong_reshape)
     model = _model(L.Reshape((2, 3), name="r"), shape=(6,))
     with pytest.raises(FrontendError, match=r"layer 'r': nnfab infers output shape \(3, 2\)"):
         keras_to_graph(model)
+
+
+# ------------------------------------------- one layer table for both paths
+def _identical_graphs(live: Graph, read: Graph) -> None:
+    """Same nodes, ops, attrs, weights (bit for bit), shapes, types and source classes."""
+    assert live.name == read.name
+    assert live.inputs == read.inputs and live.outputs == read.outputs
+    assert ops(live) == ops(read)
+    for a, b in zip(live.nodes, read.nodes, strict=True):
+        assert a.inputs == b.inputs, a.name
+        assert a.attrs == b.attrs, a.name
+        assert a.source_class == b.source_class, a.name
+        assert a.precision == b.precision == {}, a.name
+        assert a.weights.keys() == b.weights.keys(), a.name
+        for k in a.weights:
+            assert a.weights[k].dtype == b.weights[k].dtype == np.float64
+            np.testing.assert_array_equal(a.weights[k], b.weights[k], err_msg=f"{a.name}.{k}")
+    assert {t: (v.shape, v.type) for t, v in live.tensors.items()} == {
+        t: (v.shape, v.type) for t, v in read.tensors.items()
+    }
+
+
+@pytest.mark.parametrize("fixture", ["mlp", "cnn2d", "cnn1d", "merges", "activations"])
+def test_live_and_file_paths_give_identical_graphs(
+    fixture: str, request: pytest.FixtureRequest, graphs: dict[str, Graph], tmp_path: Path
+) -> None:
+    """The live model and its saved JSON + HDF5 weights go through the same layer table."""
+    from nnfab.frontends.keras_json import graph_from_keras_h5, graph_from_keras_json
+
+    model = request.getfixturevalue(fixture)
+    h5 = tmp_path / f"{fixture}.h5"
+    model.save(h5)  # Keras 3's legacy HDF5: model_config + model_weights
+    live = graphs[fixture]
+    _identical_graphs(live, graph_from_keras_h5(h5))
+    _identical_graphs(live, graph_from_keras_json(model.to_json(), h5))
+
+
+def test_identical_graphs_cover_the_layer_kinds(graphs: dict[str, Graph]) -> None:
+    """The models above exercise every kind of layer the equality test claims."""
+    seen = {n.op for g in graphs.values() for n in g.nodes}
+    assert {
+        "Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "Pooling1D",
+        "Pooling2D", "GlobalPooling1D", "GlobalPooling2D", "BatchNormalization", "Activation",
+        "Softmax", "Merge", "Concatenate", "Flatten", "Reshape", "Dropout",
+    } <= seen
+
+
+def test_custom_activation_named_like_a_builtin_is_rejected() -> None:
+    """Its config only says 'relu': the live path checks the function itself."""
+
+    def relu(x: Any) -> Any:
+        return x * 2.0
+
+    with pytest.raises(UnsupportedLayerError, match=r"'bad'.*activation='relu'.*not a Keras"):
+        keras_to_graph(_model(L.Dense(2, activation=relu, name="bad"), shape=(3,)))

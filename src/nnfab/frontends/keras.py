@@ -3,7 +3,9 @@
 
 The graph has the model's structure, shapes and float64 weights; tensor types and
 ``node.precision`` stay empty for the passes to fill in. Keras is imported lazily,
-so nnfab imports without it. The per-layer table lives in ``keras_layers``.
+so nnfab imports without it. Layers are mapped by ``keras_mapping``, the table the
+JSON/HDF5 reader uses too: ``keras_layers`` describes each live layer as a model file
+would (class name, ``get_config()``, weights by short name) and the table converts it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from nnfab.errors import FrontendError, GraphError, UnsupportedLayerError
-from nnfab.frontends.keras_layers import CONVERTERS, SUPPORTED_LAYERS, LayerCall, Shape
+from nnfab.frontends.keras_layers import LIVE_LAYERS, SUPPORTED_LAYERS, describe_layer
+from nnfab.frontends.keras_mapping import CONVERTERS, Converter, LayerCall, Shape
 from nnfab.ir.graph import Graph, Node
 from nnfab.ir.names import sanitize
 from nnfab.ir.ops import infer_shapes
@@ -130,6 +133,9 @@ class _ModelWalker:
         self.call_of_layer: dict[int, int] = {}
         self.expected: dict[str, tuple[str, Shape]] = {}
         self.reserved: set[str] = set()
+        major = str(keras.__version__).split(".", 1)[0]
+        self.keras_major = int(major) if major.isdigit() else 3
+        self.origin = f"Keras model {str(model.name)!r}"
 
     # ------------------------------------------------------------ structure
     def _model_tensors(self, which: str) -> list[Any]:
@@ -237,28 +243,34 @@ class _ModelWalker:
                 )
             ]
         else:
+            converter = self._converter(layer)
+            desc = describe_layer(self.keras, layer)
             inputs = [self._ir_tensor(t) for t in knode.input_tensors]
             call = LayerCall(
-                keras=self.keras,
-                layer=layer,
+                name=str(layer.name),
+                cls=desc.cls,
+                config=desc.config,
                 inputs=inputs,
                 in_shapes=[self.graph.tensors[t].shape for t in inputs],
-                out_shape=out_shape,
+                weights=desc.weights,
+                keras_major=self.keras_major,
                 unique_name=self._unique_name,
+                origin=self.origin,
             )
-            nodes = self._converter(layer)(call)
+            nodes = converter(call)
         for node in nodes:
+            result = node.attrs.pop("_result_type", None)  # only quantized layers set it
             try:
-                self.graph.add_node(node, out_shape)
+                self.graph.add_node(node, out_shape, result)
             except GraphError as e:
                 raise FrontendError(f"layer {layer.name!r} ({cls}): {e}") from e
         log.debug("layer %r (%s) -> %s", layer.name, cls, [(n.name, n.op) for n in nodes])
         self.tensor_of[(id(layer), node_index, 0)] = nodes[-1].name
         self.expected[nodes[-1].name] = (str(layer.name), out_shape)
 
-    def _converter(self, layer: Any) -> Any:
+    def _converter(self, layer: Any) -> Converter:
         cls = type(layer).__name__
-        converter = CONVERTERS.get(cls)
+        converter = CONVERTERS.get(cls) if cls in LIVE_LAYERS else None
         if converter is not None and getattr(self.keras.layers, cls, None) is type(layer):
             return converter
         hint = ""
@@ -266,7 +278,7 @@ class _ModelWalker:
             hint = " (a nested model: build the model from its layers directly)"
         elif not isinstance(layer, self.keras.layers.Layer):
             hint = f" (a keras.ops operation from {type(layer).__module__}, not a Keras layer)"
-        elif cls in CONVERTERS:
+        elif cls in LIVE_LAYERS:
             hint = f" (a subclass from {type(layer).__module__}, not keras.layers.{cls})"
         raise UnsupportedLayerError(
             f"layer {layer.name!r} of type {cls!r} is not supported{hint}; supported: "

@@ -11,6 +11,7 @@ Yosys. Layer renderers: ``layers.py`` (Dense, Activation, Softmax, reshapes),
 """
 
 from nnfab.backends.rtl import folded, merges  # noqa: F401  (register their renderers)
+from nnfab.backends.rtl.design import generate
 from nnfab.backends.rtl.layers import STYLES, RtlOptions
 from nnfab.backends.rtl.layers import supported_ops as _layer_ops
 from nnfab.backends.rtl.project import (
@@ -21,7 +22,7 @@ from nnfab.backends.rtl.project import (
     family_for_part,
 )
 from nnfab.backends.rtl.stream import WINDOW_OPS
-from nnfab.backends.rtl.writer import RtlDesign, generate
+from nnfab.backends.rtl.writer import RtlDesign
 
 
 def supported_ops() -> list[str]:

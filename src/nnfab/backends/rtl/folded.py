@@ -61,6 +61,7 @@ from nnfab.backends.rtl.layers import (
     LayerModule,
     const_product,
     fused_activation,
+    renders_folded,
     weighted_sum_types,
 )
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, const, literal
@@ -193,6 +194,7 @@ def multiplexer(mb: ModuleBuilder, base: str, select: Sig, choices: list[Sig]) -
                max(c.hi for c in choices), select.stage)
 
 
+@renders_folded("Dense")
 def render_folded_dense(ctx: LayerContext) -> LayerModule:
     """A Dense layer with ``reuse_factor > 1`` (see the module docstring)."""
     node = ctx.node

@@ -131,10 +131,24 @@ Renderer = Callable[[LayerContext], LayerModule]
 RENDERERS: dict[str, Renderer] = {}
 
 
+FOLDED: dict[str, Renderer] = {}
+"""Folded variants (ReuseFactor > 1) of layer renderers; ``folded.py`` registers them, so
+this base module never imports the modules built on it."""
+
+
 def renders(*ops: str) -> Callable[[Renderer], Renderer]:
     def wrap(fn: Renderer) -> Renderer:
         for op in ops:
             RENDERERS[op] = fn
+        return fn
+
+    return wrap
+
+
+def renders_folded(*ops: str) -> Callable[[Renderer], Renderer]:
+    def wrap(fn: Renderer) -> Renderer:
+        for op in ops:
+            FOLDED[op] = fn
         return fn
 
     return wrap
@@ -265,9 +279,11 @@ def fused_activation(ctx: LayerContext) -> str:
 def render_dense(ctx: LayerContext) -> LayerModule:
     node = ctx.node
     if node.reuse_factor > 1 and ctx.folding:
-        from nnfab.backends.rtl.folded import render_folded_dense
-
-        return render_folded_dense(ctx)
+        folded = FOLDED.get("Dense")
+        if folded is None:  # pragma: no cover - the package imports folded.py
+            raise BackendError("the folded Dense renderer is not registered: import "
+                               "nnfab.backends.rtl (not only its layers module)")
+        return folded(ctx)
     x_t, y_t = ctx.in_type, ctx.out_type
     w_t, b_t, acc_t = weighted_sum_types(ctx)
     activation = fused_activation(ctx)

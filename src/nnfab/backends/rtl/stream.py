@@ -431,11 +431,6 @@ class StreamDesign(RtlDesign):
             times = stage.times(times)
         return [t - 1 for t in times]
 
-    def harness_text(self) -> str:
-        from nnfab.backends.rtl.stream_harness import render_stream_harness
-
-        return render_stream_harness(self)
-
     def manifest(self) -> dict[str, Any]:
         data = super().manifest()
         data["input"]["width"] = self.in_width

@@ -29,7 +29,7 @@ import jinja2
 import numpy as np
 
 from nnfab.backends.rtl.harness import PORT_HELPERS
-from nnfab.backends.rtl.project import DEFAULT_OPT, SimulationResult, build_simulator
+from nnfab.backends.rtl.sim import DEFAULT_OPT, SimulationResult, build_simulator
 from nnfab.errors import BackendError, ToolError
 from nnfab.tools import run
 
@@ -209,7 +209,8 @@ def simulate_stream(design: StreamDesign, sources: list[Path], x: Any, project_d
     n_px = batch * d.pixels_per_image
     n_items = batch * d.items_per_image
     pixels = np.asarray(d.in_type.to_mantissa(x.reshape(n_px, d.pixel_in)), dtype=np.int64)
-    exe, build_seconds, cached = build_simulator(d, sources, project_dir, opt=opt)
+    exe, build_seconds, cached = build_simulator(d, sources, project_dir, opt=opt,
+                                                 harness=render_stream_harness(d))
     run_dir = project_dir / "sim"
     run_dir.mkdir(parents=True, exist_ok=True)
     f_in, f_out = run_dir / "pixels.bin", run_dir / "items.bin"

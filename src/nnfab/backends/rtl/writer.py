@@ -173,13 +173,10 @@ def dataflow(graph: Graph) -> list[str]:
     return order
 
 
-def generate(graph: Graph, options: RtlOptions | None = None, top: str | None = None
-             ) -> RtlDesign:
-    """Render every layer the output depends on, and the top module."""
-    from nnfab.backends.rtl.stream import generate_stream, is_streamed
-
-    if is_streamed(graph):  # convolutions / poolings: a pixel stream (stream.py)
-        return generate_stream(graph, options, top)
+def generate_parallel(graph: Graph, options: RtlOptions | None = None, top: str | None = None
+                      ) -> RtlDesign:
+    """Render every layer the output depends on, and the top module (a vector in, a
+    vector out; pixel streams are ``stream.generate_stream``, ``design.generate`` picks)."""
     options = options or RtlOptions()
     graph.validate()
     names = Namespace()
