@@ -83,7 +83,11 @@ def test_rtl_pipeline_option(tmp_path) -> None:
     root = _tiny_project(tmp_path)
     runner = CliRunner()
     out = ["-o", str(root / "out")]
+    # default: the project's clock (5 ns; xcvu9p is UltraScale+: (5 - 0.6) / 0.55 -> 8)
     res = runner.invoke(cli, ["rtl", str(root), *out])
+    assert res.exit_code == 0, res.output
+    assert _manifest(root)["adders_per_stage"] == 8
+    res = runner.invoke(cli, ["rtl", str(root), *out, "--pipeline", "none"])
     assert res.exit_code == 0, res.output
     assert _manifest(root)["adders_per_stage"] is None
     flat = _manifest(root)["latency"]

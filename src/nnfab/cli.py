@@ -288,7 +288,9 @@ def _parse_pipeline(text: str) -> int | float:
               help="Pipelining inside adder trees: an integer N (a register stage every N "
                    "adder levels, as --adders-per-stage N) or a target clock period in ns "
                    "('2.5ns' or '2.5'), turned into adder levels per stage for the FPGA "
-                   "family of --part. Not together with --adders-per-stage.")
+                   "family of --part, or 'none' (registers at layer boundaries only). "
+                   "Default: the project's clock period. Not together with "
+                   "--adders-per-stage.")
 @click.option("-s", "--simulate", "sim_input", type=click.Path(exists=True, path_type=Path),
               default=None, help="Inputs (.npy/.csv) to run through Verilator and compare, bit "
                                  "for bit, with the emulator.")
@@ -312,12 +314,12 @@ def rtl(project: Path, output_dir: Path | None, style: str, adders_per_stage: in
 
     if pnr_clock is not None and not pnr:
         raise click.UsageError("--pnr-clock needs --pnr")
-    pipe: int | float | None = None
+    pipe: int | float | str | None = None if adders_per_stage is not None else "clock"
     if pipeline is not None:
         if adders_per_stage is not None:
             raise click.UsageError("--pipeline and --adders-per-stage are mutually exclusive "
                                    "(--pipeline N is the same as --adders-per-stage N)")
-        pipe = _parse_pipeline(pipeline)
+        pipe = None if pipeline.strip().lower() == "none" else _parse_pipeline(pipeline)
     ir_file = project / "nnfab_model.json" if project.is_dir() else project
     root = project if project.is_dir() else project.parent
     hm = NnfabModel(Graph.load(ir_file), {}, output_dir=root, part=part)

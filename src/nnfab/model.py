@@ -241,7 +241,7 @@ class NnfabModel:
         *,
         style: str = "lut",
         adders_per_stage: int | None = None,
-        pipeline: Any = None,
+        pipeline: Any = "clock",
     ) -> Any:
         """Verilog for this model (``nnfab.backends.rtl.RTLProject``), written on demand.
 
@@ -253,6 +253,9 @@ class NnfabModel:
         ns, converted to adder levels per stage with a fixed delay per adder level for
         the part's FPGA family (``nnfab.backends.rtl.project.PIPELINE_TIMING``, e.g.
         0.55 ns per level plus 0.6 ns per stage on UltraScale+: 2.5 ns -> 3 levels).
+        The default, ``pipeline="clock"``, targets the model's own ``clock_period`` (5 ns
+        unless set, or the board's clock); ``pipeline=None`` puts registers at layer
+        boundaries only. Giving ``adders_per_stage`` overrides the default.
         Dense layers with ``ReuseFactor`` R > 1 are folded on ``ceil(n_in*n_out/R)``
         multipliers and take a sample every R cycles (``.ii`` is the largest R); in a
         network with convolutions (a pixel stream) Conv1D/Conv2D layers fold the same
@@ -263,6 +266,9 @@ class NnfabModel:
         from nnfab.backends.rtl import RTLProject
 
         target = Path(output_dir) if output_dir is not None else self.output_dir / "rtl"
+        if isinstance(pipeline, str) and pipeline == "clock":
+            pipeline = None if adders_per_stage is not None else {
+                "clock_period": float(self.clock_period)}
         return RTLProject(self, target, style=style, adders_per_stage=adders_per_stage,
                           pipeline=pipeline)
 

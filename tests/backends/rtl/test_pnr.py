@@ -187,3 +187,18 @@ def test_pipelining_raises_fmax_and_cli_prints_the_table(tmp_path: Path) -> None
     result = CliRunner().invoke(cli, ["rtl", str(prj), "--pnr", "--pnr-clock", "75"])
     assert result.exit_code == 0, result.output
     assert "Fmax clk" in result.output and "at 75 MHz" in result.output
+
+
+@needs_ecp5
+def test_clock_target_meets_200_mhz_on_ecp5(tmp_path: Path) -> None:
+    """``pipeline={"clock_period": 5, "family": "ecp5"}``: the delay model's stages reach
+    at least 90 % of the target after place and route (benchmarks/bench_clock_target.py
+    has the full table)."""
+    model = convert(mlp_graph([4, 3, 2], seed=1), {"Model": {"Precision": "ap_fixed<4,2>"}})
+    unpipelined = RTLProject(model, tmp_path / "flat")
+    rtl = RTLProject(model, tmp_path / "clocked", pipeline={"clock_period": 5.0,
+                                                             "family": "ecp5"})
+    assert rtl.design.options.adders_per_stage == 1  # (5 - 2.3) / 2.0
+    assert rtl.latency > unpipelined.latency
+    report = rtl.place_and_route(clock_mhz=200.0)
+    assert report.result.fmax_mhz >= 0.9 * 200.0, report.result.table()

@@ -134,16 +134,17 @@ def test_adder_pipelining_adds_stages() -> None:
     deep = generate(model.graph, RtlOptions("lut", adders_per_stage=1))
     two = generate(model.graph, RtlOptions("lut", adders_per_stage=2))
     assert flat.latency == 2  # input register + one layer
-    # one adder level per stage: the layer latency is the depth of the deepest
-    # balanced tree, ceil(log2(terms)), terms = signed digits of a column + the bias
+    # k adder levels per stage, the deepest balanced tree ceil(log2(terms)) levels deep
+    # (terms = signed digits of a column + the bias): the adders fill ceil(depth / k)
+    # stages, and the cast after a full stage gets a stage of its own: depth // k + 1
     node = model.graph.node("fc0")
     w = node.precision["weight"].to_mantissa(node.weights["kernel"])
     b = node.precision["bias"].to_mantissa(node.weights["bias"])
     terms = [sum(len(csd(int(v))) for v in w[:, j]) + (b[j] != 0) for j in range(w.shape[1])]
     depth = math.ceil(math.log2(max(terms)))
-    assert deep.layers[0].latency == depth
-    assert two.layers[0].latency == math.ceil(depth / 2)
-    assert deep.latency == 1 + depth
+    assert deep.layers[0].latency == depth + 1
+    assert two.layers[0].latency == depth // 2 + 1
+    assert deep.latency == 2 + depth
 
 
 def test_identifiers_are_sanitized_and_unique() -> None:

@@ -293,6 +293,15 @@ class SumBuilder:
         pad = ["1'b0"] * (6 - len(ins))
         return f"{fn}({{{', '.join(pad + ins)}}})"
 
+    def before_cast(self, t: Term) -> Term:
+        """``t`` ready for the cast that follows a sum: pipelined, a stage whose adder
+        levels are all used gets a register first (the cast's rounding adder and
+        saturation compares are a level of their own, measured by place-and-route)."""
+        k = self.levels_per_stage
+        if k is None or t.level <= 0 or t.level % k or t.sig.is_const:
+            return t
+        return Term(self.mb.at_stage(t.sig, t.sig.stage + 1), t.shift, t.neg, t.level)
+
     def resolve(self, base: str, t: Term, modulus_bits: int | None = None) -> Term:
         """The term with its pending negation applied (``neg`` False)."""
         if not t.neg:

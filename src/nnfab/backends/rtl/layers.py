@@ -323,7 +323,7 @@ def render_dense(ctx: LayerContext) -> LayerModule:
                     terms = rounded_product_terms(sb, base, row_x, column, ctx.options.style,
                                                   product_frac, acc_t, cache)
                 total = sb.reduce(base, terms, int(bias[j]), acc_t.width)
-            total = sb.resolve(f"{base}_neg", total, acc_t.width)
+            total = sb.before_cast(sb.resolve(f"{base}_neg", total, acc_t.width))
             acc, acc_frac = wrap_accumulator(mb, f"{base}_acc", total, acc_t)
             if activation == "relu":
                 acc = mb.relu(f"{base}_relu", acc)

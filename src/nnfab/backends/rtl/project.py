@@ -33,14 +33,19 @@ __all__ = ["DEFAULT_OPT", "RTLProject", "SimulationResult", "SynthesisReport",
 
 log = logging.getLogger(__name__)
 
-PIPELINE_TIMING = {"xc7": (0.9, 1.0), "xcu": (0.7, 0.8), "xcup": (0.55, 0.6)}
+PIPELINE_TIMING = {"xc7": (0.9, 1.0), "xcu": (0.7, 0.8), "xcup": (0.55, 0.6),
+                   "ecp5": (2.0, 2.3)}
 """Per FPGA family, (ns per adder level, ns per register stage spent outside the adders).
 
 A rough model for ``pipeline=<clock period>``: an adder level is one carry chain of a
 few CARRY4/CARRY8 blocks plus its routing; the overhead is clock-to-out, setup, and the
 cast/relu logic after a tree. ``adders_per_stage = floor((period - overhead) / per
 level)``, at least 1. For instance 2.5 ns on UltraScale+ gives 3 levels, 5 ns gives 8;
-5 ns on 7-series gives 4."""
+5 ns on 7-series gives 4. ECP5 (speed grade 6) is calibrated against nextpnr-ecp5 by
+``benchmarks/bench_clock_target.py``: 2.0 ns per adder level (a CCU2C chain and its
+routing), 2.3 ns outside (the achieved periods of one- and two-level stages fit that
+line within 0.3 ns). The Xilinx figures are not calibrated (no open place-and-route);
+Yosys ``ltp`` levels are their measure."""
 DEFAULT_PIPELINE_FAMILY = "xcup"
 """Family assumed by the timing model when the project has no (known) part."""
 
@@ -164,6 +169,8 @@ def family_for_part(part: str) -> str:
     if info is not None:
         return info.family
     name = part.lower()
+    if name.startswith("lfe5"):
+        return "ecp5"
     if name.startswith("xc7"):
         return "xc7"
     if name.startswith(("xczu", "xcu5", "xcu2", "xck26", "xcvu3", "xcvu5", "xcvu7", "xcvu9",
@@ -293,6 +300,9 @@ class RTLProject:
                 raise ConfigError("synthesize: give a part (e.g. 'xcvu9p-flgb2104-2l-e') or a "
                                   "family ('xc7', 'xcu', 'xcup')")
             family = family_for_part(part)
+        if family == "ecp5":
+            raise ConfigError("synthesize() runs synth_xilinx; for ECP5 parts use "
+                              "place_and_route(device=...) (Yosys synth_ecp5 + nextpnr-ecp5)")
         sources = self.write()
         result = synthesize(sources, self.design.top, family, self.output_dir / "synth",
                             timeout=timeout)
