@@ -10,6 +10,7 @@ peak memory of the synthesis process.
     python3 benchmarks/bench_rtl.py                 # lut + dsp, simulate and synthesize
     python3 benchmarks/bench_rtl.py --no-synth      # generation + Verilator only
     python3 benchmarks/bench_rtl.py --styles lut --reuse 1 4 16
+    python3 benchmarks/bench_rtl.py --styles lut --no-sim --pipeline 0 5   # 5 ns target
 """
 
 from __future__ import annotations
@@ -67,11 +68,13 @@ def reference_model(reuse: int = 1) -> nnfab.NnfabModel:
     return model
 
 
-def run(style: str, reuse: int, work: Path, simulate: bool, synth: bool) -> dict:
-    row: dict = {"style": style, "R": reuse}
+def run(style: str, reuse: int, work: Path, simulate: bool, synth: bool,
+        pipeline: float | None = None) -> dict:
+    row: dict = {"style": style, "R": reuse, "clock_ns": pipeline or "-"}
     model = reference_model(reuse)
     t0 = time.perf_counter()
-    prj = RTLProject(model, work / f"{style}_r{reuse}", style=style)
+    pipe = {"clock_period": pipeline, "family": "xcup"} if pipeline else None
+    prj = RTLProject(model, work / f"{style}_r{reuse}_p{pipeline}", style=style, pipeline=pipe)
     prj.write()
     row["generate_s"] = time.perf_counter() - t0
     row["latency"], row["ii"] = prj.latency, prj.ii
@@ -95,15 +98,19 @@ def main() -> None:
     ap.add_argument("--no-sim", action="store_true")
     ap.add_argument("--no-synth", action="store_true")
     ap.add_argument("--work", type=Path, default=None, help="Project directory root.")
+    ap.add_argument("--pipeline", nargs="+", type=float, default=[0.0],
+                    help="Clock targets in ns (UltraScale+ delay model; 0: registers at "
+                         "layer boundaries only), e.g. --pipeline 0 5")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = args.work or Path(tempfile.mkdtemp(prefix="nnfab_bench_rtl_"))
-    cols = ["style", "R", "generate_s", "latency", "ii", "measured_latency", "bit_exact",
-            "verilator_build_s", "sim_100k_s", "lut", "ff", "dsp", "synth_s", "peak_mib"]
+    cols = ["style", "R", "clock_ns", "generate_s", "latency", "ii", "measured_latency",
+            "bit_exact", "verilator_build_s", "sim_100k_s", "lut", "ff", "dsp", "synth_s",
+            "peak_mib"]
     print(" | ".join(cols))
     for style in args.styles:
-        for reuse in args.reuse:
-            row = run(style, reuse, work, not args.no_sim, not args.no_synth)
+        for reuse, clock in itertools.product(args.reuse, args.pipeline):
+            row = run(style, reuse, work, not args.no_sim, not args.no_synth, clock or None)
             cells = []
             for c in cols:
                 v = row.get(c, "-")

@@ -252,6 +252,21 @@ def test_small_cnn(cnn_model, style: str, tmp_path: Path) -> None:
 
 
 @sim
+def test_pipelined_cnn_registers_pool_and_cast_levels(cnn_model, tmp_path: Path) -> None:
+    """adders_per_stage=1: every adder, every max-pool compare level and every cast after
+    a full stage get their own stage; still bit-exact, measured latency == reported."""
+    flat = RTLProject(cnn_model, tmp_path / "flat", style="lut")
+    piped = RTLProject(cnn_model, tmp_path / "piped", style="lut", adders_per_stage=1)
+    x = images(cnn_model, 4, 3)
+    result = piped.simulate(x)
+    assert np.array_equal(result.outputs, cnn_model.predict(x))
+    assert result.latency == piped.latency > flat.latency
+    pool = next(m for m in piped.design.layers if m.node == "p1")
+    flat_pool = next(m for m in flat.design.layers if m.node == "p1")
+    assert pool.latency >= flat_pool.latency + 2  # 2x2 max: two compare levels
+
+
+@sim
 def test_stream_verilog_is_lint_clean(cnn_model, tmp_path: Path) -> None:
     project = RTLProject(cnn_model, tmp_path, style="lut")
     warnings = lint(project.write(), project.top, tmp_path / "lint.log")

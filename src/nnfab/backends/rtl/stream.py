@@ -761,10 +761,16 @@ def _pool_module(name: str, node: Node, g: Geometry, x_t: FixedType, y_t: FixedT
     if mode == "max":
         for ch in range(g.c):
             level = [xs[t * g.c + ch] for t in range(taps)]
+            depth = 0
             while len(level) > 1:
                 nxt = [mb.maximum(f"mx{ch}", a, b)
                        for a, b in zip(level[::2], level[1::2], strict=False)]
                 level = nxt + ([level[-1]] if len(level) % 2 else [])
+                depth += 1
+                k = options.adders_per_stage
+                if k is not None and depth % k == 0:  # a compare + select is a level
+                    stage = max(sig.stage for sig in level) + 1
+                    level = [mb.at_stage(sig, stage) for sig in level]
             outputs.append(mb.cast(f"y{ch}", level[0], x_t.frac, y_t))
     else:
         scale_t = node.precision.get("scale")
