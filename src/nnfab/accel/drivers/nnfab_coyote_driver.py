@@ -18,14 +18,13 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-import time
 from typing import Any
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from nnfab_driver import Codec, load_description  # noqa: E402
+from nnfab_driver import Codec, load_description, run_in_chunks  # noqa: E402
 
 LIBRARY = "libnnfab_coyote.so"
 MAX_BATCH = 1 << 16
@@ -129,13 +128,7 @@ class CoyoteOverlay:
         step = int(batch_size or self.max_batch)
         if step < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        start = time.perf_counter()
-        parts = [self._run_chunk(x[i:i + step]) for i in range(0, len(x), step)]
-        seconds = time.perf_counter() - start
-        y = np.concatenate(parts) if parts else np.zeros((0, *self.codec.out_shape))
-        if not profile:
-            return y
-        return y, seconds, (len(x) / seconds if seconds > 0 else float("inf"))
+        return run_in_chunks(self._run_chunk, x, step, self.codec.out_shape, profile)
 
     def free(self) -> None:
         """Close the session (its host buffers go with it)."""

@@ -225,6 +225,19 @@ def load_description(bitfile: str) -> dict[str, Any]:
     return desc
 
 
+def run_in_chunks(run_chunk: Any, x: np.ndarray, step: int, out_shape: tuple[int, ...],
+                  profile: bool) -> Any:
+    """``run_chunk`` on ``x`` in slices of ``step`` samples: the outputs, or with
+    ``profile`` (outputs, seconds, samples per second). Shared by every overlay."""
+    start = time.perf_counter()
+    parts = [run_chunk(x[i:i + step]) for i in range(0, len(x), step)]
+    seconds = time.perf_counter() - start
+    y = np.concatenate(parts) if parts else np.zeros((0, *out_shape))
+    if not profile:
+        return y
+    return y, seconds, (len(x) / seconds if seconds > 0 else float("inf"))
+
+
 # ------------------------------------------------------------------ the overlay
 class NeuralNetworkOverlay:
     """The network on a Zynq board: load the bitfile, stream batches through the DMA.
@@ -289,14 +302,7 @@ class NeuralNetworkOverlay:
     def predict(self, x: Any, profile: bool = False) -> Any:
         """Outputs for a batch; with ``profile=True`` also (latency in s, samples per s)."""
         x = self.codec.check_input(x)
-        start = time.perf_counter()
-        parts = [self._run_chunk(x[i:i + self.max_batch]) for i in range(0, len(x),
-                                                                           self.max_batch)]
-        seconds = time.perf_counter() - start
-        y = np.concatenate(parts) if parts else np.zeros((0, *self.codec.out_shape))
-        if not profile:
-            return y
-        return y, seconds, (len(x) / seconds if seconds > 0 else float("inf"))
+        return run_in_chunks(self._run_chunk, x, self.max_batch, self.codec.out_shape, profile)
 
     def free(self) -> None:
         """Release the DMA buffers."""

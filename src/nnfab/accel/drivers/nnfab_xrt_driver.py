@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nnfab_driver import Codec, load_description
+from nnfab_driver import Codec, load_description, run_in_chunks
 
 MAX_BATCH = 1 << 20
 """Samples per kernel run at most (device buffers are sized for this or x_shape[0])."""
@@ -81,14 +80,7 @@ class AlveoOverlay:
     def predict(self, x: Any, profile: bool = False) -> Any:
         """Outputs for a batch; with ``profile=True`` also (latency in s, samples per s)."""
         x = self.codec.check_input(x)
-        start = time.perf_counter()
-        parts = [self._run_chunk(x[i:i + self.max_batch])
-                 for i in range(0, len(x), self.max_batch)]
-        seconds = time.perf_counter() - start
-        y = np.concatenate(parts) if parts else np.zeros((0, *self.codec.out_shape))
-        if not profile:
-            return y
-        return y, seconds, (len(x) / seconds if seconds > 0 else float("inf"))
+        return run_in_chunks(self._run_chunk, x, self.max_batch, self.codec.out_shape, profile)
 
     def free(self) -> None:
         """Buffers are released with the object (XRT frees them)."""

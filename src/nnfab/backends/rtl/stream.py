@@ -802,7 +802,7 @@ def _pool_module(name: str, node: Node, g: Geometry, x_t: FixedType, y_t: FixedT
             for count, sm in scales.items():
                 psb = SumBuilder(mb, options.adders_per_stage, base_stage=total.sig.stage)
                 p = const_product(psb, f"p{ch}_{count}", total.sig, sm, options.style, {})
-                p = psb.resolve(f"p{ch}_{count}n", p)
+                p = psb.before_cast(psb.resolve(f"p{ch}_{count}n", p))
                 sb.adders += psb.adders
                 sb.adder_bits += psb.adder_bits
                 products[count] = (p.sig, x_t.frac + scale_t.frac - p.shift - total.shift)
