@@ -123,6 +123,18 @@ def test_dense_relu_matches_emulator(dense_model, style: str, tmp_path: Path) ->
     assert gapped.latency == project.latency
 
 
+@pytest.mark.parametrize("levels", [2, 3, 5])
+def test_pipelined_compressor_trees_match_emulator(levels: int, tmp_path: Path) -> None:
+    """Pipelined LUT Dense layers sum shared terms with compressor chains when they span
+    at most two stages (``layers.render_dense``), plain trees otherwise: both exact."""
+    model = convert(mlp_graph([12, 6, 3], seed=5), {"Model": {"Precision": "ap_fixed<8,3>"}})
+    project = RTLProject(model, tmp_path, style="lut", adders_per_stage=levels)
+    x = sample_inputs(model.graph.tensors["inp"].type, 12, 300, seed=2)
+    result = project.simulate(x)
+    assert np.array_equal(result.outputs, model.predict(x))
+    assert result.latency == project.latency
+
+
 def test_dense_matches_independent_reference(dense_model, tmp_path: Path) -> None:
     """Fraction arithmetic from the contract, layer by layer, against the Verilog."""
     g = dense_model.graph

@@ -20,6 +20,7 @@ also take ``rst`` and ``x_valid`` and accept a sample every R cycles
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -311,7 +312,12 @@ def render_dense(ctx: LayerContext) -> LayerModule:
             if shared is not None:
                 # two sums of nonnegative terms (no sign extension), one subtraction
                 pos, neg, offset = shared[r * n_out + j]
-                if len(pos) + len(neg) > 2 and ctx.options.adders_per_stage is None:
+                n_terms = len(pos) + len(neg)
+                levels = ctx.options.adders_per_stage
+                # a compressor (three carry chains per five more operands, one after
+                # the other) when its chains span at most two stages
+                if n_terms > 2 and (levels is None or
+                                    3 * math.ceil((n_terms - 1) / 5) <= 2 * levels):
                     total = sb.compress(base, pos + neg, int(bias[j]) + offset, acc_t.width)
                 else:  # few terms, or pipelined: a balanced tree of two-input adders
                     total = sb.reduce(base, pos + neg, int(bias[j]) + offset, acc_t.width)
