@@ -123,7 +123,7 @@ def test_dense_relu_matches_emulator(dense_model, style: str, tmp_path: Path) ->
     assert gapped.latency == project.latency
 
 
-@pytest.mark.parametrize("levels", [2, 3, 5])
+@pytest.mark.parametrize("levels", [1, 2, 3, 5])
 def test_pipelined_compressor_trees_match_emulator(levels: int, tmp_path: Path) -> None:
     """Pipelined LUT Dense layers sum shared terms with compressor chains when they span
     at most two stages (``layers.render_dense``), plain trees otherwise: both exact."""

@@ -294,7 +294,7 @@ def render_dense(ctx: LayerContext) -> LayerModule:
     rows = ctx.in_size // n_in
     product_frac = x_t.frac + w_t.frac
     exact_products = acc_t.frac >= product_frac
-    mb = ModuleBuilder()
+    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
     sb = SumBuilder(mb, ctx.options.adders_per_stage)
     xs = input_signals(mb, x_t, ctx.in_size)
     outputs: list[Sig] = []
@@ -471,7 +471,7 @@ def render_activation(ctx: LayerContext) -> LayerModule:
     node = ctx.node
     fn = node.attrs["function"]
     x_t, y_t = ctx.in_type, ctx.out_type
-    mb = ModuleBuilder()
+    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
     sb = SumBuilder(mb, ctx.options.adders_per_stage)
     xs = input_signals(mb, x_t, ctx.in_size)
     outputs = []
@@ -620,7 +620,7 @@ def render_softmax(ctx: LayerContext) -> LayerModule:
     inv_m = np.asarray(inv.mantissas(), dtype=np.int64)
     n = shape[-1]
     rows = ctx.in_size // n
-    mb = ModuleBuilder()
+    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
     sb = SumBuilder(mb, None, base_stage=1)
     xs = input_signals(mb, x_t, ctx.in_size)
     outputs: list[Sig] = []
@@ -662,7 +662,7 @@ def render_softmax(ctx: LayerContext) -> LayerModule:
 @renders("Flatten", "Reshape", "Dropout")
 def render_reshape(ctx: LayerContext) -> LayerModule:
     x_t, y_t = ctx.in_type, ctx.out_type
-    mb = ModuleBuilder()
+    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
     xs = input_signals(mb, x_t, ctx.in_size)
     outputs = [mb.cast(f"y{e}", x, x_t.frac, y_t) for e, x in enumerate(xs)]
     header = [f"Layer {ctx.node.name!r}: {ctx.node.op} (row-major order unchanged), "

@@ -86,7 +86,7 @@ def render_batchnorm(ctx: LayerContext) -> LayerModule:
     bias = acc_t.to_mantissa(b_t.quantize(arrays["bias"]))
     product_frac = x_t.frac + w_t.frac
     exact = acc_t.frac >= product_frac
-    mb = ModuleBuilder()
+    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
     sb = SumBuilder(mb, ctx.options.adders_per_stage)
     (_, xs), = input_buses(mb, ctx)
     cache: dict[tuple[str, int], Term] = {}
@@ -134,7 +134,7 @@ def render_merge(ctx: LayerContext) -> LayerModule:
         raise BackendError(f"layer {node.name!r} (Merge): inputs of different sizes {sizes}")
     y_t = ctx.out_type
     style = ctx.options.style
-    mb = ModuleBuilder()
+    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
     sb = SumBuilder(mb, ctx.options.adders_per_stage)
     buses = input_buses(mb, ctx)
     frac = max(t.frac for t, _ in buses)
@@ -199,7 +199,7 @@ def render_concatenate(ctx: LayerContext) -> LayerModule:
             f"layer {node.name!r} (Concatenate): axis {axis!r} must be an integer in "
             f"0..{len(out_shape) - 1} (an axis of the shape without the batch)"
         )
-    mb = ModuleBuilder()
+    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
     buses = input_buses(mb, ctx)
     # number every input element, then let NumPy place them along the axis
     flat: list[tuple[int, Sig]] = []

@@ -751,7 +751,7 @@ def _pool_module(name: str, node: Node, g: Geometry, x_t: FixedType, y_t: FixedT
     if mode not in ("max", "avg"):
         raise BackendError(f"layer {node.name!r}: pooling mode {mode!r} is not supported")
     taps = g.kh * g.kw
-    mb = ModuleBuilder()
+    mb = ModuleBuilder(split_casts=options.adders_per_stage == 1)
     mb._used.add("m")
     sb = SumBuilder(mb, options.adders_per_stage)
     xs = input_signals(mb, x_t, taps * g.c)

@@ -107,6 +107,14 @@ class Sig:
         return body if shift == 0 else f"{{{body}, {shift}'b0}}"
 
 
+def _fits(n: Sig, t: FixedType) -> bool:
+    """``n`` needs no overflow handling for ``t`` (its range lies inside t's)."""
+    lo, hi = type_range(t)
+    if t.saturates_symmetric:
+        lo = -hi
+    return lo <= n.lo and n.hi <= hi
+
+
 def const(value: int, stage: int = 0) -> Sig:
     """A constant signal."""
     width, signed = bits_for(value, value)
@@ -127,6 +135,9 @@ class ModuleBuilder:
     _roms: dict[str, str] = field(default_factory=dict)
     _rom_shape: dict[str, tuple[int, int, int, int, tuple[int, ...]]] = field(
         default_factory=dict)
+    split_casts: bool = False
+    """Register between a cast's rounding adder and its saturation (one adder level per
+    stage): the two carry chains are otherwise one stage's critical path."""
 
     # --------------------------------------------------------------- basics
     def fresh(self, base: str) -> str:
@@ -362,6 +373,9 @@ class ModuleBuilder:
         if a.is_const:
             return const(cast_int(a.value, frac, t), a.stage)
         n = self._round(base, a, frac - t.frac, t.rounding)
+        rounds = frac - t.frac > 0 and t.rounding is not Rounding.TRN  # an increment adder
+        if self.split_casts and rounds and not n.is_const and not _fits(n, t):
+            n = self.at_stage(n, n.stage + 1)
         return self._overflow(base, n, t)
 
     def _round(self, base: str, a: Sig, drop: int, mode: Rounding) -> Sig:
