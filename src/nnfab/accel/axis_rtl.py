@@ -27,10 +27,7 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,11 +236,10 @@ class AxisRtlWrapper:
 
         ``opt``: g++ optimization of the model (default: the network simulation's, -O0,
         which compiles large LUT-style designs several times faster than -O1)."""
-        from nnfab.backends.rtl.project import DEFAULT_OPT
-        from nnfab.tools.verilator import build_executable, cache_dir, find_verilator
+        from nnfab.backends.rtl.sim import DEFAULT_OPT, cached_build
+        from nnfab.tools.verilator import find_verilator
 
         opt = opt or DEFAULT_OPT
-
         sources = self.write()
         harness = self._harness()
         inst = find_verilator()
@@ -251,34 +247,8 @@ class AxisRtlWrapper:
         for s in sources:
             h.update(s.name.encode() + b"\0" + s.read_bytes() + b"\0")
         h.update(inst.version.encode() + str(inst.cxx).encode() + opt.encode())
-        final = cache_dir() / "axis-sim" / h.hexdigest()[:24]
-        exe = final / "sim"
-        if exe.is_file():
-            return exe
-        final.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="build.", dir=final.parent))
-        start = time.perf_counter()
-        try:
-            (work / "harness.cpp").write_text(harness)
-            src_dir = work / "src"
-            src_dir.mkdir()
-            copies = []
-            for s in sources:
-                shutil.copy2(s, src_dir / s.name)
-                copies.append(src_dir / s.name)
-            build_executable(copies, work / "harness.cpp", self.module, work, opt=opt)
-        except BaseException:
-            logs = self.output_dir / "sim_build_logs"
-            shutil.rmtree(logs, ignore_errors=True)
-            shutil.copytree(work, logs, ignore=shutil.ignore_patterns("*.o", "obj_dir"))
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        try:
-            os.replace(work, final)
-        except OSError:
-            shutil.rmtree(work, ignore_errors=True)
-        log.info("built the Verilator model of %s in %.1f s", self.module,
-                 time.perf_counter() - start)
+        exe, _, _ = cached_build("axis-sim", h.hexdigest()[:24], sources, harness,
+                                 self.module, self.output_dir, opt=opt)
         return exe
 
     def simulate_transfers(self, transfers: list[np.ndarray], *, in_gap: float = 0.0,

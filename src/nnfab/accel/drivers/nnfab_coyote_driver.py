@@ -90,7 +90,7 @@ class CoyoteOverlay:
                  library: Any = None, max_batch: int | None = None) -> None:
         self.desc = load_description(_bitfile_in(str(bitfile)))
         self.codec = Codec(self.desc)
-        self._check_shapes(x_shape, y_shape)
+        self.codec.check_shapes(x_shape, y_shape)
         self.max_batch = int(max_batch or (x_shape[0] if x_shape else MAX_BATCH))
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
@@ -98,14 +98,6 @@ class CoyoteOverlay:
         self.session = self.native.open(int(vfid))
         if not self.session:
             raise RuntimeError(f"Coyote: cannot open vFPGA {vfid} (driver loaded? bitstream?)")
-
-    def _check_shapes(self, x_shape: Any, y_shape: Any) -> None:
-        if x_shape is not None and tuple(x_shape[1:]) != self.codec.in_shape:
-            raise ValueError(f"x_shape {tuple(x_shape)}: the network takes samples of shape "
-                             f"{self.codec.in_shape}")
-        if y_shape is not None and tuple(y_shape[1:]) != self.codec.out_shape:
-            raise ValueError(f"y_shape {tuple(y_shape)}: the network gives samples of shape "
-                             f"{self.codec.out_shape}")
 
     def _run_chunk(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
@@ -122,7 +114,7 @@ class CoyoteOverlay:
         ``profile=True`` also (latency in s, samples per s)."""
         x = self.codec.check_input(x)
         if y_shape is not None:
-            self._check_shapes(None, y_shape)
+            self.codec.check_shapes(None, y_shape)
             if int(y_shape[0]) != len(x):
                 raise ValueError(f"y_shape {tuple(y_shape)} does not match {len(x)} inputs")
         step = int(batch_size or self.max_batch)

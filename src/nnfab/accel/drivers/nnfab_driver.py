@@ -189,6 +189,15 @@ class Codec:
             y = from_mantissas(m, self.out)
         return y.reshape((n, *self.out_shape))
 
+    def check_shapes(self, x_shape: Any, y_shape: Any) -> None:
+        """Batch shapes an overlay is sized for (first axis the batch), or None."""
+        if x_shape is not None and tuple(x_shape[1:]) != self.in_shape:
+            raise ValueError(f"x_shape {tuple(x_shape)}: the network takes samples of shape "
+                             f"({_dims(self.in_shape)})")
+        if y_shape is not None and tuple(y_shape[1:]) != self.out_shape:
+            raise ValueError(f"y_shape {tuple(y_shape)}: the network gives samples of shape "
+                             f"({_dims(self.out_shape)})")
+
     def check_input(self, x: Any) -> np.ndarray:
         """Validated batch: a real array of shape (n, *input shape), finite."""
         x = np.asarray(x)
@@ -255,12 +264,7 @@ class NeuralNetworkOverlay:
 
         self.desc = load_description(bitfile)
         self.codec = Codec(self.desc)
-        if x_shape is not None and tuple(x_shape[1:]) != self.codec.in_shape:
-            raise ValueError(f"x_shape {tuple(x_shape)}: the network takes samples of shape "
-                             f"({_dims(self.codec.in_shape)})")
-        if y_shape is not None and tuple(y_shape[1:]) != self.codec.out_shape:
-            raise ValueError(f"y_shape {tuple(y_shape)}: the network gives samples of shape "
-                             f"({_dims(self.codec.out_shape)})")
+        self.codec.check_shapes(x_shape, y_shape)
         self.max_batch = self._transfer_limit()
         if max_batch is not None:
             if max_batch < 1:

@@ -46,12 +46,7 @@ class AlveoOverlay:
         self.xrt = xrt
         self.desc = load_description(xclbin)
         self.codec = Codec(self.desc)
-        if x_shape is not None and tuple(x_shape[1:]) != self.codec.in_shape:
-            raise ValueError(f"x_shape {tuple(x_shape)}: the network takes samples of shape "
-                             f"{self.codec.in_shape}")
-        if y_shape is not None and tuple(y_shape[1:]) != self.codec.out_shape:
-            raise ValueError(f"y_shape {tuple(y_shape)}: the network gives samples of shape "
-                             f"{self.codec.out_shape}")
+        self.codec.check_shapes(x_shape, y_shape)
         self.max_batch = int(max_batch or (x_shape[0] if x_shape else MAX_BATCH))
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")

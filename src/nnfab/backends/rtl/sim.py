@@ -82,7 +82,16 @@ def build_simulator(design: RtlDesign, sources: list[Path], project_dir: Path, *
     key = hashlib.sha256(
         "\0".join([d.content_hash(), harness, inst.version, str(inst.cxx), opt]).encode()
     ).hexdigest()[:24]
-    final = cache_dir() / "rtl-sim" / key
+    return cached_build("rtl-sim", key, sources, harness, d.top, project_dir, opt=opt)
+
+
+def cached_build(kind: str, key: str, sources: list[Path], harness: str, top: str,
+                 project_dir: Path, *, opt: str = DEFAULT_OPT) -> tuple[Path, float, bool]:
+    """Verilate ``sources`` (top ``top``) with ``harness`` into ``<cache>/<kind>/<key>``,
+    or reuse that build. The build happens in a temporary folder renamed into place
+    (parallel builds of the same key agree); a failed build's logs are copied to
+    ``project_dir/sim_build_logs``. Returns (executable, build seconds, reused)."""
+    final = cache_dir() / kind / key
     exe = final / "sim"
     if exe.is_file():
         log.info("reusing the Verilator build %s", final)
@@ -98,21 +107,21 @@ def build_simulator(design: RtlDesign, sources: list[Path], project_dir: Path, *
             shutil.copy2(s, src_dir / s.name)
             copies.append(src_dir / s.name)
         (work / "harness.cpp").write_text(harness)
-        build_executable(copies, work / "harness.cpp", d.top, work, opt=opt)
+        build_executable(copies, work / "harness.cpp", top, work, opt=opt)
     except BaseException:
-        logs = project_dir / "sim_build_logs"
+        logs = Path(project_dir) / "sim_build_logs"
         shutil.rmtree(logs, ignore_errors=True)
         shutil.copytree(work, logs, ignore=shutil.ignore_patterns("*.o", "obj_dir"))
         shutil.rmtree(work, ignore_errors=True)
         raise
     try:
         os.replace(work, final)
-    except OSError:  # a parallel build of the same design got there first
+    except OSError:  # a parallel build of the same key got there first
         shutil.rmtree(work, ignore_errors=True)
         if not exe.is_file():
             raise
     seconds = time.perf_counter() - start
-    log.info("built the Verilator model of %s in %.1f s (%s)", d.top, seconds, final)
+    log.info("built the Verilator model of %s in %.1f s (%s)", top, seconds, final)
     return exe, seconds, False
 
 
