@@ -6,14 +6,13 @@ the simulated board's throughput.
 Tables:
 1. Yosys synth_xilinx of the wrapper + network on xc7z020 (pynq-z2) and xcu250 at 32-
    and 64-bit buses: LUT / FF / BRAM of the whole, of the network alone (the baseline,
-   same process) and what the wrapper adds. (A clock for these figures: the network's
-   Fmax is measured by place-and-route in bench_pnr.py; the wrapper's logic is a few
-   LUT levels of muxes and counters.)
+   same process) and what the wrapper adds (their clock: table 4).
 2. Verilator, cycles per sample with no stalls and with random TVALID gaps / TREADY
    stalls, against the network's own initiation interval (the bound).
 3. The simulated board (unchanged driver + simulated DMA) with the emulator, the g++ C
    simulation and Verilator behind the DMA, samples/s against the emulator called
    directly.
+4. Fmax of the wrapper with a pipelined network on ECP5 (nextpnr), against the network.
 """
 
 from __future__ import annotations
@@ -116,6 +115,25 @@ def board(work: Path, quick: bool) -> None:
                                "emulator samples/s", "ratio"], rows)
 
 
+def fmax(work: Path) -> None:
+    """4. Fmax of wrapper + network on ECP5 (nextpnr), against the network alone."""
+    from nnfab.tools.nextpnr import place_and_route
+
+    model = convert(mlp_graph([16, 12, 5], seed=1), {"Model": {"Precision": "ap_fixed<8,3>"}})
+    rtl = model.to_rtl(work / "pnr_net", adders_per_stage=1)
+    net = place_and_route(rtl.write(), rtl.top, work / "pnr_net" / "pnr", clock_mhz=200)
+    rows = [["network alone", "-", f"{net.fmax_mhz:.1f}", net.lut4, net.ff, "1.00"]]
+    for bus in (32, 64):
+        w = AxisRtlWrapper(rtl, bus, work / f"pnr_axis{bus}")
+        r = place_and_route(w.write(), w.module, work / f"pnr_axis{bus}" / "pnr",
+                            clock_mhz=200)
+        rows.append(["wrapper + network", bus, f"{r.fmax_mhz:.1f}", r.lut4, r.ff,
+                     f"{r.fmax_mhz / net.fmax_mhz:.2f}"])
+    _table("4. Fmax on ECP5 LFE5U-85F (nextpnr, out of context, 200 MHz target; network "
+           "16-12-5 pipelined one adder level per stage)",
+           ["design", "bus", "Fmax MHz", "LUT4", "FF", "Fmax ratio"], rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer parts and samples")
@@ -125,6 +143,7 @@ def main() -> None:
         rates(work, args.quick)
         board(work, args.quick)
         resources(work, args.quick)
+        fmax(work)
 
 
 if __name__ == "__main__":
