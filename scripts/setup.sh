@@ -7,6 +7,17 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 echo "== nnfab setup: $($PY --version) =="
 
+# Chromium from the system packages: the HTML report's browser test drives it headless
+# through playwright (browser downloads from elsewhere are not needed).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing chromium (apt-get) for the report's browser test"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "chromium not found and not root: the report's browser test will be skipped"
+    fi
+fi
+
 # PyTorch first: the CPU wheel. Installing anything that depends on torch before
 # it would pull the multi-GB CUDA build.
 $PY -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
