@@ -134,6 +134,29 @@ def test_depthwise_wrapping_accumulator():
     assert acc_over > 0
 
 
+def test_tap_by_tap_sum_with_a_wrapping_accumulator(monkeypatch):
+    # products have 5 + 4 = 9 fractional bits, as many as the accumulator: the float64
+    # tap-by-tap path runs (im2col would raise here), and the 12-bit accumulator wraps
+    def no_im2col(self, cols):
+        raise AssertionError("the im2col path ran")
+
+    monkeypatch.setattr(conv._ConvKernel, "_accumulate", no_im2col)
+    types = ("ap_fixed<6,2>", "ap_fixed<8,3>", "ap_fixed<12,3>", "ap_fixed<12,6>")
+    acc_over, _ = conv_case("Conv2D", (5, 5, 2), (3, 2, 2, 3), (2, 1), (1, 0, 1, 1), types)
+    assert acc_over > 0
+    acc_over, _ = conv_case("Conv1D", (9, 2), (3, 2, 3), (1,), (2, 1), types)
+    assert acc_over > 0
+
+
+def test_rounded_products_take_the_integer_path(monkeypatch):
+    def no_taps(self, x):
+        raise AssertionError("the float tap path ran")
+
+    monkeypatch.setattr(conv._ConvKernel, "_accumulate_taps", no_taps)
+    types = ("ap_fixed<6,2>", "ap_fixed<8,3>", "ap_fixed<6,3,AP_RND_CONV>", "ap_fixed<12,6>")
+    conv_case("Conv2D", (4, 5, 2), (2, 2, 2, 3), (1, 1), (1, 0, 0, 1), types)
+
+
 def test_kernel_fully_in_padding_gives_the_bias():
     # pads larger than the kernel: border outputs see only padding -> result(accum(bias))
     g = single_op_graph(

@@ -36,18 +36,12 @@ def exact_matmul(
         raise ValueError("exact_matmul needs an accumulator at least as fine as the products")
     if accum.overflow is not Overflow.WRAP:
         raise ValueError("exact_matmul needs a wrap-around (AP_WRAP) accumulator")
-    max_x = max(abs(x_type.min), abs(x_type.max))
-    column = np.abs(w).sum(axis=0) * max_x  # largest |sum of products| per output
-    if bias is not None:
-        column = column + np.abs(bias)
-    bound = (float(column.max()) if column.size else 0.0) * 2.0**accum.frac
+    bound = mantissa_bound(x_type, w, accum, bias)
     if bound < FLOAT_EXACT_BOUND:
         out = _float_matmul(x, w)
         if bias is not None:
             out += bias
-        if accum.signed and bound < 2.0 ** (accum.width - 1):
-            return out, np.zeros((), dtype=bool)  # on accum's grid and in range: cast is exact
-        return accum.quantize_and_flag(out)
+        return finish_float_sum(out, accum, bound)
     shift = accum.frac - frac_prod
     if bound < INT64_EXACT_BOUND:
         xi = np.ldexp(x, x_type.frac).astype(np.int64)
@@ -64,6 +58,30 @@ def exact_matmul(
                 [int(v) for v in np.ldexp(bias, accum.frac).ravel()], dtype=object
             ).reshape(bias.shape)
     return wrap_mantissas(acc, accum)
+
+
+def mantissa_bound(
+    x_type: FixedType, w: np.ndarray, accum: FixedType, bias: np.ndarray | None = None
+) -> float:
+    """Largest |sum of products + bias| over the outputs, in units of ``accum``'s step.
+
+    ``w`` is (n_in, n_out); every partial sum of one output is bounded by it too, so
+    below ``FLOAT_EXACT_BOUND`` a float64 sum in any order is exact.
+    """
+    max_x = max(abs(x_type.min), abs(x_type.max))
+    column = np.abs(w).sum(axis=0) * max_x  # largest |sum of products| per output
+    if bias is not None:
+        column = column + np.abs(bias)
+    return (float(column.max()) if column.size else 0.0) * 2.0**accum.frac
+
+
+def finish_float_sum(
+    out: np.ndarray, accum: FixedType, bound: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact float64 sums (on ``accum``'s grid) -> accumulator values and overflow flags."""
+    if accum.signed and bound < 2.0 ** (accum.width - 1):
+        return out, np.zeros((), dtype=bool)  # on accum's grid and in range: cast is exact
+    return accum.quantize_and_flag(out)
 
 
 def _float_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -1,8 +1,11 @@
 """Conv1D/2D and DepthwiseConv1D/2D: zero padding, im2col, then the shared weighted sum.
 
 Each output is ``result(accum(sum of accum(x * w) over the window) + accum(bias))``
-exactly as for Dense (``weighted_sum``): the window's rows of the padded input are
-gathered (im2col) so that a whole batch chunk runs as one matrix product.
+exactly as for Dense (``weighted_sum``). When every sum of products is exact in float64
+(``exact.mantissa_bound`` below 2**53, the usual case), the sum runs tap by tap: one
+matrix product over the channels per kernel position, added up in float64 (exact in
+any order, and 2-3x faster than gathering the windows). Otherwise the window's rows are
+gathered (im2col) and go through ``weighted_sum``'s integer path.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from nnfab.emulate.base import Kernel, OverflowCounter, register
+from nnfab.emulate.exact import FLOAT_EXACT_BOUND, finish_float_sum, mantissa_bound
 from nnfab.emulate.kernels.common import spatial_attr
 from nnfab.emulate.kernels.dense import apply_fused_activation, check_accumulator, weighted_sum
 from nnfab.errors import EmulationError
-from nnfab.ir import Graph, Node
+from nnfab.ir import Graph, Node, Overflow
 
 IM2COL_CHUNK_ELEMENTS = 1 << 20
 """Largest im2col matrix (elements) built at once; the batch is processed in chunks."""
@@ -76,6 +80,17 @@ class _ConvKernel(Kernel):
             )
         bias, self.bias_overflow = self.b_type.quantize_and_count(bias)
         self.bias = self.accum.quantize(bias)
+        self.tap_bound = self._float_tap_bound()
+
+    def _float_tap_bound(self) -> float | None:
+        """The accumulator bound when the tap-by-tap float64 sum is exact, else None."""
+        x_type = self.in_types[0]
+        if (self.depthwise or self.accum.overflow is not Overflow.WRAP
+                or self.accum.frac < x_type.frac + self.w_type.frac):
+            return None
+        weights = self.kernel.reshape(-1, self.kernel.shape[-1])
+        bound = mantissa_bound(x_type, weights, self.accum, self.bias)
+        return bound if bound < FLOAT_EXACT_BOUND else None
 
     def __call__(self, inputs: list[np.ndarray], counter: OverflowCounter) -> np.ndarray:
         (x,) = inputs
@@ -85,6 +100,15 @@ class _ConvKernel(Kernel):
         step = max(1, IM2COL_CHUNK_ELEMENTS // per_sample)
         acc = np.empty((batch, *self.out_shape), dtype=np.float64)
         overflowed = 0
+        if self.tap_bound is not None:
+            step = max(1, IM2COL_CHUNK_ELEMENTS // max(1, math.prod(self.out_shape)))
+            for start in range(0, batch, step):
+                values, n = self._accumulate_taps(x[start : start + step])
+                overflowed += n
+                acc[start : start + step] = values
+            counter.record("accum", overflowed, acc.size)
+            acc = apply_fused_activation(self.node, acc)
+            return counter.cast("result", self.out_type, acc)
         for start in range(0, batch, step):
             cols = im2col(x[start : start + step], self.ksize, self.strides, self.pads)
             rows = cols.shape[0] * math.prod(out_spatial)
@@ -95,6 +119,27 @@ class _ConvKernel(Kernel):
         counter.record("accum", overflowed, acc.size)
         acc = apply_fused_activation(self.node, acc)
         return counter.cast("result", self.out_type, acc)
+
+    def _accumulate_taps(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """Accumulator values (batch, *out) summed one kernel position at a time.
+
+        Only used when ``tap_bound`` is set: every partial sum is then a multiple of the
+        product grid below 2**53, so float64 adds them exactly in any order.
+        """
+        assert self.tap_bound is not None
+        rank = self.rank
+        widths = [(0, 0), *((self.pads[2 * a], self.pads[2 * a + 1]) for a in range(rank)),
+                  (0, 0)]
+        padded = np.pad(x, widths) if any(self.pads) else x
+        out_spatial = self.out_shape[:-1]
+        out = np.zeros((x.shape[0], *self.out_shape), dtype=np.float64)
+        for tap in np.ndindex(*self.ksize):
+            window = tuple(slice(t, t + (o - 1) * s + 1, s)
+                           for t, o, s in zip(tap, out_spatial, self.strides, strict=True))
+            out += padded[(slice(None), *window)] @ self.kernel[tap]
+        out += self.bias
+        values, flags = finish_float_sum(out, self.accum, self.tap_bound)
+        return values, int(np.count_nonzero(flags))
 
     def _accumulate(self, cols: np.ndarray) -> tuple[np.ndarray, int]:
         """Accumulator values (rows, out_channels) of im2col rows (rows, taps, channels)."""
