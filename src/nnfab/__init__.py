@@ -14,7 +14,7 @@ from nnfab.api import (
     convert_from_pytorch_model,
     convert_graph,
 )
-from nnfab.config import load_config, save_config
+from nnfab.config import load_config, save_config, set_model_setting
 from nnfab.errors import (
     ConfigError,
     FrontendError,
@@ -25,6 +25,7 @@ from nnfab.errors import (
 from nnfab.ir import FixedType, Graph, fixed
 from nnfab.model import NnfabModel
 from nnfab.passes import valid_reuse_factors
+from nnfab.tuning import TypeProposal, config_from_data
 
 __version__ = "0.1.0"
 
@@ -38,9 +39,11 @@ __all__ = [
     "NnfabError",
     "NnfabModel",
     "PrecisionError",
+    "TypeProposal",
     "UnsupportedLayerError",
     "__version__",
     "accel",
+    "config_from_data",
     "config_from_keras_model",
     "config_from_onnx_model",
     "config_from_pytorch_model",
@@ -51,5 +54,6 @@ __all__ = [
     "fixed",
     "load_config",
     "save_config",
+    "set_model_setting",
     "valid_reuse_factors",
 ]

@@ -13,12 +13,18 @@ Precedence: LayerName > LayerType > Model. ``accum`` may be ``"auto"`` (the exac
 width, computed from the weights). Everything is validated against the graph:
 unknown keys, unknown layer names, bad types and bad values raise ``ConfigError``
 naming where they are and what is allowed.
+
+A Model-level value that most layers shadow with their own entries (as in a generated
+``granularity="name"`` config whose Model value was changed) is reported in one warning
+when the config is applied; ``set_model_setting(cfg, key, value)`` changes the Model
+value and the layer entries together (docs/types_from_data.md).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -291,3 +297,190 @@ def config_from_graph(
                 entry["ReuseFactor"] = default_reuse_factor
             config["LayerName"][node.name] = entry
     return config
+
+
+# ----------------------------------------------------- Model-level settings shadowed by layers
+SHADOWABLE_KEYS = ("ReuseFactor", "Strategy", "Precision")
+"""Model-level keys that per-layer entries can shadow (checked by ``shadowed_model_settings``)."""
+_DEFAULTED = ("weight", "bias", "result")
+_MODEL_DEFAULTS: dict[str, Any] = {
+    "ReuseFactor": 1, "Strategy": "Latency", "Precision": DEFAULT_PRECISION, "Trace": False,
+}
+
+
+def _precision_value(precision: Any, key: str) -> Any:
+    """The type a Precision entry (string or dict) gives to ``key``, else None."""
+    if precision is None:
+        return None
+    if isinstance(precision, dict):
+        return precision.get(key, precision.get("default"))
+    return precision
+
+
+def _same(key: str, a: Any, b: Any) -> bool:
+    if key == "Precision":
+        try:
+            return FixedType.parse(a) == FixedType.parse(b)
+        except ValueError:
+            return str(a) == str(b)
+    return bool(a == b)
+
+
+def _slots(config: dict[str, Any], graph: Graph, key: str) -> list[tuple[str, Any, Any]]:
+    """(layer, its own value or None, the Model value) for every place ``key`` applies."""
+    model = config.get("Model", {})
+    by_name = config.get("LayerName", {}) or {}
+    slots: list[tuple[str, Any, Any]] = []
+    if key != "Precision":
+        for node in graph.nodes:
+            if node.op != "Input":
+                slots.append((node.name, by_name.get(node.name, {}).get(key), model[key]))
+        return slots
+    model_precision = model["Precision"]
+    classes = class_names_in(graph)
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for cls, entry in (config.get("LayerType", {}) or {}).items():
+        for name in classes.get(cls, []):
+            by_type.setdefault(name, []).append(entry)
+    for node in graph.nodes:
+        for pkey in _DEFAULTED:
+            if pkey not in precision_keys_for(node.op):
+                continue
+            fixed_by_model = (graph.tensors[node.name].type is not None if pkey == "result"
+                              else pkey in node.precision)
+            if fixed_by_model:  # a quantizer's type: the generator copies it, not the default
+                continue
+            own = _precision_value(by_name.get(node.name, {}).get("Precision"), pkey)
+            for entry in reversed(by_type.get(node.name, [])) if own is None else ():
+                own = _precision_value(entry.get("Precision"), pkey)
+                if own is not None:
+                    break
+            model_value = _precision_value(model_precision, pkey) or DEFAULT_PRECISION
+            slots.append((node.name, own, model_value))
+    return slots
+
+
+@dataclass
+class Shadowing:
+    """A Model-level value that most layers do not see: they carry their own value."""
+
+    key: str
+    model_value: Any
+    layer_value: Any
+    layers: list[str]
+    total: int
+    """Layers the key applies to."""
+
+
+def shadowed_model_settings(config: dict[str, Any], graph: Graph) -> list[Shadowing]:
+    """Model-level ReuseFactor / Strategy / Precision values that per-layer entries shadow.
+
+    The rule: a key set in ``Model`` is reported when more than half of the places it
+    applies to (layers for ReuseFactor and Strategy; the weight / bias / result types not
+    fixed by the model's own quantizers for Precision) carry one and the same own value
+    (LayerName entries; LayerType entries too for Precision) that differs from the Model
+    value. That is what a generated configuration (``config_from_graph``, which writes
+    the Model value into every layer entry) looks like after only its Model value was
+    changed. A few layers deliberately set to another value are not reported.
+    """
+    found: list[Shadowing] = []
+    for key in SHADOWABLE_KEYS:
+        if key not in config.get("Model", {}):
+            continue
+        slots = _slots(config, graph, key)
+        groups: dict[str, tuple[Any, list[str]]] = {}
+        for layer, own, model_value in slots:
+            if own is None or _same(key, own, model_value):
+                continue
+            label = str(FixedType.parse(own)) if key == "Precision" else repr(own)
+            groups.setdefault(label, (own, []))[1].append(layer)
+        if not groups:
+            continue
+        own, layers = max(groups.values(), key=lambda g: len(g[1]))
+        if 2 * len(layers) > len(slots):
+            found.append(Shadowing(key, config["Model"][key], own, sorted(set(layers)),
+                                   len({s[0] for s in slots})))
+    return found
+
+
+def warn_shadowed_settings(config: dict[str, Any], graph: Graph) -> list[Shadowing]:
+    """Log ONE warning naming every shadowed Model-level setting (see
+    ``shadowed_model_settings``); returns what was found."""
+    found = shadowed_model_settings(config, graph)
+    if found:
+        parts = [
+            f"Model.{s.key} is {s.model_value!r} but {len(s.layers)} of {s.total} layers keep "
+            f"their own {s.key} {s.layer_value!r} (per-layer entries take precedence), so the "
+            f"Model value does not reach them; apply it to every layer with "
+            f"nnfab.config.set_model_setting(cfg, {s.key!r}, {s.model_value!r}), or remove "
+            f"'{s.key}' from those layer entries"
+            for s in found
+        ]
+        log.warning("%s", "; ".join(parts))
+    return found
+
+
+def set_model_setting(
+    config: dict[str, Any], key: str, value: Any, *, keep_custom: bool = True
+) -> int:
+    """Set ``config["Model"][key] = value`` and the same value in the layer entries.
+
+    Layer entries (LayerType and LayerName) that carry ``key`` with the previous Model
+    value, as a generated configuration does, get the new value; with ``keep_custom``
+    (the default) entries holding another value (a layer set on purpose, or a quantizer's
+    type copied from the model) are left alone, with ``keep_custom=False`` every entry is
+    overwritten. For Precision the weight / bias / result / default types of each entry
+    are changed (accumulators and tables are not). Modifies ``config`` in place; returns
+    the number of layer entries changed.
+    """
+    if key not in MODEL_KEYS:
+        raise ConfigError(f"set_model_setting: unknown Model key {key!r}; allowed keys: "
+                          f"{', '.join(MODEL_KEYS)}")
+    model = config.setdefault("Model", {})
+    if not isinstance(model, dict):
+        raise ConfigError(f"Model must be a mapping, got {model!r}")
+    _check_common({key: value}, "Model")
+    if key == "Precision":
+        if not isinstance(value, str | FixedType):
+            raise ConfigError(f"set_model_setting: Precision must be one type string such as "
+                              f"'ap_fixed<16,6>', got {value!r}")
+        value = str(parse_type(value, "Model.Precision"))
+    if key == "IOType" and value not in IO_TYPES:
+        raise ConfigError(f"Model.IOType must be one of {', '.join(IO_TYPES)}, got {value!r}")
+    if key == "ReuseFactorPolicy" and value not in REUSE_POLICIES:
+        raise ConfigError(f"Model.ReuseFactorPolicy must be one of {', '.join(REUSE_POLICIES)}, "
+                          f"got {value!r}")
+    old = model.get(key, _MODEL_DEFAULTS.get(key))
+    if key == "Precision":
+        old = _precision_value(old, "default") or DEFAULT_PRECISION
+        if isinstance(model.get("Precision"), dict):
+            model["Precision"]["default"] = value
+        else:
+            model["Precision"] = value
+    else:
+        model[key] = value
+    changed = 0
+    if key not in LAYER_KEYS:
+        return changed
+    entries = [*(config.get("LayerType") or {}).values(), *(config.get("LayerName") or {}).values()]
+    for entry in entries:
+        if not isinstance(entry, dict) or key not in entry:
+            continue
+        if key != "Precision":
+            if not keep_custom or _same(key, entry[key], old):
+                changed += entry[key] != value
+                entry[key] = value
+            continue
+        precision = entry["Precision"]
+        if isinstance(precision, dict):
+            touched = False
+            for pkey in ("default", *_DEFAULTED):
+                if pkey in precision and (not keep_custom or _same(key, precision[pkey], old)):
+                    touched |= not _same(key, precision[pkey], value)
+                    precision[pkey] = value
+            changed += touched
+        elif not keep_custom or _same(key, precision, old):
+            changed += not _same(key, precision, value)
+            entry["Precision"] = value
+    log.info("Model.%s set to %r and in %d layer entries", key, value, changed)
+    return changed

@@ -2,7 +2,9 @@
 
 Resolves, per layer, LayerName > LayerType > Model. A Precision string (or a
 ``default`` key) sets the layer's default type: weight, bias and result. Keys that
-the configuration leaves open are filled by ``InferPrecision``.
+the configuration leaves open are filled by ``InferPrecision``. A Model-level value that
+most layers shadow with their own entries is reported in one warning
+(``nnfab.config.shadowed_model_settings``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from nnfab.config import (
     parse_type,
     precision_keys_for,
     validate_config,
+    warn_shadowed_settings,
 )
 from nnfab.ir import FixedType, Graph, Node
 from nnfab.passes.base import Pass
@@ -40,6 +43,7 @@ class ApplyConfig(Pass):
 
     def apply(self, graph: Graph) -> bool:
         config = validate_config(self.config, graph)
+        warn_shadowed_settings(config, graph)  # before the graph's own types change
         model = config["Model"]
         model_precision = _as_dict(model.get("Precision"))
         default = parse_type(model_precision.pop("default", "ap_fixed<16,6>"), "Model.Precision")
