@@ -31,6 +31,16 @@ __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+
+def __getattr__(name: str) -> object:
+    """``nnfab.sweep`` (callable: ``nnfab.sweep(model, X, y, ...)``) loads pandas and
+    Dask only when first used."""
+    if name == "sweep":
+        import importlib
+
+        return importlib.import_module("nnfab.sweep")
+    raise AttributeError(f"module 'nnfab' has no attribute {name!r}")
+
 __all__ = [
     "ConfigError",
     "FixedType",
@@ -55,5 +65,6 @@ __all__ = [
     "load_config",
     "save_config",
     "set_model_setting",
+    "sweep",
     "valid_reuse_factors",
 ]
