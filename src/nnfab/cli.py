@@ -127,23 +127,44 @@ def convert(model: Path, weights: Path | None, input_shapes: list[tuple[int, ...
 @cli.command()
 @click.argument("project", type=click.Path(exists=True, path_type=Path))
 @click.option("-i", "--input", "input_path", type=click.Path(exists=True, path_type=Path),
-              required=True, help="Inputs as .npy (batch first) or .csv/.dat (one sample a row).")
+              required=True, help="Inputs as .npy or HDF5 (batch first; streamed) or "
+              ".csv/.dat (one sample a row).")
 @click.option("-o", "--output", "output_path", type=click.Path(path_type=Path), default=None,
               help="Where to write predictions (.npy or .csv); default: print a summary.")
-def predict(project: Path, input_path: Path, output_path: Path | None) -> None:
-    """Run the bit-exact emulator of a converted PROJECT directory on inputs."""
+@click.option("--dataset", default=None,
+              help="HDF5 input: the dataset to read (default: the file's only dataset).")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="Samples per chunk when streaming a .npy/HDF5 file (default: automatic).")
+def predict(project: Path, input_path: Path, output_path: Path | None, dataset: str | None,
+            chunk_size: int | None) -> None:
+    """Run the bit-exact emulator of a converted PROJECT directory on inputs.
+
+    .npy and HDF5 inputs are streamed in chunks (memory-mapped, with a progress bar); with
+    a .npy output the predictions are written chunk by chunk, never all in memory.
+    """
+    from nnfab.emulate.large import HDF5_SUFFIXES
     from nnfab.ir import Graph
     from nnfab.model import NnfabModel
 
     ir_file = project / "nnfab_model.json" if project.is_dir() else project
     hm = NnfabModel(Graph.load(ir_file), {})
-    x = _read_array(input_path)
     t0 = time.perf_counter()
-    y = hm.predict(x)
+    streamed = input_path.suffix.lower() in (".npy", *HDF5_SUFFIXES)
+    if streamed:
+        to_npy = output_path is not None and output_path.suffix == ".npy"
+        y = hm.predict_file(input_path, dataset=dataset, chunk_size=chunk_size,
+                            output=output_path if to_npy else None)
+    else:
+        if dataset is not None:
+            raise click.BadParameter("--dataset is for HDF5 inputs (.h5, .hdf5)")
+        y = hm.predict(_read_array(input_path))
     dt = time.perf_counter() - t0
     outputs = y if isinstance(y, list) else [y]
-    console.print(f"{x.shape[0]} samples in {dt:.3f} s ({x.shape[0] / max(dt, 1e-9):,.0f}/s)")
-    if output_path:
+    n = len(outputs[0])
+    console.print(f"{n} samples in {dt:.3f} s ({n / max(dt, 1e-9):,.0f}/s)")
+    if output_path and streamed and output_path.suffix == ".npy":
+        console.print(f"wrote {output_path}")
+    elif output_path:
         if output_path.suffix == ".npy":
             np.save(output_path, outputs[0])
         else:
@@ -204,16 +225,55 @@ def build(project: Path, csim: bool, synth: bool, cosim: bool, export: bool, vsy
 
 @cli.command()
 @click.argument("project", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the report dict as JSON.")
-def report(project: Path, as_json: bool) -> None:
-    """Print the synthesis reports of a built PROJECT directory."""
-    from nnfab.backends.hls.reports import read_report
+@click.option("--json", "as_json", is_flag=True,
+              help="Only print the vendor report dict as JSON (no HTML).")
+@click.option("-o", "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Where to write the HTML report "
+                                 "[default: PROJECT/nnfab_report.html].")
+@click.option("--no-html", is_flag=True, help="Only print the vendor synthesis reports.")
+@click.option("-i", "--input", "input_path", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Inputs (.npy batch first, or .csv) for overflow counts, accuracy, "
+                   "profiling figures and --verify.")
+@click.option("-y", "--labels", "labels_path", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Class labels or one-hot rows of --input (.npy or .csv).")
+@click.option("--verify", type=click.Choice(["csim", "rtl"]), multiple=True,
+              help="Check this engine bit for bit against the emulator (repeatable).")
+@click.option("--synth", is_flag=True, help="Yosys synthesis of the Verilog for the part.")
+def report(project: Path, as_json: bool, html_path: Path | None, no_html: bool,
+           input_path: Path | None, labels_path: Path | None, verify: tuple[str, ...],
+           synth: bool) -> None:
+    """Write the HTML report of a converted PROJECT; print its vendor synthesis reports.
 
-    result = read_report(project)
-    if as_json:
-        console.print_json(json.dumps(result))
-    else:
-        _print_report(result)
+    A directory without nnfab_model.json (or with --no-html / --json) only gets its
+    vendor reports printed.
+    """
+    from nnfab.backends.hls.reports import read_report, report_files
+
+    converted = (project / "nnfab_model.json").is_file()
+    if as_json or no_html or not converted:
+        if (html_path or input_path or labels_path or verify or synth) and not converted:
+            raise click.UsageError(f"{project} has no nnfab_model.json: the HTML report "
+                                   "needs a converted project (nnfab convert)")
+        result = read_report(project)
+        if as_json:
+            console.print_json(json.dumps(result))
+        else:
+            _print_report(result)
+        return
+    from nnfab.report.html import load_project, write_report
+
+    if labels_path is not None and input_path is None:
+        raise click.UsageError("--labels needs --input")
+    hm = load_project(project)
+    x = _read_array(input_path) if input_path is not None else None
+    y = _read_array(labels_path) if labels_path is not None else None
+    with console.status("writing the HTML report"):
+        path = write_report(hm, html_path, X=x, y=y, verify=verify, synth=synth)
+    console.print(f"wrote {path}")
+    if report_files(project):
+        _print_report(read_report(project))
 
 
 @cli.command()
@@ -541,6 +601,18 @@ def _print_layers(layers: list, overflow: bool) -> None:  # list[LayerSummary]
 def _short(type_text: str) -> str:
     """Compact type spelling for tables: ap_fixed<16,6> -> fixed<16,6>."""
     return type_text.replace("ap_", "")
+
+
+def _register_commands() -> None:
+    """Commands that live with their subsystems (their heavy imports stay lazy)."""
+    from nnfab.profiling.cli import profile
+    from nnfab.sweep.cli import sweep as sweep_command
+
+    cli.add_command(profile)
+    cli.add_command(sweep_command)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,24 +108,85 @@ class NnfabModel:
         assert self._emulator is not None
         return self._emulator
 
-    def predict(self, x: Any, engine: str = "emulator") -> np.ndarray | list[np.ndarray]:
+    warn_overflow: bool | None = None
+    """Log overflow warnings after ``predict``/``trace``: None (default) follows the
+    environment variable ``NNFAB_WARN_OVERFLOW`` (on unless it is 0/false/no/off)."""
+
+    def predict(
+        self, x: Any, engine: str = "emulator", *, warn_overflow: bool | None = None
+    ) -> np.ndarray | list[np.ndarray]:
         """Bit-exact outputs for a batch (first axis); a list when there are several outputs.
 
         ``engine="emulator"`` (default) runs the NumPy emulator; ``engine="csim"`` runs the
         generated HLS C++ compiled with g++ (built on first use, cached by content hash).
+        ``x`` may also be the path of a ``.npy`` or HDF5 file: see ``predict_file``.
+        After an emulator run, one warning per layer whose values saturated or wrapped at a
+        cast (counts in ``overflow_report()``); ``warn_overflow=False`` silences it (also
+        the attribute ``warn_overflow`` and ``NNFAB_WARN_OVERFLOW=0``).
         """
         if self._check_engine(engine) == "csim":
             return self.csim.predict(x)
+        if isinstance(x, str | Path):
+            return self.predict_file(x, warn_overflow=warn_overflow)
         self.last_result = self.emulator.run(x)
+        self._warn_overflows(warn_overflow)
         outs = [self.last_result.outputs[name] for name in self.graph.outputs]
         return outs[0] if len(outs) == 1 else outs
 
-    def trace(self, x: Any, engine: str = "emulator") -> dict[str, np.ndarray]:
-        """Every layer's output for a batch: ``{layer name: array}``."""
+    def trace(
+        self, x: Any, engine: str = "emulator", *, warn_overflow: bool | None = None
+    ) -> dict[str, np.ndarray]:
+        """Every layer's output for a batch: ``{layer name: array}`` (warnings as predict)."""
         if self._check_engine(engine) == "csim":
             return self.csim.trace(x)
+        if isinstance(x, str | Path):
+            raise ConfigError(f"trace takes an array of samples, got the path {str(x)!r}; "
+                              "load a slice of it (np.load(path, mmap_mode='r')[:n])")
         self.last_result = self.emulator.run(x, trace=True)
+        self._warn_overflows(warn_overflow)
         return dict(self.last_result.traces)
+
+    def predict_file(
+        self,
+        path: str | Path,
+        *,
+        dataset: str | None = None,
+        output: str | Path | None = None,
+        chunk_size: int | None = None,
+        progress: bool = True,
+        warn_overflow: bool | None = None,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Bit-exact outputs for every sample of a ``.npy`` file (memory-mapped) or an HDF5
+        dataset (``dataset``: its name; default the file's only one), in chunks of
+        ``chunk_size`` samples, so memory stays bounded (``nnfab.emulate.large``).
+
+        With ``output`` (a ``.npy`` path; ``<stem>_<name>.npy`` per output when there are
+        several) outputs are written there and returned as read-only memmaps; without it
+        they are returned in memory (at most 512 MiB). A progress bar on stderr when it is
+        a terminal and ``progress``. Overflow counts add up over the chunks: one warning
+        per layer at the end.
+        """
+        from nnfab.emulate.large import predict_file
+
+        outs, self.last_result = predict_file(self, path, dataset=dataset, output=output,
+                                              chunk_size=chunk_size, progress=progress)
+        self._warn_overflows(warn_overflow)
+        return outs
+
+    def _warn_overflows(self, warn: bool | None) -> None:
+        """Log the last run's overflows, one warning per layer, unless silenced."""
+        if warn is None:
+            warn = self.warn_overflow
+        if warn is None:
+            env = os.environ.get("NNFAB_WARN_OVERFLOW", "1").strip().lower()
+            warn = env not in ("0", "false", "no", "off")
+        if not warn or self.last_result is None:
+            return
+        from nnfab.emulate.interpreter import overflow_messages
+
+        for message in overflow_messages(self.graph, self.last_result.overflows,
+                                         self.last_result.totals):
+            log.warning("%s", message)
 
     @staticmethod
     def _check_engine(engine: str) -> str:
@@ -234,6 +296,16 @@ class NnfabModel:
         from nnfab.backends.hls.estimate import estimate
 
         return estimate(self)
+
+    def report(self, path: str | Path | None = None, **options: Any) -> Path:
+        """One self-contained HTML report (``nnfab.report.write_report``): the graph, a
+        per-layer table (types, ReuseFactor, strategy, estimate, tool reports), profiling
+        figures and accuracy with ``X``/``y``, and which engines agreed bit for bit
+        (``verify=("csim", "rtl")``). Written to ``<output_dir>/nnfab_report.html`` by
+        default; see ``docs/report.md``."""
+        from nnfab.report import write_report
+
+        return write_report(self, path, **options)
 
     def to_rtl(
         self,

@@ -15,7 +15,7 @@ from nnfab.emulate.allocator import tune_allocator
 from nnfab.emulate.base import KERNELS, Kernel, OverflowCounter
 from nnfab.emulate.kernels import load_all
 from nnfab.errors import EmulationError, NnfabError
-from nnfab.ir import Graph
+from nnfab.ir import FixedType, Graph, Overflow
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,55 @@ class Emulator:
             batch = a.shape[0]
             feeds[name] = a
         return feeds
+
+
+OVERFLOW_ACTIONS = {
+    Overflow.WRAP: "wrapped around",
+    Overflow.SAT: "saturated",
+    Overflow.SAT_SYM: "saturated (symmetric)",
+    Overflow.SAT_ZERO: "were set to zero (AP_SAT_ZERO)",
+}
+"""What a cast does to a value outside its type's range, by overflow mode."""
+
+
+def cast_type(graph: Graph, node_name: str, key: str) -> FixedType | None:
+    """The type a run-time cast ``key`` (result, accum, exp_sum, ...) of a layer casts to."""
+    node = graph.node(node_name)
+    if key == "result":
+        return graph.tensors[node.output].type
+    return node.precision.get(key)
+
+
+def overflow_messages(
+    graph: Graph, overflows: Mapping[str, Mapping[str, int]],
+    totals: Mapping[str, Mapping[str, int]],
+) -> list[str]:
+    """One message per layer whose run-time casts overflowed: per cast the count, out of
+    how many values, the type and whether values saturated or wrapped.
+
+    Weight casts (counts without totals) are left out: the emulator warns about them once
+    when it is built.
+    """
+    messages = []
+    for node in graph.nodes:
+        counted = totals.get(node.name, {})
+        parts = []
+        for key, n in overflows.get(node.name, {}).items():
+            if not n or key not in counted:
+                continue
+            t = cast_type(graph, node.name, key)
+            if t is None:
+                parts.append(f"{key} cast: {n} of {counted[key]} values overflowed")
+            else:
+                parts.append(f"{key} cast to {t}: {n} of {counted[key]} values "
+                             f"{OVERFLOW_ACTIONS[t.overflow]}")
+        if parts:
+            messages.append(
+                f"layer {node.name!r}: values overflowed at {len(parts)} cast(s) during this "
+                f"run: {'; '.join(parts)}. Widen these types, or silence this with "
+                "warn_overflow=False / NNFAB_WARN_OVERFLOW=0"
+            )
+    return messages
 
 
 def _layout_hint(got: tuple[int, ...], expected: tuple[int, ...]) -> str:

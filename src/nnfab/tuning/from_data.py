@@ -388,7 +388,7 @@ def _overflow_count(hm: NnfabModel) -> int:
 
 
 def _outputs(hm: NnfabModel, X: Any) -> list[np.ndarray]:
-    out = hm.predict(X)
+    out = hm.predict(X, warn_overflow=False)
     outs = out if isinstance(out, list) else [out]
     return [np.asarray(o, dtype=np.float64) for o in outs]
 
@@ -402,7 +402,7 @@ def _reference(
         wide = f"ap_fixed<{integer + REFERENCE_FRAC},{integer}>"
         with _quiet():
             hm = _convert(graph, {"Model": {"Precision": wide}}, kwargs)
-            traces = hm.trace(X)
+            traces = hm.trace(X, warn_overflow=False)
         overflows = _overflow_count(hm)
         if not overflows:
             outputs = [np.asarray(traces[name], dtype=np.float64) for name in hm.graph.outputs]
