@@ -61,14 +61,39 @@ def rows() -> list[Row]:
         Row("GlobalPooling2D", f"global pooling 2-D ({pools})", ("GlobalPooling2D",)),
         Row("BatchNormalization", "batch normalization (per-channel scale and bias)",
             ("BatchNormalization",)),
-        Row("Activation", f"activation ({', '.join(ACTIVATIONS)}; relu with max_value = relu6)",
-            ("Activation",)),
+        Row("Activation", f"activation ({', '.join(ACTIVATIONS)}; relu with max_value = relu6; "
+            "prelu with a learned per-channel weight alpha)", ("Activation",)),
         Row("Softmax", "softmax (last axis)", ("Softmax",)),
+        Row("SimpleRNN", "SimpleRNN (return_sequences, go_backwards)", ("SimpleRNN",)),
+        Row("LSTM", "LSTM (Keras gate order i, f, c, o)", ("LSTM",)),
+        Row("GRU", "GRU (reset_after true or false)", ("GRU",)),
+        Row("Embedding", "embedding (row lookup by integer index; out of range: zeros)",
+            ("Embedding",)),
+        Row("Conv1DTranspose", "transposed Conv 1-D (strides, pads, output_padding)",
+            ("Conv1DTranspose",)),
+        Row("Conv2DTranspose", "transposed Conv 2-D (strides, pads, output_padding)",
+            ("Conv2DTranspose",)),
+        Row("LayerNormalization", "layer normalization (last axis; 1/sqrt table by octave)",
+            ("LayerNormalization",)),
         Row("Merge", f"element-wise merge ({', '.join(MERGE_MODES)})", ("Merge",)),
+        Row("Dot", "dot product of two vectors (axes = 1)", ("Dot",)),
         Row("Concatenate", "concatenate", ("Concatenate",)),
         Row("Flatten", "flatten", ("Flatten",)),
         Row("Reshape", "reshape", ("Reshape",)),
         Row("Dropout", "identity at inference (dropout, noise)", ("Dropout",)),
+        Row("MultiThreshold", "thresholds (FINN MultiThreshold, bipolar sign)",
+            ("MultiThreshold",)),
+        Row("ZeroPadding1D", "zero padding 1-D", ("ZeroPadding1D",)),
+        Row("ZeroPadding2D", "zero padding 2-D", ("ZeroPadding2D",)),
+        Row("Cropping1D", "cropping 1-D", ("Cropping1D",)),
+        Row("Cropping2D", "cropping 2-D", ("Cropping2D",)),
+        Row("UpSampling1D", "upsampling 1-D (nearest, integer factors)", ("UpSampling1D",)),
+        Row("UpSampling2D", "upsampling 2-D (nearest, integer factors)", ("UpSampling2D",)),
+        Row("Permute", "permute (a real reordering of the sample's axes)", ("Permute",)),
+        Row("SeparableConv1D", "separable Conv 1-D: depthwise, then a 1x1 Conv",
+            ("DepthwiseConv1D", "Conv1D")),
+        Row("SeparableConv2D", "separable Conv 2-D: depthwise, then a 1x1 Conv",
+            ("DepthwiseConv2D", "Conv2D")),
         Row("ActQuant", "activation quantizer: a cast to a fixed-point type (the result type "
             "of the layer before, else a linear Activation)", ("Activation",)),
         Row("WeightQuant", "weight / bias quantizer: applied to the constants, which keep "
@@ -98,11 +123,19 @@ KERAS_ROWS: dict[str, tuple[str, ...]] = {
     "Activation": ("Activation", "Softmax"),
     "ReLU": ("Activation",),
     "LeakyReLU": ("Activation",),
+    **{n: ("Activation",) for n in ("ELU", "PReLU", "ThresholdedReLU")},
     "Softmax": ("Softmax",),
+    **{n: (n,) for n in ("SimpleRNN", "LSTM", "GRU")},
+    "TimeDistributed": ("Dense",),
+    **{n: (n,) for n in ("Embedding", "Conv1DTranspose", "Conv2DTranspose",
+                         "LayerNormalization")},
     "Add": ("Merge",),
     "Subtract": ("Merge",),
     "Multiply": ("Merge",),
     "Average": ("Merge",),
+    "Maximum": ("Merge",),
+    "Minimum": ("Merge",),
+    "Dot": ("Dot",),
     "Concatenate": ("Concatenate",),
     "Flatten": ("Flatten",),
     "Reshape": ("Reshape",),
@@ -113,6 +146,9 @@ KERAS_ROWS: dict[str, tuple[str, ...]] = {
     "GaussianDropout": _DROPOUT,
     "AlphaDropout": _DROPOUT,
     "ActivityRegularization": _DROPOUT,
+    **{n: (n,) for n in ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
+                         "UpSampling1D", "UpSampling2D", "Permute", "SeparableConv1D",
+                         "SeparableConv2D")},
     # QKeras
     "QDense": ("Dense",),
     "QConv1D": ("Conv1D",),
@@ -147,6 +183,8 @@ TORCH_MODULE_ROWS: dict[str, tuple[str, ...]] = {
     "Sigmoid": _ACT,
     "Tanh": _ACT,
     "Hardsigmoid": _ACT,
+    **{m: _ACT for m in ("ELU", "CELU", "SELU", "Softplus", "Softsign", "Hardtanh",
+                         "Threshold", "PReLU")},
     "Softmax": ("Softmax",),
     "Flatten": ("Flatten",),
     "Unflatten": _RESHAPE,
@@ -155,6 +193,16 @@ TORCH_MODULE_ROWS: dict[str, tuple[str, ...]] = {
     "Dropout2d": _DROPOUT,
     "AlphaDropout": _DROPOUT,
     "Identity": _DROPOUT,
+    "ZeroPad1d": ("ZeroPadding1D", "Cropping1D"),
+    "ZeroPad2d": ("ZeroPadding2D", "Cropping2D"),
+    "ConstantPad1d": ("ZeroPadding1D", "Cropping1D"),
+    "ConstantPad2d": ("ZeroPadding2D", "Cropping2D"),
+    "Upsample": ("UpSampling1D", "UpSampling2D"),
+    "UpsamplingNearest2d": ("UpSampling2D",),
+    "Embedding": ("Embedding",),
+    "ConvTranspose1d": ("Conv1DTranspose",),
+    "ConvTranspose2d": ("Conv2DTranspose",),
+    "LayerNorm": ("LayerNormalization",),
 }
 """``torch.nn`` module class -> rows (Conv with groups = in_channels: depthwise)."""
 
@@ -166,6 +214,11 @@ TORCH_FUNCTION_ROWS: dict[str, tuple[str, ...]] = {
     "torch.sigmoid": _ACT,
     "torch.tanh": _ACT,
     "torch.nn.functional.hardsigmoid": _ACT,
+    **{f"torch.nn.functional.{f}": _ACT for f in ("elu", "celu", "selu", "softplus",
+                                                  "softsign", "hardtanh", "threshold")},
+    "torch.celu": _ACT,
+    "torch.selu": _ACT,
+    **{f"torch.{f}": _MERGE for f in ("maximum", "minimum", "max", "min")},
     "torch.nn.functional.softmax": ("Softmax",),
     "torch.softmax": ("Softmax",),
     "torch.cat": ("Concatenate",),
@@ -196,17 +249,23 @@ TORCH_FUNCTION_ROWS: dict[str, tuple[str, ...]] = {
     "torch.nn.functional.adaptive_avg_pool2d": ("GlobalPooling2D",),
     "torch.nn.functional.adaptive_max_pool1d": ("GlobalPooling1D",),
     "torch.nn.functional.adaptive_max_pool2d": ("GlobalPooling2D",),
+    "torch.nn.functional.pad": ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D"),
+    "torch.nn.functional.interpolate": ("UpSampling1D", "UpSampling2D"),
+    "torch.permute": ("View", "Permute"),
+    "torch.transpose": ("View", "Permute"),
 }
 """Function traced by torch.fx -> rows (``torch.mean`` over the spatial dims only)."""
 
 TORCH_METHOD_ROWS: dict[str, tuple[str, ...]] = {
     **{m: _ACT for m in ("relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_")},
     "softmax": ("Softmax",),
-    **{m: _MERGE for m in ("add", "add_", "sub", "sub_", "mul", "mul_")},
+    **{m: _MERGE for m in ("add", "add_", "sub", "sub_", "mul", "mul_", "maximum", "minimum")},
     "flatten": ("Flatten",),
     **{m: _RESHAPE for m in ("view", "reshape", "squeeze", "unsqueeze")},
     "mean": ("GlobalPooling1D", "GlobalPooling2D"),
     "contiguous": ("View",),
+    "permute": ("View", "Permute"),
+    "transpose": ("View", "Permute"),
 }
 """``Tensor`` method -> rows."""
 
@@ -216,6 +275,9 @@ ONNX_ROWS: dict[str, tuple[str, ...]] = {
     "Conv": ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D"),
     "BatchNormalization": ("BatchNormalization",),
     **{op: _ACT for op in ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "Clip")},
+    **{op: _ACT for op in ("Elu", "Celu", "Selu", "PRelu", "Softplus", "Softsign",
+                           "ThresholdedRelu")},
+    **{op: _MERGE for op in ("Max", "Min", "Mean")},  # two or more data inputs
     "Softmax": ("Softmax",),
     "MaxPool": ("Pooling1D", "Pooling2D"),
     "AveragePool": ("Pooling1D", "Pooling2D"),
@@ -232,13 +294,22 @@ ONNX_ROWS: dict[str, tuple[str, ...]] = {
     # Views: a Flatten / Reshape node only where a layer needs the data in another shape.
     "Flatten": ("View", "Flatten"),
     "Reshape": ("View", "Reshape"),
-    **{op: ("View",) for op in ("Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout",
-                                "Cast", "Shape")},
+    **{op: ("View",) for op in ("Squeeze", "Unsqueeze", "Identity", "Dropout", "Shape")},
+    "Cast": ("View", "ActQuant"),  # to a float type: a view; to an integer type: a cast
+    "Gather": ("Embedding",),  # a constant table indexed by a data tensor
+    "ConvTranspose": ("Conv1DTranspose", "Conv2DTranspose"),
+    "LayerNormalization": ("LayerNormalization",),
+    "Transpose": ("View", "Permute"),
+    "Pad": ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D"),
+    "Slice": ("Cropping1D", "Cropping2D"),
+    "Resize": ("UpSampling1D", "UpSampling2D"),
+    "Upsample": ("UpSampling1D", "UpSampling2D"),
     # QONNX
-    "Quant": ("ActQuant", "WeightQuant"),
-    "IntQuant": ("ActQuant", "WeightQuant"),
+    "Quant": ("ActQuant", "WeightQuant", "MultiThreshold"),
+    "IntQuant": ("ActQuant", "WeightQuant", "MultiThreshold"),
+    "MultiThreshold": ("MultiThreshold",),
     "Trunc": ("ActQuant", "WeightQuant"),
-    "BipolarQuant": ("WeightQuant",),
+    "BipolarQuant": ("WeightQuant", "MultiThreshold"),
 }
 """ONNX / QONNX op type -> rows."""
 
@@ -267,6 +338,7 @@ def frontend_cells(row_keys: set[str]) -> dict[str, dict[str, list[str]]]:
     from nnfab.frontends import (
         keras_json,
         keras_layers,
+        onnx_idioms,  # noqa: F401 - registers its converters into the ONNX tables
         onnx_layers,
         onnx_quant,
         qkeras,
@@ -308,6 +380,11 @@ def frontend_cells(row_keys: set[str]) -> dict[str, dict[str, list[str]]]:
         _check(f"nnfab.frontends.{where}", list(registry), assigned, row_keys)
         for name in registry:
             put("PyTorch", name, show(name), assigned)
+
+    from nnfab.frontends.torch_recurrent import TORCH_OPS as TORCH_RECURRENT
+
+    for name, op in TORCH_RECURRENT.items():  # traced by the frontend itself (tuple outputs)
+        cells["PyTorch"].setdefault(op, []).append(_torch_module(name))
 
     onnx_ops = [*onnx_layers.CONVERTERS, *onnx_quant.QUANT_CONVERTERS]
     _check("nnfab.frontends.onnx (CONVERTERS + QUANT_CONVERTERS)", onnx_ops, ONNX_ROWS, row_keys)
@@ -417,13 +494,18 @@ def render() -> str:
         "- ONNX: `Add`/`Sub`/`Mul`/`Div` with a constant operand become a per-channel scale "
         "and bias (folded into the layer before when that is exact); with two data inputs, "
         "a merge. `Flatten`, `Reshape`, `Transpose`, `Squeeze`, `Unsqueeze` only rearrange "
-        "elements; a `Flatten`/`Reshape` node appears only where a layer needs another shape.",
+        "elements; a `Flatten`/`Reshape` node appears only where a layer needs another shape, "
+        "a `Permute` only where a layer needs the axes in another order (PyTorch's "
+        "`.permute`/`.transpose` likewise).",
         "- Attribute limits (dilation, groups, padding modes, axes, ...) are checked at "
         "conversion and named in the error; see [frontends.md](frontends.md).",
         "- RTL: a graph with a convolution or pooling becomes a pixel stream (one pixel per "
         "cycle, line buffers; with `ReuseFactor` R > 1, Conv 1-D/2-D and per-pixel Dense "
-        "kernels fold and pixels come every R cycles); BatchNormalization, merges and "
-        "Concatenate work only in vector (non-streamed) designs so far.",
+        "kernels fold and pixels come every R cycles); BatchNormalization, merges, "
+        "Concatenate, upsampling and Permute work only in vector (non-streamed) designs so "
+        "far. In a pixel stream, cropping drops pixels, a zero padding read only by a "
+        "convolution becomes that convolution's padding, and global pooling ends the stream "
+        "(it collects the feature map, as Flatten does).",
         "- Sources: `keras_layers.SUPPORTED_LAYERS`, `keras_json.SUPPORTED_LAYERS` / "
         "`QKERAS_LAYERS`, `qkeras.QUANTIZER_PARAMS` / `ACTIVATION_QUANTIZERS`, "
         "`torch_layers.MODULES` / `FUNCTIONS` / `METHODS`, `onnx_layers.CONVERTERS`, "

@@ -182,10 +182,10 @@ def convert_from_pytorch_model(
     )
 
 
-def _onnx_graph(model: Any) -> Graph:
+def _onnx_graph(model: Any, scale_options: Any = None) -> Graph:
     from nnfab.frontends.onnx import onnx_to_graph
 
-    return optimize_float(onnx_to_graph(model))
+    return optimize_float(onnx_to_graph(model, scale_options))
 
 
 def config_from_onnx_model(
@@ -194,30 +194,37 @@ def config_from_onnx_model(
     default_precision: str = DEFAULT_PRECISION,
     default_reuse_factor: int = 1,
     backend: str | None = None,
+    scale_options: Any = None,
 ) -> dict[str, Any]:
     """Starting configuration for an ONNX / QONNX model (ModelProto or ``.onnx`` path).
 
     Types that QONNX Quant nodes fix (weights, biases, quantized activations) appear in
-    the ``"name"`` granularity as they are; ``granularity`` as in ``config_from_keras_model``.
+    the ``"name"`` granularity as they are; ``granularity`` as in ``config_from_keras_model``;
+    ``scale_options`` as in ``convert_from_onnx_model``.
     """
     del backend  # accepted for hls4ml compatibility; the config does not depend on it
     return config_from_graph(
-        _onnx_graph(model), granularity, default_precision, default_reuse_factor
+        _onnx_graph(model, scale_options), granularity, default_precision,
+        default_reuse_factor
     )
 
 
 def convert_from_onnx_model(
     model: Any,
     hls_config: dict[str, Any] | None = None,
+    *,
+    scale_options: Any = None,
     **options: Unpack[ConvertOptions],
 ) -> NnfabModel:
     """Convert an ONNX / QONNX model (ModelProto, qonnx ModelWrapper, ``.onnx`` path).
 
     Image inputs are channels-last in nnfab: a model whose ONNX input is ``(N, C, H, W)``
-    takes ``(N, H, W, C)`` arrays in ``predict``.
+    takes ``(N, H, W, C)`` arrays in ``predict``. ``scale_options``
+    (``nnfab.frontends.onnx_scales.ScaleOptions``: ``multiplier_bits``, ``bias_frac_bits``,
+    ``output_rescale``) tunes how real (non power-of-two) QONNX scales are applied.
     """
     return convert_graph(
-        _onnx_graph(model),
+        _onnx_graph(model, scale_options),
         hls_config,
         **options,
     )

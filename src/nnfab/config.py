@@ -52,13 +52,20 @@ LAYER_KEYS = (
     "TableRange",
     "InvTableSize",
     "InvTableRange",
+    "TableBits",
 )
 TABLE_KEYS = {
     "TableSize": "table_size",
     "TableRange": "table_range",
     "InvTableSize": "inv_table_size",
     "InvTableRange": "inv_range",
+    "TableBits": "table_bits",
 }
+TABLE_OPS = ("Activation", "Softmax", "SimpleRNN", "LSTM", "GRU", "LayerNormalization")
+"""Ops with lookup tables; on a recurrent layer TableSize/TableRange set both of its
+tables (activation and recurrent activation); TableBits is LayerNormalization's entries
+per octave of the variance (2**TableBits)."""
+RECURRENT_OPS = ("SimpleRNN", "LSTM", "GRU")
 ALL_PRECISION_KEYS = tuple(
     sorted({"default", "result", *(k for spec in OPS.values() for k in spec.precision_keys)})
 )
@@ -216,8 +223,9 @@ def validate_config(config: dict[str, Any], graph: Graph) -> dict[str, Any]:
         if "Precision" in entry:
             _check_precision(entry["Precision"], allowed, where)
         for key in TABLE_KEYS:
-            if key in entry and node.op not in ("Activation", "Softmax"):
-                raise ConfigError(f"{where}.{key} applies to activation tables only ({node.op})")
+            if key in entry and node.op not in TABLE_OPS:
+                raise ConfigError(f"{where}.{key} applies to activation tables only ({node.op}); "
+                                  f"layers with tables: {', '.join(TABLE_OPS)}")
     return config
 
 

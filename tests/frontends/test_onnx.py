@@ -366,13 +366,14 @@ def test_unsupported_nodes_and_attributes(node: Any, inits: list[Any],
         assert needle in str(e.value)
 
 
-def test_transpose_that_needs_a_real_permutation_is_rejected() -> None:
+def test_transpose_that_needs_a_real_permutation_becomes_a_permute() -> None:
     nodes = [helper.make_node("Transpose", ["x"], ["t"], name="swap_hw", perm=[0, 1, 3, 2]),
              helper.make_node("Conv", ["t", "w"], ["y"], name="conv")]
     m = model(nodes, [tensor("x", "N", 2, 4, 5)], [tensor("y", "N", 2, 5, 4)],
               [init("w", weights(2, 2, 1, 1))])
-    with pytest.raises(UnsupportedLayerError, match=r"'conv'.*transpose"):
-        onnx_to_graph(m)
+    g = onnx_to_graph(m)
+    assert "Permute" in [n.op for n in g.nodes]
+    assert g.tensors[g.outputs[0]].shape == (5, 4, 2)  # channels-last (H, W, C)
 
 
 def test_supported_list_and_bad_sources(tmp_path: Any) -> None:

@@ -370,13 +370,9 @@ def _one_quant(**kwargs: Any) -> Any:
 @pytest.mark.parametrize(
     ("kwargs", "needles"),
     [
-        ({"scale": 0.3, "bits": 8}, ["'q_act'", "0.30000001192092896", "power of two",
-                                     "FixedPoint"]),
         ({"scale": 0.25, "bits": 8, "zeropt": 1.0}, ["'q_act'", "zero point 1.0"]),
         ({"scale": 0.25, "bits": 8, "signed": 0, "narrow": 1}, ["narrow=1 with signed=0"]),
         ({"scale": 0.25, "bits": 8, "mode": "CEIL"}, ["rounding_mode='CEIL'", "HALF_UP"]),
-        ({"scale": [0.25, 0.5, 0.25, 0.25], "bits": 8}, ["one value per channel"]),
-        ({"scale": 0.25, "bits": 1}, ["bipolar", "weights only"]),
         ({"scale": 0.25, "bits": 8, "mode": "NEAREST"}, ["'NEAREST' is unknown"]),
     ],
 )
@@ -387,17 +383,15 @@ def test_quant_errors(kwargs: dict[str, Any], needles: list[str]) -> None:
         assert needle in str(e.value)
 
 
-def test_weight_scale_not_power_of_two_and_other_errors() -> None:
+def test_real_weight_scale_converts_and_other_errors() -> None:
+    # a weight scale that is not a power of two: the integers stay exact (8-bit integer
+    # weights) and the scale is applied at the output (tests/frontends/test_brevitas_scales.py)
     node, inits = quant("w", "wq", "q_weights", 0.1, 8)
     mm = helper.make_node("MatMul", ["x", "wq"], ["y"], name="fc")
     m = model([node, mm], [tensor("x", "N", 2)], [tensor("y", "N", 2)],
               [*inits, init("w", np.eye(2))])
-    with pytest.raises(UnsupportedLayerError, match=r"'q_weights'.*0.1.*not a power of two"):
-        onnx_to_graph(m)
-    bip = helper.make_node("BipolarQuant", ["x", "s"], ["y"], name="sign", domain=QDOMAIN)
-    m = model([bip], [tensor("x", "N", 2)], [tensor("y", "N", 2)], [init("s", 1.0)])
-    with pytest.raises(UnsupportedLayerError, match=r"'sign'.*weights"):
-        onnx_to_graph(m)
+    g = onnx_to_graph(m)
+    assert any(n.op == "Dense" for n in g.nodes)
     names = ["a", "b", "c", "d"]
     trunc = helper.make_node("Trunc", ["x", *names], ["y"], name="t1", domain=QDOMAIN)
     m = model([trunc], [tensor("x", "N", 2)], [tensor("y", "N", 2)],
@@ -543,9 +537,22 @@ def test_brevitas_cnn_matches_its_forward_bit_for_bit(brevitas: Any, tmp_path: A
         np.testing.assert_array_equal(oracle, expected[::24])
 
 
-def test_brevitas_float_scales_get_a_clear_error(brevitas: Any, tmp_path: Any) -> None:
+def test_brevitas_float_scales_convert(brevitas: Any, tmp_path: Any) -> None:
     torch, qnn, _, _ = brevitas
     module = torch.nn.Sequential(qnn.QuantLinear(4, 2, bias=False)).eval()  # float scale
     m = _export(brevitas, module, (4,), tmp_path)
-    with pytest.raises(UnsupportedLayerError, match=r"not a power of two.*FixedPoint"):
-        onnx_to_graph(m)
+    g = onnx_to_graph(m)  # exactness against qonnx: tests/frontends/test_brevitas_scales.py
+    assert [n.op for n in g.nodes if n.op == "Dense"] == ["Dense"]
+
+
+def test_scale_options_reach_the_public_converter() -> None:
+    from nnfab.frontends.onnx_scales import ScaleOptions
+
+    node, inits = quant("w", "wq", "q_weights", 0.1, 8)
+    mm = helper.make_node("MatMul", ["x", "wq"], ["y"], name="fc")
+    m = model([node, mm], [tensor("x", "N", 2)], [tensor("y", "N", 2)],
+              [*inits, init("w", np.eye(2))])
+    for bits in (10, 24):
+        hm = nnfab.convert_from_onnx_model(m, scale_options=ScaleOptions(multiplier_bits=bits))
+        rescales = hm.graph.metadata.get("rescales", [])
+        assert rescales and all(r["bits"] == bits for r in rescales)

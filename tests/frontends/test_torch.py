@@ -550,7 +550,6 @@ def _conv_model(**kwargs: Any) -> nn.Module:
         (nn.Sequential(nn.AvgPool2d(2, padding=1)), "count_include_pad=True"),
         (nn.Sequential(nn.MaxPool2d(2, ceil_mode=True)), "ceil_mode=True"),
         (nn.Sequential(nn.AdaptiveAvgPool2d(2)), "output_size=2"),
-        (nn.Sequential(nn.Softmax()), "dim=None"),
     ],
 )
 def test_unsupported_attributes(model: nn.Module, pattern: str) -> None:

@@ -736,6 +736,14 @@ def test_unknown_op() -> None:
 
 TESTED_OPS = {
     "Input",
+    "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",  # test_shape_rearrangements
+    "UpSampling1D", "UpSampling2D", "Permute",
+    "Dot", "MultiThreshold",  # test_shape_dot_and_multithreshold
+    "Conv1DTranspose", "Conv2DTranspose", "Embedding",  # tests/emulate/test_zoo.py
+    "LayerNormalization",
+    "SimpleRNN",  # shapes: tests/emulate/test_recurrent.py::test_shapes
+    "LSTM",
+    "GRU",
     "Dense",
     "Conv1D",
     "Conv2D",
@@ -783,3 +791,35 @@ def test_tail_refuses_to_cut_a_skip_connection() -> None:
         g.tail("add")
     with pytest.raises(GraphError, match="no graph output depends"):
         g.tail("out")
+
+
+# ------------------------------------------------------ rearrangements, Dot, thresholds
+@pytest.mark.parametrize(
+    ("op", "in_shape", "attrs", "expected"),
+    [
+        ("ZeroPadding1D", (5, 3), {"pads": (1, 2)}, (8, 3)),
+        ("ZeroPadding2D", (4, 5, 2), {"pads": (1, 0, 2, 1)}, (5, 8, 2)),
+        ("Cropping1D", (9, 2), {"crops": (2, 3)}, (4, 2)),
+        ("Cropping2D", (6, 7, 3), {"crops": (1, 2, 0, 3)}, (3, 4, 3)),
+        ("UpSampling1D", (4, 3), {"size": (3,)}, (12, 3)),
+        ("UpSampling2D", (2, 3, 4), {"size": (2, 3)}, (4, 9, 4)),
+        ("Permute", (2, 3, 4), {"perm": (2, 0, 1)}, (4, 2, 3)),
+    ],
+)
+def test_shape_rearrangements(op: str, in_shape: tuple, attrs: dict, expected: tuple) -> None:
+    assert out_shape(op, in_shape, attrs=attrs) == expected
+
+
+def test_shape_rearrangement_errors() -> None:
+    with pytest.raises(GraphError, match="'n'"):
+        out_shape("Cropping1D", (4, 2), attrs={"crops": (2, 2)})  # nothing left
+    with pytest.raises(GraphError, match="'n'"):
+        out_shape("Permute", (2, 3), attrs={"perm": (0, 0)})
+
+
+def test_shape_dot_and_multithreshold() -> None:
+    g = multi("Dot", [(7,), (7,)], {})
+    infer_shapes(g)
+    assert g.tensors["n"].shape == (1,)
+    thresholds = np.zeros((3, 4))
+    assert out_shape("MultiThreshold", (5, 3), weights={"thresholds": thresholds}) == (5, 3)

@@ -18,7 +18,7 @@ import numpy as np
 from nnfab.errors import FrontendError, UnsupportedLayerError
 from nnfab.frontends.keras_mapping import ACTIVATION_FUNCTIONS, KERAS_LAYERS, JsonDict
 
-NOT_LIVE: tuple[str, ...] = ("ActivityRegularization",)
+NOT_LIVE: tuple[str, ...] = ("ActivityRegularization", "ThresholdedReLU")  # not in Keras 3
 """In the table for model files but not (yet) enabled for live models; enabling one also
 changes docs/coverage.md (``python scripts/gen_coverage.py``)."""
 

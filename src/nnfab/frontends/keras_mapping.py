@@ -25,6 +25,7 @@ import numpy as np
 
 from nnfab.errors import FrontendError, UnsupportedLayerError
 from nnfab.frontends import qkeras as qk
+from nnfab.ir.activation_rules import compact_alpha
 from nnfab.ir.graph import Node
 from nnfab.ir.types import FixedType
 
@@ -162,6 +163,12 @@ ACTIVATION_FUNCTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "tanh": ("Activation", {"function": "tanh"}),
     "hard_sigmoid": ("Activation", {"function": "hard_sigmoid", "offset": 0.5}),
     "softmax": ("Softmax", {"axis": -1}),
+    "elu": ("Activation", {"function": "elu", "alpha": 1.0}),
+    "celu": ("Activation", {"function": "celu", "alpha": 1.0}),
+    "selu": ("Activation", {"function": "selu"}),
+    "softplus": ("Activation", {"function": "softplus"}),
+    "softsign": ("Activation", {"function": "softsign"}),
+    "hard_tanh": ("Activation", {"function": "hard_tanh", "min_val": -1.0, "max_val": 1.0}),
 }
 """Keras activation names -> (IR op, attrs); hard_sigmoid's slope depends on the Keras version."""
 
@@ -390,6 +397,23 @@ def convert_leaky_relu(call: LayerCall) -> list[Node]:
     return [call.node("Activation", attrs)]
 
 
+def convert_elu(call: LayerCall) -> list[Node]:
+    return [call.node("Activation", {"function": "elu", "alpha": float(call.get("alpha", 1.0))})]
+
+
+def convert_thresholded_relu(call: LayerCall) -> list[Node]:
+    theta = float(call.get("theta", 1.0))
+    return [call.node("Activation", {"function": "thresholded_relu", "theta": theta})]
+
+
+def convert_prelu(call: LayerCall) -> list[Node]:
+    alpha = call.weight("alpha")
+    assert alpha is not None
+    node = call.node("Activation", {"function": "prelu"})
+    node.weights["alpha"] = compact_alpha(alpha)  # channels-last, broadcastable to the input
+    return [node]
+
+
 def convert_softmax(call: LayerCall) -> list[Node]:
     _check_last_axis(call, "axis", -1)
     return [call.node("Softmax", {"axis": -1})]
@@ -402,6 +426,20 @@ def _merge(mode: str) -> Converter:
         return [call.node("Merge", {"mode": mode})]
 
     return convert
+
+
+def convert_dot(call: LayerCall) -> list[Node]:
+    """``Dot`` of two vectors (axes 1 or -1, no normalization): one value per sample."""
+    axes = call.get("axes", -1)
+    pair = tuple(axes) if isinstance(axes, list | tuple) else (axes, axes)
+    if len(call.in_shapes) != 2 or any(len(s) != 1 for s in call.in_shapes) or (
+            call.in_shapes[0] != call.in_shapes[1]):
+        raise call.unsupported("input shapes", call.in_shapes, "two vectors of one length")
+    if any(a not in (1, -1) for a in pair):
+        raise call.unsupported("axes", axes, "1 or -1 (the feature axis of two vectors)")
+    if call.get("normalize", False):
+        raise call.unsupported("normalize", True, "False")
+    return [call.node("Dot")]
 
 
 def convert_concatenate(call: LayerCall) -> list[Node]:
@@ -548,11 +586,17 @@ CONVERTERS: dict[str, Converter] = {
     "Activation": convert_activation,
     "ReLU": convert_relu,
     "LeakyReLU": convert_leaky_relu,
+    "ELU": convert_elu,
+    "PReLU": convert_prelu,
+    "ThresholdedReLU": convert_thresholded_relu,
     "Softmax": convert_softmax,
     "Add": _merge("add"),
     "Subtract": _merge("subtract"),
     "Multiply": _merge("multiply"),
     "Average": _merge("average"),
+    "Maximum": _merge("maximum"),
+    "Minimum": _merge("minimum"),
+    "Dot": convert_dot,
     "Concatenate": convert_concatenate,
     "Flatten": convert_flatten,
     "Reshape": convert_reshape,
@@ -572,6 +616,21 @@ CONVERTERS: dict[str, Converter] = {
     "QBatchNormalization": convert_q_batchnorm,
 }
 """Keras / QKeras class name (as in a model JSON, or ``type(layer).__name__``) -> converter."""
+
+# Shape layers and separable convolutions live in keras_shape (it imports this module).
+from nnfab.frontends.keras_shape import SHAPE_CONVERTERS  # noqa: E402
+
+CONVERTERS.update(SHAPE_CONVERTERS)
+
+# Recurrent layers (SimpleRNN, LSTM, GRU) live in keras_recurrent.
+from nnfab.frontends.keras_recurrent import RECURRENT_CONVERTERS  # noqa: E402
+
+CONVERTERS.update(RECURRENT_CONVERTERS)
+
+# Embedding, Conv1D/2DTranspose and LayerNormalization live in keras_zoo.
+from nnfab.frontends.keras_zoo import ZOO_CONVERTERS  # noqa: E402
+
+CONVERTERS.update(ZOO_CONVERTERS)
 
 SUPPORTED_LAYERS: tuple[str, ...] = ("InputLayer", *CONVERTERS)
 

@@ -15,7 +15,8 @@ Brevitas' QONNX export converts without qonnx or brevitas installed.
   Transpose / Flatten / Reshape are absorbed.
 - Quantization: a QONNX Quant on a constant quantizes it exactly and sets the consuming
   layer's ``weight`` / ``bias`` precision; on data it becomes the result type of the
-  layer before it (or of a linear Activation). See ``onnx_quant``.
+  layer before it (or of a linear Activation). See ``onnx_quant``; scales that are not
+  powers of two: ``onnx_scales``.
 - Shapes: nnfab's own shapes are checked against ``onnx.shape_inference`` where it knows
   them, to catch mapping bugs.
 """
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from nnfab.errors import FrontendError, GraphError, UnsupportedLayerError
+from nnfab.frontends.onnx_idioms import DOMAIN_CONVERTERS, feeds_channels_last, rewrite_idioms
 from nnfab.frontends.onnx_layers import (
     CONVERTERS,
     VIEW_OPS,
@@ -45,6 +47,7 @@ from nnfab.frontends.onnx_layers import (
     layout_index,
 )
 from nnfab.frontends.onnx_quant import QONNX_DOMAINS, QUANT_CONVERTERS, fold_constant
+from nnfab.frontends.onnx_scales import ScaleOptions, ScaleTracker
 from nnfab.ir.graph import Graph, Node
 from nnfab.ir.names import Namespace, sanitize
 from nnfab.ir.ops import infer_shapes
@@ -63,7 +66,8 @@ _LAYOUT_FREE = frozenset(
 )
 """Ops that do not care about layout: the input-layout search looks through them."""
 _SPATIAL = frozenset(
-    {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization"}
+    {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization",
+     "Pad", "Slice", "Resize", "Upsample", "ConvTranspose"}
 )
 _FLOAT_TYPES = (1, 10, 11, 16)
 
@@ -116,11 +120,14 @@ def _as_model(onnx: Any, model_or_path: Any) -> tuple[Any, str]:
     )
 
 
-def onnx_to_graph(model_or_path: Any) -> Graph:
-    """Translate an ONNX / QONNX model (ModelProto, ModelWrapper or ``.onnx`` path) to the IR."""
+def onnx_to_graph(model_or_path: Any, scale_options: ScaleOptions | None = None) -> Graph:
+    """Translate an ONNX / QONNX model (ModelProto, ModelWrapper or ``.onnx`` path) to the IR.
+
+    ``scale_options``: how real (non-power-of-two) Quant scales are applied (``onnx_scales``).
+    """
     onnx = import_onnx()
     model, origin = _as_model(onnx, model_or_path)
-    graph = _Walker(onnx, model, origin).run()
+    graph = _Walker(onnx, model, origin, scale_options).run()
     log.info("converted ONNX model %s: %d IR nodes, inputs %s, outputs %s", origin,
              len(graph), graph.inputs, graph.outputs)
     return graph
@@ -140,9 +147,11 @@ def _attribute(onnx: Any, attr: Any) -> Any:
 class _Walker:
     """Converts the nodes of one ONNX graph in order."""
 
-    def __init__(self, onnx: Any, model: Any, origin: str) -> None:
+    def __init__(self, onnx: Any, model: Any, origin: str,
+                 scale_options: ScaleOptions | None = None) -> None:
         self.onnx = onnx
-        self.model = model
+        self.model = rewrite_idioms(onnx, model)  # exporter idioms (onnx_idioms)
+        model = self.model
         self.origin = origin
         self.opsets = {(imp.domain or ""): int(imp.version) for imp in model.opset_import}
         self.opset = self.opsets.get("", self.opsets.get("ai.onnx", 1))
@@ -155,6 +164,7 @@ class _Walker:
         self.consumers: dict[str, list[Any]] = defaultdict(list)
         self.inferred: dict[str, tuple[int | None, ...]] = {}
         self.builder = Builder(self.graph, self.names, None)
+        self.scales = ScaleTracker(self.builder, scale_options)
 
     # ----------------------------------------------------------- the walk
     def run(self) -> Graph:
@@ -291,7 +301,11 @@ class _Walker:
                     perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
                     if perm == to_nchw:
                         votes.add("nhwc")
-                elif node.op_type in _SPATIAL and node.input[0] == t:
+                    elif perm == [0, *range(2, rank + 1), 1] and feeds_channels_last(
+                            self.consumers, node.output[0]):
+                        votes.add("nchw")  # NCHW -> NHWC before QONNX channels-last ops
+                elif (node.op_type in _SPATIAL and node.input[0] == t
+                      and (node.domain or "") in STANDARD_DOMAINS):
                     votes.add("nchw")
                 elif node.op_type in _LAYOUT_FREE:
                     for out in node.output:
@@ -336,27 +350,33 @@ class _Walker:
         ins = [self._lookup(t, where) if t else None for t in node.input]
         attrs = {a.name: _attribute(self.onnx, a) for a in node.attribute}
         qonnx = domain in QONNX_DOMAINS
-        if not qonnx and domain not in STANDARD_DOMAINS:
+        if not qonnx and domain not in STANDARD_DOMAINS and domain not in DOMAIN_CONVERTERS:
             raise UnsupportedLayerError(
                 f"{where}: domain {domain!r} is not supported; supported: the standard ONNX "
-                f"domain and the QONNX domains {', '.join(QONNX_DOMAINS)}"
+                f"domain and the QONNX domains "
+                f"{', '.join((*QONNX_DOMAINS, *DOMAIN_CONVERTERS))}"
             )
         present = [i for i in ins if i is not None]
         if all(isinstance(i, Const) for i in present):
             outs: list[Output] = list(self._fold(node, where, attrs, ins, qonnx))
         else:
-            table = QUANT_CONVERTERS if qonnx else CONVERTERS
+            table = DOMAIN_CONVERTERS.get(domain) or (QUANT_CONVERTERS if qonnx else CONVERTERS)
             converter = table.get(op)
+            if converter is None and domain in DOMAIN_CONVERTERS:
+                raise UnsupportedLayerError(
+                    f"{where}: op type {op!r} of domain {domain!r} is not supported; "
+                    f"supported there: {', '.join(sorted(table))}"
+                )
             if converter is None:
                 raise UnsupportedLayerError(
                     f"{where}: op type {op!r}{f' of domain {domain!r}' if domain else ''} is "
                     f"not supported; supported: {', '.join(SUPPORTED_OPS)} (Quant, IntQuant, "
-                    "BipolarQuant and Trunc in the QONNX domain)"
+                    "BipolarQuant, Trunc and MultiThreshold in the QONNX domain)"
                 )
             source = node.name or f"{op}_{node.output[0]}"
             opset = self.opsets.get(domain, self.opset)
             call = NodeCall(self.builder, node, ins, opset, source, attrs)
-            outs = converter(call)
+            outs = self.scales.convert(call, converter)
         for k, out_name in enumerate(node.output):
             if not out_name:
                 continue
@@ -371,6 +391,7 @@ class _Walker:
 
     def _fold(self, node: Any, where: str, attrs: dict[str, Any],
               ins: list[Value | Const | None], qonnx: bool) -> list[Output]:
+        ins = self.scales.real_consts(ins, where, node.op_type, self.opset, node)
         consts = [i for i in ins if isinstance(i, Const)]
         if qonnx:
             if len(consts) != len(ins):
@@ -389,7 +410,8 @@ class _Walker:
         if node.op_type not in _TYPE_KEEPING and any(c.type is not None for c in consts):
             log.info("%s: folding quantized constants through %s drops their fixed-point "
                      "type; the configured precision applies", where, node.op_type)
-        return [Const(np.asarray(r), consts[0].type if keep else None) for r in results]
+        return self.scales.folded(
+            ins, [Const(np.asarray(r), consts[0].type if keep else None) for r in results])
 
     def _check_shape(self, name: str, value: Value, where: str) -> None:
         dims = self.inferred.get(name)
@@ -407,7 +429,7 @@ class _Walker:
         meta["output_layouts"] = []
         meta["onnx_output_shapes"] = []
         for name in names:
-            item = self._lookup(name, f"graph output {name!r}")
+            item = self.scales.output(name, self._lookup(name, f"graph output {name!r}"))
             if isinstance(item, Const):
                 raise UnsupportedLayerError(
                     f"{self.origin}: graph output {name!r} is a constant (it does not depend "

@@ -21,6 +21,7 @@ a ``Value``, a ``Const`` (constant folding), or ``None`` for an unused optional 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ import numpy as np
 
 from nnfab.errors import FrontendError, GraphError, UnsupportedLayerError
 from nnfab.frontends.qkeras import exact_type
+from nnfab.ir.activation_rules import SELU_ALPHA, SELU_SCALE, compact_alpha
 from nnfab.ir.graph import Graph, Node
 from nnfab.ir.names import Namespace
 from nnfab.ir.ops import OPS
@@ -48,6 +50,7 @@ class Const:
 
     value: np.ndarray
     type: FixedType | None = None
+    scale: np.ndarray | None = None  # real value = value * scale (see onnx_scales)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,17 @@ class Builder:
 
     def require(self, value: Value, perm: Sequence[int], where: str) -> str:
         """The IR tensor holding ``value`` with IR axes = ONNX axes ``perm``."""
+        if not self.matches(value, perm) and value.rank <= 6:
+            # A real data permutation: a Permute node (nnfab.ir.rearrange), when the IR
+            # tensor holds ``value`` with its axes in some other order.
+            for held in itertools.permutations(range(value.rank)):
+                if self.matches(value, held):
+                    src = self.reshaped(value, tuple(value.shape[p] for p in held))
+                    axes = tuple(held.index(p) for p in perm)
+                    name = self.fresh(f"{value.view or value.ir}_permute")
+                    self.add(Node(name, "Permute", [src], {"perm": axes},
+                                  source_class="Transpose"), where=where)
+                    return name
         if not self.matches(value, perm):
             raise UnsupportedLayerError(
                 f"{where}: its input (ONNX shape {value.shape}) is laid out in the IR in an "
@@ -822,6 +836,11 @@ def _common_layout(call: NodeCall, values: list[Value]) -> tuple[list[str], np.n
         if all(call.builder.matches(v, perm) for v in values):
             irs = [call.builder.require(v, perm, call.where) for v in values]
             return irs, layout_index(first.shape, perm)
+    if all(v.rank <= 6 for v in values):  # Permute nodes bring them to one layout
+        perm = next((p for p in layout_candidates(first.rank) if call.builder.matches(first, p)),
+                    layout_candidates(first.rank)[-1])
+        irs = [call.builder.require(v, perm, call.where) for v in values]
+        return irs, layout_index(first.shape, perm)
     raise UnsupportedLayerError(
         f"{call.where}: its inputs are laid out differently in the IR (one would need a "
         "transpose, which nnfab does not have)"
@@ -889,6 +908,46 @@ def convert_hard_sigmoid(call: NodeCall) -> list[Output]:
     return [activation(call, call.value(0), attrs)]
 
 
+def _with_alpha(function: str, default: float) -> Converter:
+    """Elu / Celu / ThresholdedRelu: one attribute ``alpha`` (ThresholdedRelu: the theta)."""
+    key = "theta" if function == "thresholded_relu" else "alpha"
+
+    def convert(call: NodeCall) -> list[Output]:
+        attrs = {"function": function, key: float(call.attr("alpha", default))}
+        return [activation(call, call.value(0), attrs)]
+
+    return convert
+
+
+def convert_selu(call: NodeCall) -> list[Output]:
+    alpha, gamma = float(call.attr("alpha", SELU_ALPHA)), float(call.attr("gamma", SELU_SCALE))
+    # ONNX stores the attributes as float32: accept the float32 roundings of the constants
+    if not (math.isclose(alpha, SELU_ALPHA, rel_tol=1e-6)
+            and math.isclose(gamma, SELU_SCALE, rel_tol=1e-6)):
+        raise call.unsupported("(alpha, gamma)", (alpha, gamma),
+                               f"the SELU constants ({SELU_ALPHA}, {SELU_SCALE})")
+    return [activation(call, call.value(0), {"function": "selu"})]
+
+
+def convert_prelu(call: NodeCall) -> list[Output]:
+    x = call.value(0)
+    full = broadcast_constant(call, call.const(1, "slope"), x)
+    alpha = compact_alpha(call.builder.scatter(x, full))
+    node = call.emit("Activation", [x.ir], {"function": "prelu"}, alpha=alpha)
+    return [call.same_layout(x, node)]
+
+
+def _extremum(mode: str) -> Converter:
+    def convert(call: NodeCall) -> list[Output]:
+        values = [call.value(i, f"input {i} (data tensors only: a constant operand of "
+                              f"{call.op_type} is not supported)") for i in range(len(call.ins))]
+        if len(values) == 1:
+            return [values[0]]
+        return [merge(call, values, mode)]
+
+    return convert
+
+
 def convert_clip(call: NodeCall) -> list[Output]:
     x = call.value(0)
     if call.opset < 11:
@@ -896,9 +955,15 @@ def convert_clip(call: NodeCall) -> list[Output]:
     else:
         lo = float(np.asarray(call.const(1, "min")).reshape(())) if call.has(1) else None
         hi = float(np.asarray(call.const(2, "max")).reshape(())) if call.has(2) else None
+    finite = lo is not None and hi is not None and math.isfinite(float(lo)) and math.isfinite(
+        float(hi))
+    if finite and float(lo) != 0.0 and float(lo) <= float(hi):
+        attrs_ht = {"function": "hard_tanh", "min_val": float(lo), "max_val": float(hi)}
+        return [activation(call, x, attrs_ht)]
     if lo is None or float(lo) != 0.0 or (hi is not None and not float(hi) > 0):
         raise call.unsupported(
-            "(min, max)", (lo, hi), "(0, none) or (0, a positive max): relu, relu6"
+            "(min, max)", (lo, hi), "(0, none) or (0, a positive max): relu, relu6; two "
+            "finite bounds min <= max: hard_tanh"
         )
     attrs: dict[str, Any] = {"function": "relu"}
     if hi is not None and math.isfinite(float(hi)):
@@ -939,6 +1004,16 @@ CONVERTERS: dict[str, Converter] = {
     "Sigmoid": _simple("sigmoid"),
     "Tanh": _simple("tanh"),
     "HardSigmoid": convert_hard_sigmoid,
+    "Elu": _with_alpha("elu", 1.0),
+    "Celu": _with_alpha("celu", 1.0),
+    "Selu": convert_selu,
+    "PRelu": convert_prelu,
+    "Softplus": _simple("softplus"),
+    "Softsign": _simple("softsign"),
+    "ThresholdedRelu": _with_alpha("thresholded_relu", 1.0),
+    "Max": _extremum("maximum"),
+    "Min": _extremum("minimum"),
+    "Mean": _extremum("average"),
     "Clip": convert_clip,
     "Softmax": convert_softmax,
     "MaxPool": _pool("max"),
@@ -962,6 +1037,16 @@ CONVERTERS: dict[str, Converter] = {
     "Shape": convert_shape,
 }
 """Standard-domain ONNX op type -> converter (for data inputs; constants are folded)."""
+
+# Pad, Slice, Resize and Upsample live in onnx_shape (it imports this module).
+from nnfab.frontends.onnx_shape import SHAPE_CONVERTERS  # noqa: E402
+
+CONVERTERS.update(SHAPE_CONVERTERS)
+
+# Gather (embedding), ConvTranspose and LayerNormalization live in onnx_zoo.
+from nnfab.frontends.onnx_zoo import ZOO_CONVERTERS  # noqa: E402
+
+CONVERTERS.update(ZOO_CONVERTERS)
 
 VIEW_OPS = frozenset(
     {"Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Cast"}

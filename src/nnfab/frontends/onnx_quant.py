@@ -22,8 +22,13 @@ Clamping to integer bounds before a monotone rounding equals rounding first and 
 saturating, so with ``s = 2**e`` and ``z = 0`` an activation ``Quant`` is exactly the cast
 to ``fixed<b, b + e, signed, Q, SAT>`` (``SAT_SYM`` when signed and narrow), with ``Q``
 from ``ROUNDING``. ``Trunc`` is the cast to the output grid when its input lies on the
-input scale's grid (true for sums of quantized values). Any other scale or zero point
-puts the values off a binary grid: nnfab raises an error rather than approximate.
+input scale's grid (true for sums of quantized values).
+
+Scales that are not powers of two (Brevitas' default ``*Float`` quantizers) are carried
+as real factors beside exact integer tensors: a Quant of a constant becomes the integers
+``q`` with its scale (``Const.scale``), and ``nnfab.frontends.onnx_scales`` moves the
+factors forward to the next Quant, bias or graph output (docs/semantics.md,
+"Requantization"). Zero points other than 0 raise an error.
 """
 
 from __future__ import annotations
@@ -162,11 +167,38 @@ def pow2_exponents(where: str, what: str, scale: np.ndarray) -> np.ndarray:
     return (exponent - 1).astype(np.int64)
 
 
+def is_pow2(scale: np.ndarray) -> bool:
+    """True when every element of ``scale`` is a power of two."""
+    mantissa, _ = np.frexp(np.asarray(scale, dtype=np.float64))
+    return bool(np.all(mantissa == 0.5))
+
+
 def _check_zero_point(where: str, zeropt: np.ndarray) -> None:
     if np.any(np.asarray(zeropt) != 0):
         raise UnsupportedLayerError(
-            f"{where}: zero point {_show(zeropt)} is not 0; {POW2_HINT}"
+            f"{where}: zero point {_show(zeropt)} is not 0; nnfab supports symmetric "
+            "quantization only (zero point 0): in Brevitas use the Int*/Uint* quantizers "
+            "(e.g. Int8ActPerTensorFloat, Uint8ActPerTensorFloat), not the Shifted*/Asym ones"
         )
+
+
+def integer_constant(p: QuantParams, x: np.ndarray) -> Const:
+    """``Quant(x)`` of a constant whose scale is not a power of two: the integers ``q`` and
+    the scale (real value ``q * scale``), ``q`` computed as qonnx's executor does (the
+    division in the inputs' precision, float32 for float32 initializers)."""
+    _check_zero_point(p.where, p.zeropt)
+    raw = np.asarray(x)
+    dtype = np.float32 if raw.dtype == np.float32 else np.float64
+    v = (raw.astype(dtype) / p.scale.astype(dtype)).astype(np.float64)
+    if p.bits == 1 and p.signed:
+        q, type_ = np.where(v >= 0, 1.0, -1.0), FixedType(2, 2, True)
+    else:
+        lo, hi = p.bounds
+        q = _ROUND_FUNCTIONS[p.rounding_mode](np.clip(v, lo, hi))
+        type_ = FixedType(p.bits, p.bits, p.signed)
+    log.debug("%s: scale %s is not a power of two: integer weights, scale carried", p.where,
+              _show(p.scale))
+    return Const(q + 0.0, type_, p.scale)
 
 
 # ----------------------------------------------------------------- weights
@@ -210,6 +242,11 @@ def activation_type(p: QuantParams) -> FixedType:
             "power-of-two scale per activation tensor"
         )
     (exp,) = pow2_exponents(p.where, "scale", p.scale).ravel()
+    return activation_cast(p, int(exp))
+
+
+def activation_cast(p: QuantParams, exp: int) -> FixedType:
+    """The cast computing ``Quant`` with its scale replaced by ``2**exp`` on a data tensor."""
     _check_zero_point(p.where, p.zeropt)
     if p.bits == 1 and p.signed:
         raise UnsupportedLayerError(
@@ -221,7 +258,7 @@ def activation_type(p: QuantParams) -> FixedType:
             f"{p.where}: narrow=1 with signed=0 saturates at 2**b - 2, which no fixed-point "
             "overflow mode does; use narrow=0 for unsigned activations"
         )
-    return _cast_type(p.where, p.bits, int(exp), p.signed, p.narrow, p.rounding_mode)
+    return _cast_type(p.where, p.bits, exp, p.signed, p.narrow, p.rounding_mode)
 
 
 def _cast_type(where: str, bits: int, exp: int, signed: bool, narrow: bool,
@@ -282,9 +319,10 @@ def _takes_result_type(node: Node) -> bool:
     if node.op in _EXACT_RESULT_OPS:
         return True
     if node.op == "Activation":
-        return node.attrs.get("function") in ("linear", "relu", "leaky_relu", "hard_sigmoid")
+        return node.attrs.get("function") in ("linear", "relu", "leaky_relu", "hard_sigmoid",
+                                              "prelu", "thresholded_relu", "hard_tanh")
     if node.op == "Merge":
-        return node.attrs.get("mode") in ("add", "subtract", "multiply")
+        return node.attrs.get("mode") in ("add", "subtract", "multiply", "maximum", "minimum")
     if node.op.startswith(("Pooling", "GlobalPooling")):
         return node.attrs.get("mode") == "max"
     return False
@@ -340,8 +378,16 @@ def fold_constant(where: str, op_type: str, attrs: dict[str, object],
         if len(ins) != 4:
             raise UnsupportedLayerError(f"{where}: Quant takes 4 inputs, got {len(ins)}")
         p = read_quant(where, attrs, ins[1], ins[2], ins[3])
+        if not is_pow2(p.scale):
+            return integer_constant(p, ins[0])
         return Const(quantize_constant(p, ins[0]), constant_type(p))
     if op_type == "BipolarQuant":
+        if not is_pow2(ins[1]):
+            signs = np.where(np.asarray(ins[0], dtype=np.float64) >= 0, 1.0, -1.0)
+            scale = np.asarray(ins[1], dtype=np.float64)
+            if not np.all(np.isfinite(scale)) or not np.all(scale > 0):
+                raise UnsupportedLayerError(f"{where}: scale {_show(scale)} must be positive")
+            return Const(signs, FixedType(2, 2, True), scale)
         values, type_ = bipolar_constant(where, ins[0], ins[1])
         return Const(values, type_)
     if op_type == "Trunc":

@@ -54,6 +54,9 @@ from nnfab.frontends.torch_layout import (
     nchw_to_nhwc,
     nhwc_to_nchw,
 )
+from nnfab.frontends.torch_recurrent import TORCH_OPS as RECURRENT_MODULES
+from nnfab.frontends.torch_recurrent import recurrent_nodes
+from nnfab.frontends.torch_zoo import example_inputs
 from nnfab.ir.graph import Graph, Node
 from nnfab.ir.names import sanitize
 from nnfab.ir.ops import infer_shapes
@@ -262,6 +265,12 @@ def _recorder_class(torch: Any) -> Any:
     return Recorder
 
 
+def _is_last_step(index: Any) -> bool:
+    """``[:, -1]``: every sample, the last time step."""
+    return (isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None)
+            and index[1] == -1)
+
+
 def _dotted(target: Any) -> str:
     module = getattr(target, "__module__", None) or ""
     name = getattr(target, "__name__", None) or repr(target)
@@ -284,6 +293,10 @@ class _Converter:
         self.constants: dict[str, Any] = {}
         self.functions = self._function_table()
         self.gm: Any = None
+        self.recurrent: dict[str, tuple[str, tuple[Any, ...]]] = {}
+        """fx node -> (recurrent module call, index path into its output tuple)."""
+        self.emitted_recurrent: dict[str, bool] = {}
+        """recurrent module call -> emitted with last_only."""
 
     def _function_table(self) -> dict[Any, tuple[Kind, str]]:
         table: dict[Any, tuple[Kind, str]] = {}
@@ -325,6 +338,8 @@ class _Converter:
                 outputs = n.args[0]
             elif n.name not in live:
                 log.debug("skipping node %r: its value is never used", n.name)
+            elif self._recurrent_part(gm, n):
+                continue
             elif n.op == "get_attr" or n.name not in recorder.shapes:
                 self.constants.setdefault(n.name, f"<{n.op} {n.target}>")
             else:
@@ -340,6 +355,93 @@ class _Converter:
                 f"model {type(self.model).__name__}: invalid converted graph: {e}"
             ) from e
         return self.graph
+
+    # ------------------------------------------------------ recurrent modules
+    def _recurrent_part(self, gm: Any, n: Any) -> bool:
+        """Handle an ``nn.RNN``/``LSTM``/``GRU`` call or an index into its output tuple.
+
+        ``out, h = rnn(x)``: ``out`` (the sequence) becomes the stacked layers with
+        ``return_sequences``; ``out[:, -1]``, ``h[-1]`` (``h[0][-1]`` for an LSTM) the
+        last step only. Other uses (``c_n``, several layers' states) are an error.
+        """
+        if n.op == "call_module":
+            module = gm.get_submodule(n.target)
+            if type(module).__name__ not in RECURRENT_MODULES:
+                return False
+            self.recurrent[n.name] = (n.name, ())
+            return True
+        if not (n.op == "call_function" and n.target is operator.getitem
+                and getattr(n.args[0], "name", None) in self.recurrent):
+            return False
+        call, path = self.recurrent[n.args[0].name]
+        path = (*path, n.args[1])
+        module = gm.get_submodule(self._call_node(gm, call).target)
+        lstm = type(module).__name__ == "LSTM"
+        last = int(module.num_layers) - 1
+        where = f"node {n.name!r} (output of {type(module).__name__} {call!r})"
+        if path in ((0,), (1,)) or (lstm and path == (1, 0)):
+            self.recurrent[n.name] = (call, path)  # resolved by the index that follows
+            if path == (0,) and not self._only_last_step(n):
+                self._emit_recurrent(gm, n, call, last_only=False)
+            return True
+        step = path[-1]
+        last_step = (path[0] == 0 and len(path) == 2 and _is_last_step(step)) or (
+            path[0] == 1 and len(path) == (3 if lstm else 2) and step in (-1, last))
+        if not last_step:
+            raise UnsupportedLayerError(
+                f"{where}: indexing its outputs as {path!r} is not supported; supported: the "
+                "sequence output[0], its last step output[0][:, -1], and the last layer's "
+                "hidden state h_n[-1]" + (" (output[1][0][-1])" if lstm else "")
+            )
+        self._emit_recurrent(gm, n, call, last_only=True)
+        return True
+
+    def _call_node(self, gm: Any, name: str) -> Any:
+        return next(x for x in gm.graph.nodes if x.name == name)
+
+    def _only_last_step(self, n: Any) -> bool:
+        """Every reader of the sequence ``n`` takes its last step ``[:, -1]``."""
+        users = list(n.users)
+        return bool(users) and all(
+            u.op == "call_function" and u.target is operator.getitem and _is_last_step(u.args[1])
+            for u in users)
+
+    def _emit_recurrent(self, gm: Any, n: Any, call: str, *, last_only: bool) -> None:
+        call_node = self._call_node(gm, call)
+        module = gm.get_submodule(call_node.target)
+        where = f"module {call!r} ({type(module).__name__})"
+        if call in self.emitted_recurrent:
+            if self.emitted_recurrent[call] != last_only:
+                raise UnsupportedLayerError(
+                    f"{where}: both its whole output sequence and its last step are used; "
+                    "nnfab supports one of them per recurrent module")
+            self.values[n.name] = self.values[f"{call}#recurrent"]
+            return
+        if len(call_node.args) != 1 or call_node.kwargs:
+            raise UnsupportedLayerError(
+                f"{where}: called with an initial state; only rnn(x) (zero initial state) "
+                "is supported")
+        source = self._arg(call_node.args[0])
+        if not isinstance(source, Value) or len(source.shape) != 2 or (
+                source.layout() != UNCHANGED):
+            raise UnsupportedLayerError(
+                f"{where}: its input must be a (batch, steps, features) tensor in PyTorch's "
+                f"own element order; got {getattr(source, 'torch_shape', source)!r}")
+        nodes = recurrent_nodes(module, sanitize(call), source.tensor, last_only=last_only)
+        steps = source.shape[0]
+        for node in nodes:
+            units = int(node.attrs["units"])
+            shape = (steps, units) if node.attrs["return_sequences"] else (units,)
+            try:
+                self.graph.add_node(node, shape)
+            except GraphError as e:
+                raise FrontendError(f"{where}: {e}") from e
+        value = Value(nodes[-1].name, shape, canonical_index(shape))
+        self.values[n.name] = value
+        self.values[f"{call}#recurrent"] = value
+        self.emitted_recurrent[call] = last_only
+        self.graph.metadata.setdefault("layer_outputs", {})[call] = value.tensor
+        log.debug("%s -> %s", where, [x.op for x in nodes])
 
     def _rewrite_inplace(self, gm: Any) -> None:
         """After ``y = x.relu_()``, later readers of ``x`` read ``y``: the graph is pure."""
@@ -375,10 +477,7 @@ class _Converter:
         dtype = param.dtype if param is not None else torch.float32
         device = param.device if param is not None else torch.device("cpu")
         generator = torch.Generator(device="cpu").manual_seed(0)
-        inputs = [
-            torch.randn((BATCH, *s), generator=generator, dtype=dtype).to(device)
-            for s in self.input_shapes
-        ]
+        inputs = example_inputs(torch, gm, self.input_shapes, BATCH, generator, dtype, device)
         recorder = _recorder_class(torch)(gm)
         try:
             with torch.no_grad():

@@ -28,6 +28,7 @@ from nnfab.frontends.torch_layout import (
     channels_last_shape,
     fibers,
 )
+from nnfab.ir.activation_rules import compact_alpha
 from nnfab.ir.graph import Node
 
 log = logging.getLogger(__name__)
@@ -365,11 +366,61 @@ def _activation(function: str, **fixed: Any) -> Converter:
     return convert
 
 
+def _activation_with(function: str, **names: str) -> Converter:
+    """An activation whose attributes (IR name -> PyTorch argument) are numbers."""
+    def convert(call: OpCall) -> Converted:
+        v = call.value()
+        attrs: dict[str, Any] = {"function": function}
+        attrs.update({attr: float(call.params[param]) for attr, param in names.items()})
+        return call.node("Activation", [v.tensor], attrs), Value(call.name, call.out_shape, v.index)
+
+    return convert
+
+
+def convert_softplus(call: OpCall) -> Converted:
+    if float(call.params["beta"]) != 1.0:
+        raise call.unsupported("beta", call.params["beta"], "1")
+    # beyond `threshold` PyTorch returns x; softplus(x) - x < exp(-threshold) there, far
+    # below the table's resolution: the table rule (docs/semantics.md) is kept as is.
+    return _activation("softplus")(call)
+
+
+def convert_threshold(call: OpCall) -> Converted:
+    if float(call.params["value"]) != 0.0:
+        raise call.unsupported("value", call.params["value"], "0 (thresholded relu)")
+    return _activation_with("thresholded_relu", theta="threshold")(call)
+
+
+def convert_prelu(call: OpCall) -> Converted:
+    v = call.value()
+    alpha = to_float64(call.module.weight).reshape(-1)
+    shape = v.torch_shape
+    if alpha.size not in (1, shape[0] if shape else 1):
+        raise call.error(f"has {alpha.size} slopes for an input of shape {shape}")
+    if alpha.size > 1:  # one per channel: PyTorch's dim 1 (dim 0 of a sample)
+        alpha = alpha.reshape((alpha.size,) + (1,) * (len(shape) - 1))
+    full = np.broadcast_to(alpha, shape).reshape(-1)[v.index]  # in the IR's element order
+    node = call.node("Activation", [v.tensor], {"function": "prelu"},
+                     alpha=compact_alpha(full))
+    return node, Value(call.name, call.out_shape, v.index)
+
+
 def convert_softmax(call: OpCall) -> Converted:
     v = call.value()
     dim = call.params.get("dim")
     if dim is None:
-        raise call.unsupported("dim", None, "an explicit dim (the implicit dim is deprecated)")
+        # PyTorch's deprecated implicit dim (torch.nn.functional._get_softmax_dim): 0 for a
+        # 0-, 1- or 3-D tensor, else 1. Batch included, so 0 is the batch axis here.
+        ndim = len(v.torch_shape) + 1
+        if ndim in (1, 3):
+            raise call.unsupported(
+                "dim", None, f"an explicit dim: PyTorch's implicit dim for a {ndim}-D input is "
+                "0, the batch axis, which nnfab cannot normalize over"
+            )
+        dim = 1
+        log.warning("node %r (%s): softmax without dim: PyTorch's implicit rule for a %d-D "
+                    "input takes dim=1 (%s); nnfab does the same", call.name,
+                    call.source_class, ndim, "the features" if ndim == 2 else "the channels")
     axis = _torch_dim(call, "dim", dim, len(v.torch_shape))
     # The IR's softmax runs over its last axis: each of its fibers must be one whole
     # PyTorch fiber along ``dim`` (the order inside a fiber does not matter).
@@ -551,6 +602,22 @@ HARDSIGMOID = Kind(
 SOFTMAX = Kind(
     convert_softmax, ("input", "dim", "dtype"), {"dim": None, "dtype": None}, TRANSPARENT
 )
+_INPLACE = {"inplace": False}
+ELU = Kind(_activation_with("elu", alpha="alpha"), ("input", "alpha", "inplace"),
+           {"alpha": 1.0, **_INPLACE}, TRANSPARENT)
+CELU = Kind(_activation_with("celu", alpha="alpha"), ("input", "alpha", "inplace"),
+            {"alpha": 1.0, **_INPLACE}, TRANSPARENT)
+SELU = Kind(_activation("selu"), ("input", "inplace"), _INPLACE, TRANSPARENT)
+SOFTPLUS = Kind(convert_softplus, ("input", "beta", "threshold"),
+                {"beta": 1.0, "threshold": 20.0}, TRANSPARENT)
+SOFTSIGN = Kind(_activation("softsign"), role=TRANSPARENT)
+HARDTANH = Kind(_activation_with("hard_tanh", min_val="min_val", max_val="max_val"),
+                ("input", "min_val", "max_val", "inplace"),
+                {"min_val": -1.0, "max_val": 1.0, **_INPLACE}, TRANSPARENT)
+THRESHOLD = Kind(convert_threshold, ("input", "threshold", "value", "inplace"), _INPLACE,
+                 TRANSPARENT)
+MAXIMUM = Kind(_merge("maximum"), ("input", "other"), {"other": None}, TRANSPARENT)
+MINIMUM = Kind(_merge("minimum"), ("input", "other"), {"other": None}, TRANSPARENT)
 F_SOFTMAX = Kind(
     convert_softmax,
     ("input", "dim", "_stacklevel", "dtype"),
@@ -603,6 +670,14 @@ MODULES: dict[str, Kind] = {
     "Sigmoid": SIGMOID,
     "Tanh": TANH,
     "Hardsigmoid": HARDSIGMOID,
+    "ELU": ELU,
+    "CELU": CELU,
+    "SELU": SELU,
+    "Softplus": SOFTPLUS,
+    "Softsign": SOFTSIGN,
+    "Hardtanh": HARDTANH,
+    "Threshold": THRESHOLD,
+    "PReLU": Kind(convert_prelu, role=TRANSPARENT),
     "Softmax": SOFTMAX,
     "Flatten": RESHAPE,
     "Unflatten": RESHAPE,
@@ -622,6 +697,19 @@ FUNCTIONS: dict[str, Kind] = {
     "torch.sigmoid": SIGMOID,
     "torch.tanh": TANH,
     "torch.nn.functional.hardsigmoid": HARDSIGMOID,
+    "torch.nn.functional.elu": ELU,
+    "torch.nn.functional.celu": CELU,
+    "torch.celu": CELU,
+    "torch.nn.functional.selu": SELU,
+    "torch.selu": SELU,
+    "torch.nn.functional.softplus": SOFTPLUS,
+    "torch.nn.functional.softsign": SOFTSIGN,
+    "torch.nn.functional.hardtanh": HARDTANH,
+    "torch.nn.functional.threshold": THRESHOLD,
+    "torch.maximum": MAXIMUM,
+    "torch.minimum": MINIMUM,
+    "torch.max": MAXIMUM,
+    "torch.min": MINIMUM,
     "torch.nn.functional.softmax": F_SOFTMAX,
     "torch.softmax": SOFTMAX,
     "torch.cat": CAT,
@@ -671,6 +759,8 @@ METHODS: dict[str, Kind] = {
     "sub_": SUB,
     "mul": MUL,
     "mul_": MUL,
+    "maximum": MAXIMUM,
+    "minimum": MINIMUM,
     "flatten": RESHAPE,
     "view": RESHAPE,
     "reshape": RESHAPE,
@@ -680,6 +770,23 @@ METHODS: dict[str, Kind] = {
     "contiguous": ALIAS,
 }
 """``Tensor`` method name -> kind (``x.relu()``, ``x.view(n, -1)``, ...)."""
+
+
+# Padding, upsampling and permutations live in torch_shape (it imports this module).
+from nnfab.frontends.torch_shape import (  # noqa: E402
+    SHAPE_FUNCTIONS,
+    SHAPE_METHODS,
+    SHAPE_MODULES,
+)
+
+MODULES.update(SHAPE_MODULES)
+FUNCTIONS.update(SHAPE_FUNCTIONS)
+METHODS.update(SHAPE_METHODS)
+
+# Embedding, ConvTranspose1d/2d and LayerNorm live in torch_zoo (it imports this module).
+from nnfab.frontends.torch_zoo import ZOO_MODULES  # noqa: E402
+
+MODULES.update(ZOO_MODULES)
 
 
 def supported_list() -> str:

@@ -18,3 +18,6 @@ __all__ = [
     "infer_shapes",
     "sanitize",
 ]
+
+# ops defined beside the catalogue register themselves into ``OPS`` on import
+from nnfab.ir import threshold as _threshold  # noqa: F401

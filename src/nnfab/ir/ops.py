@@ -20,6 +20,15 @@ import numpy as np
 
 from nnfab.errors import GraphError
 from nnfab.ir.graph import Graph, Node
+from nnfab.ir.rearrange import rearranged_shape
+from nnfab.ir.recurrent import (
+    RECURRENT_PRECISION_KEYS,
+    RECURRENT_WEIGHTS,
+    SIMPLE_RNN_PRECISION_KEYS,
+    shape_recurrent,
+)
+from nnfab.ir.zoo import EMBEDDING_PRECISION_KEYS, LAYERNORM_PRECISION_KEYS
+from nnfab.ir.zoo import SHAPES as ZOO_SHAPES
 
 Shape = tuple[int, ...]
 
@@ -30,10 +39,20 @@ ACTIVATIONS = (
     "sigmoid",
     "tanh",
     "hard_sigmoid",
+    # nnfab.ir.activation_rules: tables (elu, celu, selu for x < 0) and piecewise-linear
+    "elu",
+    "celu",
+    "selu",
+    "softplus",
+    "softsign",
+    "prelu",
+    "thresholded_relu",
+    "hard_tanh",
 )
-"""Values of ``Activation.attrs['function']`` (relu with ``max_value`` is relu6 / bounded relu)."""
+"""Values of ``Activation.attrs['function']`` (relu with ``max_value`` is relu6 / bounded relu;
+prelu carries the weight ``alpha``)."""
 
-MERGE_MODES = ("add", "subtract", "multiply", "average")
+MERGE_MODES = ("add", "subtract", "multiply", "average", "maximum", "minimum")
 POOL_MODES = ("max", "avg")
 
 
@@ -155,6 +174,14 @@ def _shape_merge(node: Node, shapes: list[Shape]) -> Shape:
     return first
 
 
+def _shape_dot(node: Node, shapes: list[Shape]) -> Shape:
+    """Dot product of two vectors of one length: one value."""
+    if len(shapes) != 2 or len(shapes[0]) != 1 or shapes[0] != shapes[1]:
+        raise GraphError(f"layer {node.name!r} (Dot): needs two vectors of the same length, "
+                         f"got shapes {shapes}")
+    return (1,)
+
+
 def _shape_concat(node: Node, shapes: list[Shape]) -> Shape:
     axis = node.attrs["axis"]
     rank = len(shapes[0])
@@ -188,6 +215,11 @@ def _shape_reshape(node: Node, shapes: list[Shape]) -> Shape:
     return tuple(target)
 
 
+def _shape_rearrange(node: Node, shapes: list[Shape]) -> Shape:
+    """ZeroPadding / Cropping / UpSampling / Permute (see ``nnfab.ir.rearrange``)."""
+    return rearranged_shape(node, shapes[0])
+
+
 _WEIGHTED = ("weight", "bias", "accum")
 
 OPS: dict[str, OpSpec] = {
@@ -208,9 +240,28 @@ OPS: dict[str, OpSpec] = {
         OpSpec("Softmax", _shape_same, ("exp_table", "inv_table", "exp_sum")),
         OpSpec("Merge", _shape_merge, ("scale",), n_inputs=(2, 64), required_attrs=("mode",)),
         OpSpec("Concatenate", _shape_concat, n_inputs=(2, 64), required_attrs=("axis",)),
+        OpSpec("Dot", _shape_dot, n_inputs=(2, 2)),
         OpSpec("Flatten", _shape_flatten),
         OpSpec("Reshape", _shape_reshape, required_attrs=("target_shape",)),
         OpSpec("Dropout", _shape_same),
+        # values moved without arithmetic (nnfab.ir.rearrange)
+        OpSpec("ZeroPadding1D", _shape_rearrange, required_attrs=("pads",)),
+        OpSpec("ZeroPadding2D", _shape_rearrange, required_attrs=("pads",)),
+        OpSpec("Cropping1D", _shape_rearrange, required_attrs=("crops",)),
+        OpSpec("Cropping2D", _shape_rearrange, required_attrs=("crops",)),
+        OpSpec("UpSampling1D", _shape_rearrange, required_attrs=("size",)),
+        OpSpec("UpSampling2D", _shape_rearrange, required_attrs=("size",)),
+        OpSpec("Permute", _shape_rearrange, required_attrs=("perm",)),
+        # recurrent layers (nnfab.ir.recurrent)
+        OpSpec("SimpleRNN", shape_recurrent, SIMPLE_RNN_PRECISION_KEYS, RECURRENT_WEIGHTS),
+        OpSpec("LSTM", shape_recurrent, RECURRENT_PRECISION_KEYS, RECURRENT_WEIGHTS),
+        OpSpec("GRU", shape_recurrent, RECURRENT_PRECISION_KEYS, RECURRENT_WEIGHTS),
+        # Embedding, transposed convolutions, layer normalization (nnfab.ir.zoo)
+        OpSpec("Embedding", ZOO_SHAPES["Embedding"], EMBEDDING_PRECISION_KEYS, ("embeddings",)),
+        OpSpec("Conv1DTranspose", ZOO_SHAPES["Conv1DTranspose"], _WEIGHTED, ("kernel", "bias")),
+        OpSpec("Conv2DTranspose", ZOO_SHAPES["Conv2DTranspose"], _WEIGHTED, ("kernel", "bias")),
+        OpSpec("LayerNormalization", ZOO_SHAPES["LayerNormalization"], LAYERNORM_PRECISION_KEYS,
+               ("gamma", "beta")),
     ]
 }
 

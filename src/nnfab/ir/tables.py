@@ -1,6 +1,7 @@
 """Lookup tables and constants shared by the emulator and the HLS and RTL backends.
 
-Every non-linear function (sigmoid, tanh, the exponential and the reciprocal of
+Every non-linear function (sigmoid, tanh, softplus, softsign, the negative halves of
+elu / celu / selu (``activation_rules``), the exponential and the reciprocal of
 softmax) and every non-trivial constant (``1/count`` of average pooling and of
 ``Merge(average)``) is built here, as pure functions of a node's attributes and
 fixed-point types, so that all backends embed the very same numbers. The tables
@@ -9,7 +10,8 @@ width ``step`` (a power of two) maps an input ``u`` to the entry
 
     index(u) = clip(floor(u / step) + base, 0, N - 1)
 
-where ``base`` is ``N/2`` for sigmoid/tanh (the table covers ``[-R, R)``) and ``0``
+where ``base`` is ``N/2`` for sigmoid/tanh (the table covers ``[-R, R)``), ``N`` for the
+negative-half tables of elu/celu/selu (``[-R, 0)``) and ``0``
 for the softmax exponential (indexed by ``max(x) - x >= 0``) and reciprocal
 (indexed by the sum ``S``). Because ``step`` is a power of two, ``floor(u/step)``
 of a fixed-point ``u = m * 2**-F`` is the arithmetic shift ``m >> (F + log2 step)``.
@@ -30,15 +32,18 @@ from typing import Any
 import numpy as np
 
 from nnfab.errors import ConfigError
+from nnfab.ir import activation_rules as rules
 from nnfab.ir.types import FixedType
 
-TABLE_FUNCTIONS = ("sigmoid", "tanh")
-"""Activation functions evaluated through a lookup table."""
+TABLE_FUNCTIONS = rules.FULL_TABLE_FUNCTIONS + rules.NEGATIVE_TABLE_FUNCTIONS
+"""Activation functions evaluated through a lookup table (``activation_rules``: elu, celu and
+selu only for ``x < 0``)."""
 
 TABLE_DEFAULTS: dict[str, dict[str, int | float]] = {
     "sigmoid": {"table_size": 1024, "table_range": 8.0},
     "tanh": {"table_size": 1024, "table_range": 4.0},
     "softmax": {"table_size": 1024, "exp_range": 8.0, "inv_table_size": 1024},
+    **rules.TABLE_DEFAULTS_EXTRA,
 }
 """Attribute defaults a precision pass fills in; softmax ``inv_range`` is
 ``softmax_inv_range(number of classes)``."""
@@ -50,6 +55,7 @@ TABLE_TYPE_DEFAULTS: dict[str, str] = {
     "inv_table": "ap_ufixed<18,1,AP_RND_CONV,AP_SAT>",
     "param": "ap_fixed<18,4,AP_RND_CONV,AP_SAT>",
     "scale": "ap_ufixed<18,1,AP_RND_CONV,AP_SAT>",
+    **rules.TABLE_TYPE_EXTRA,
 }
 """Proposed default types: ``table`` of sigmoid/tanh (by function), softmax
 ``exp_table``/``inv_table``, ``param`` (leaky_relu alpha, hard_sigmoid slope and
@@ -221,10 +227,11 @@ def _table(kind: str, t: FixedType, step: float, base: int, inputs: np.ndarray,
 def activation_table(
     function: str, attrs: Mapping[str, Any], table_type: FixedType, layer: str = ""
 ) -> LookupTable:
-    """The sigmoid or tanh table: ``attrs`` holds ``table_size`` N and ``table_range`` R.
+    """An activation table: ``attrs`` holds ``table_size`` N and ``table_range`` R.
 
     It covers ``[-R, R)`` in N bins of width ``2R/N`` (a power of two); entry ``i``
-    is ``table_type.quantize(f(-R + (i + 0.5) * step))``.
+    is ``table_type.quantize(f(-R + (i + 0.5) * step))``. Negative-half tables (elu,
+    celu, selu) cover ``[-R, 0)`` in N bins of ``R/N`` (``base = N``).
     """
     if function not in TABLE_FUNCTIONS:
         raise ConfigError(
@@ -233,10 +240,11 @@ def activation_table(
         )
     size = table_size(attrs, "table_size", layer)
     half = table_range(attrs, "table_range", layer)
-    step = power_of_two_step(2 * half, size, f"{function} table", layer)
-    centers = (np.arange(size, dtype=np.float64) - size // 2 + 0.5) * step
-    reals = 1.0 / (1.0 + np.exp(-centers)) if function == "sigmoid" else np.tanh(centers)
-    return _table(function, table_type, step, size // 2, centers, reals)
+    step = power_of_two_step(rules.table_span(function, half), size, f"{function} table", layer)
+    base = rules.table_base(function, size)
+    centers = (np.arange(size, dtype=np.float64) - base + 0.5) * step
+    reals = rules.table_reals(function, centers, attrs, layer)
+    return _table(function, table_type, step, base, centers, reals)
 
 
 def softmax_exp_table(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from nnfab.config import (
+    RECURRENT_OPS,
     TABLE_KEYS,
     class_names_in,
     layer_names_in,
@@ -99,6 +100,8 @@ class ApplyConfig(Pass):
                     if node.op == "Softmax" and attr == "table_range":
                         attr = "exp_range"
                     node.attrs[attr] = entry[key]
+                    if node.op in RECURRENT_OPS:
+                        node.attrs["recurrent_" + attr] = entry[key]
         node.attrs.pop("auto_accum", None)
         for key, value in explicit.items():
             where = f"layer {node.name!r} precision {key!r}"

@@ -16,18 +16,24 @@ import numpy as np
 
 from nnfab.errors import PrecisionError
 from nnfab.ir import FixedType, Graph, Node, Overflow
+from nnfab.ir.recurrent import RECURRENT_OPS
 from nnfab.ir.tables import (
     TABLE_DEFAULTS,
     TABLE_TYPE_DEFAULTS,
     softmax_inv_range,
     softmax_sum_type,
 )
+from nnfab.passes.activation_precision import activation_defaults
 from nnfab.passes.base import Pass
+from nnfab.passes.recurrent_precision import recurrent_defaults
+from nnfab.passes.zoo_precision import ZOO_OPS, prepare_embedding_input, zoo_defaults
 
 log = logging.getLogger(__name__)
 
 PASS_THROUGH = ("Flatten", "Reshape", "Dropout", "Pooling1D", "Pooling2D", "GlobalPooling1D",
                 "GlobalPooling2D")
+PASS_THROUGH += ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
+                 "UpSampling2D", "Permute")  # values moved, none computed (nnfab.ir.rearrange)
 WEIGHTED = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D",
             "BatchNormalization")
 
@@ -86,6 +92,11 @@ class InferPrecision(Pass):
                 if "accum" not in node.precision:
                     node.precision["accum"] = self._auto_accum(node, in_types[0])
                     node.attrs["auto_accum"] = True
+            if node.op in RECURRENT_OPS:
+                recurrent_defaults(node, in_types[0], default)
+            if node.op in ZOO_OPS:  # Embedding, Conv*Transpose, LayerNormalization
+                zoo_defaults(graph, node, in_types[0], default)
+            prepare_embedding_input(graph, node, default)
             if out.type is None:
                 same_inputs = node.op == "Concatenate" and len(set(in_types)) == 1
                 if node.op in PASS_THROUGH or same_inputs:
@@ -135,14 +146,26 @@ class InferPrecision(Pass):
             nonzero = values[values != 0]
             if nonzero.size and not np.any(t.quantize(nonzero)):
                 log.warning(
-                    "layer %r: every %s value rounds to zero in %s (smallest step %g); "
-                    "the layer outputs constants. Add fractional bits to the %r precision.",
-                    node.name, wname, t, t.lsb, key,
+                    "layer %r: every %s value rounds to zero in %s (smallest step %g); %s. "
+                    "Add fractional bits to the %r precision.", node.name, wname, t, t.lsb,
+                    InferPrecision._zero_weight_effect(node, wname), key,
                 )
+
+    @staticmethod
+    def _zero_weight_effect(node: Node, wname: str) -> str:
+        """What follows for a layer when every value of its weight ``wname`` rounds to zero."""
+        if wname == "bias":
+            if node.op == "BatchNormalization":
+                return "the offset is dropped: the layer only scales its input"
+            return "the bias is dropped: the layer computes an unbiased weighted sum"
+        what = "per-channel output" if node.op == "BatchNormalization" else "output"
+        return (f"the layer ignores its input: every {what} is the constant given by its "
+                "bias (zero if the bias rounds to zero too)")
 
     @staticmethod
     def _activation_defaults(node: Node, x_type: FixedType | None) -> None:
         fn = node.attrs["function"]
+        activation_defaults(node, x_type)  # the functions of nnfab.ir.activation_rules
         if fn in ("leaky_relu", "hard_sigmoid"):
             node.precision.setdefault("param", FixedType.parse(TABLE_TYPE_DEFAULTS["param"]))
         if fn in ("sigmoid", "tanh"):

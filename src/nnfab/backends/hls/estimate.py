@@ -200,6 +200,39 @@ def _weighted(graph: Graph, node: Node, mode: str, settings: ProjectSettings,
     return row
 
 
+RECURRENT_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+
+
+def _recurrent(graph: Graph, node: Node, family: str) -> LayerEstimate:
+    """SimpleRNN/LSTM/GRU as the HLS header builds them: one time step after the other,
+    every product of a step unrolled (multipliers shared by the steps)."""
+    row = LayerEstimate(node.name, node.op, node.strategy, node.reuse_factor)
+    kernel = np.asarray(node.weights["kernel"])
+    recurrent = np.asarray(node.weights["recurrent_kernel"])
+    steps, n_in = graph.tensors[node.inputs[0]].shape[-2:]
+    columns = kernel.shape[-1]  # gates x units
+    units = recurrent.shape[0]
+    per_step = n_in * columns + units * columns
+    row.products = steps * per_step
+    row.zero_weights = int(np.count_nonzero(kernel == 0) + np.count_nonzero(recurrent == 0))
+    row.multipliers = per_step - row.zero_weights
+    x_type = graph.tensors[node.inputs[0]].type
+    state_type = node.precision.get("state", x_type)
+    w_type = node.precision["weight"]
+    rw_type = node.precision.get("recurrent_weight", w_type)
+    assert x_type is not None and state_type is not None
+    nz_kernel = int(np.count_nonzero(kernel))
+    nz_recurrent = int(np.count_nonzero(recurrent))
+    row.dsp = (nz_kernel * dsp_per_multiplier(x_type, w_type, family)
+               + nz_recurrent * dsp_per_multiplier(state_type, rw_type, family))
+    row.weight_bits = kernel.size * w_type.width + recurrent.size * rw_type.width
+    step_depth = _tree(n_in + units) + 2 + 3  # sum tree, bias/cast, table look-up and state
+    row.latency_cycles = int(steps) * step_depth
+    row.ii_cycles = row.latency_cycles  # the next sample starts after the last step
+    row.note = f"{RECURRENT_GATES.get(node.op, 1)} gate(s) x {units} units, {steps} steps"
+    return row
+
+
 def _other(graph: Graph, node: Node, mode: str, family: str) -> LayerEstimate:
     row = LayerEstimate(node.name, node.op)
     shape = graph.tensors[node.name].shape
@@ -258,7 +291,9 @@ def estimate(model: ModelLike | Graph, settings: ProjectSettings | None = None) 
     family = info.family if info is not None else "xcup"
     result = Estimate(settings.part, settings.clock_period, mode)
     for node in graph.nodes:
-        if node.op in REUSE_OPS:
+        if node.op in RECURRENT_GATES:
+            row = _recurrent(graph, node, family)
+        elif node.op in REUSE_OPS:
             row = _weighted(graph, node, mode, settings, family)
         else:
             row = _other(graph, node, mode, family)
@@ -267,5 +302,6 @@ def estimate(model: ModelLike | Graph, settings: ProjectSettings | None = None) 
         result.layers.append(row)
     if mode == "pipeline":  # one pipeline: the II is the largest reuse factor
         for row in result.layers:
-            row.ii_cycles = min(row.ii_cycles, max(1, row.reuse_factor))
+            if row.op not in RECURRENT_GATES:  # a recurrence cannot start a sample early
+                row.ii_cycles = min(row.ii_cycles, max(1, row.reuse_factor))
     return result

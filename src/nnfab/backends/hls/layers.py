@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnfab.backends.hls.cpp import ConstArray, double_literal, exact_type
-from nnfab.errors import BackendError
+from nnfab.errors import BackendError, ConfigError
 from nnfab.ir import FixedType, Graph, Namespace, Node
+from nnfab.ir import activation_rules as rules
+from nnfab.ir.ops import ACTIVATIONS
 from nnfab.ir.tables import (
     activation_table,
     reciprocal,
@@ -408,7 +410,9 @@ def render_activation(ctx: RenderContext, node: Node) -> LayerCode:
             value = float(param.quantize(np.array([float(_attr(node, key))]))[0])
             fields.append(ConfigField(key, "double", double_literal(value)))
         return _elementwise(ctx, node, fn, fields, [(param_t, param, "param")])
-    if fn in ("sigmoid", "tanh"):
+    if fn in ("prelu", "thresholded_relu", "hard_tanh") or fn in rules.NEGATIVE_TABLE_FUNCTIONS:
+        return _render_extra_activation(ctx, node, fn)
+    if fn in rules.FULL_TABLE_FUNCTIONS:
         table = activation_table(fn, node.attrs, _precision(node, "table"), layer=node.name)
         table_t = ctx.ident(node, "table_t")
         array = _table_array(ctx, node, "table", table_t, table)
@@ -425,8 +429,68 @@ def render_activation(ctx: RenderContext, node: Node) -> LayerCode:
         return code
     raise BackendError(
         f"layer {node.name!r}: activation function {fn!r} is not supported by the HLS backend "
-        "(linear, relu, leaky_relu, hard_sigmoid, sigmoid, tanh)"
+        f"({', '.join(ACTIVATIONS)})"
     )
+
+
+def _render_extra_activation(ctx: RenderContext, node: Node, fn: str) -> LayerCode:
+    """prelu, thresholded_relu, hard_tanh and elu / celu / selu (``nnfab_activation_extra.h``)."""
+    if fn == "thresholded_relu":
+        theta = float(_attr(node, "theta"))
+        theta_t = ctx.ident(node, "theta_t")
+        code = _elementwise(ctx, node, "thresholded_relu",
+                            [ConfigField("theta_t", "type", theta_t),
+                             ConfigField("theta", "double", double_literal(theta))],
+                            [(theta_t, exact_type(theta), "theta (exact)")])
+    elif fn == "hard_tanh":
+        try:
+            lo, hi = rules.clip_bounds(node.attrs, node.name)
+        except ConfigError as e:
+            raise BackendError(str(e)) from None
+        min_t, max_t = ctx.ident(node, "min_t"), ctx.ident(node, "max_t")
+        code = _elementwise(ctx, node, "hard_tanh",
+                            [ConfigField("min_t", "type", min_t),
+                             ConfigField("min_val", "double", double_literal(lo)),
+                             ConfigField("max_t", "type", max_t),
+                             ConfigField("max_val", "double", double_literal(hi))],
+                            [(min_t, exact_type(lo), "min_val (exact)"),
+                             (max_t, exact_type(hi), "max_val (exact)")])
+    elif fn == "prelu":
+        param = _precision(node, "param")
+        param_t = ctx.ident(node, "param_t")
+        (src,) = node.inputs
+        try:
+            alpha = rules.broadcast_alpha(node.weights["alpha"], ctx.shape(src), node.name)
+        except (ConfigError, KeyError) as e:
+            raise BackendError(f"layer {node.name!r} (prelu): {e}") from None
+        array = ConstArray(ctx.ident(node, "alpha"), param_t, param, param.quantize(alpha),
+                           comment=f"prelu slopes of {node.name!r}, one per element")
+        code = _elementwise(ctx, node, "prelu", [ConfigField("param_t", "type", param_t)],
+                            [(param_t, param, "param")], extra_args=f", {array.name}")
+        code.arrays = [array]
+    else:  # elu, celu, selu: the table for x < 0
+        table = activation_table(fn, node.attrs, _precision(node, "table"), layer=node.name)
+        table_t = ctx.ident(node, "table_t")
+        array = _table_array(ctx, node, "table", table_t, table)
+        fields = [ConfigField("table_size", "unsigned", str(table.size)),
+                  ConfigField("table_base", "int", str(table.base)),
+                  ConfigField("step_log2", "int", str(table.step_log2)),
+                  ConfigField("table_t", "type", table_t)]
+        typedefs = [(table_t, table.type, "table")]
+        function = "negative_table_activation"
+        scale = rules.linear_scale(fn)
+        if scale is not None:
+            param = _precision(node, "param")
+            param_t = ctx.ident(node, "param_t")
+            value = float(param.quantize(np.array([scale]))[0])
+            fields += [ConfigField("param_t", "type", param_t),
+                       ConfigField("scale", "double", double_literal(value))]
+            typedefs.append((param_t, param, "param"))
+            function = "scaled_negative_table_activation"
+        code = _elementwise(ctx, node, function, fields, typedefs, extra_args=f", {array.name}")
+        code.arrays = [array]
+    code.includes = ["nnfab_activation_extra.h"]
+    return code
 
 
 @renderer("Softmax")
@@ -487,6 +551,41 @@ def _render_move(ctx: RenderContext, node: Node) -> LayerCode:
 
 for _op in ("Flatten", "Reshape", "Dropout"):
     renderer(_op)(_render_move)
+
+
+def _render_rearrange(ctx: RenderContext, node: Node) -> LayerCode:
+    """ZeroPadding / Cropping / UpSampling / Permute: ``nnfab::rearrange`` (nnfab_shape.h)
+    with the output axes of ``nnfab.ir.rearrange.axis_maps`` (4 axes, leading ones of 1)."""
+    from nnfab.ir.rearrange import axis_maps
+
+    (src,) = node.inputs
+    in_shape = ctx.graph.tensors[src].shape
+    maps = axis_maps(node, in_shape)
+    if len(maps) > 4:
+        raise BackendError(f"layer {node.name!r} ({node.op}): the HLS backend rearranges "
+                           f"tensors of at most 4 axes, got shape {in_shape}")
+    strides = [math.prod(in_shape[m.source + 1:]) for m in maps]
+    rows = [(1, 1, 0, 1, 0)] * (4 - len(maps)) + [
+        (m.size, m.length, m.offset, m.repeat, s) for m, s in zip(maps, strides, strict=True)]
+    config = ctx.ident(node, "config")
+    code = LayerCode(node, includes=["nnfab_shape.h"], config_name=config,
+                     typedefs=[_result_typedef(ctx, node)])
+    code.config = [ConfigField("n_in", "unsigned", str(math.prod(in_shape))),
+                   ConfigField("n_out", "unsigned", str(ctx.graph.tensors[node.name].size))]
+    for k, (size, length, offset, repeat, stride) in enumerate(rows):
+        code.config += [ConfigField(f"size{k}", "unsigned", str(size)),
+                        ConfigField(f"length{k}", "unsigned", str(length)),
+                        ConfigField(f"offset{k}", "int", str(offset)),
+                        ConfigField(f"repeat{k}", "unsigned", str(repeat)),
+                        ConfigField(f"stride{k}", "unsigned", str(stride))]
+    code.call = [f"nnfab::rearrange<{ctx.type_name(src)}, {ctx.type_name(node.name)}, {config}>"
+                 f"({ctx.array(src)}, {ctx.array(node.name)});"]
+    return code
+
+
+for _op in ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
+            "UpSampling2D", "Permute"):
+    renderer(_op)(_render_rearrange)
 
 
 # ------------------------------------------------------------ spatial layers
@@ -716,6 +815,8 @@ def render_merge(ctx: RenderContext, node: Node) -> LayerCode:
     """Elementwise exact add / subtract / multiply / average of the inputs, one cast."""
     mode = node.attrs.get("mode")
     n = len(node.inputs)
+    if mode in ("maximum", "minimum"):
+        return _render_extremum(ctx, node, mode)
     if mode not in ("add", "subtract", "multiply", "average") or (mode == "subtract" and n != 2):
         raise BackendError(
             f"layer {node.name!r}: Merge mode {mode!r} with {n} inputs is not supported "
@@ -743,6 +844,51 @@ def render_merge(ctx: RenderContext, node: Node) -> LayerCode:
         "  NNFAB_PRAGMA(HLS UNROLL)",
         f"  {out}[i] = {ctx.type_name(node.name)}({expr});",
         "}",
+    ]
+    return code
+
+
+def _render_extremum(ctx: RenderContext, node: Node, mode: str) -> LayerCode:
+    """Elementwise maximum / minimum: exact compares in a type holding every input, one cast."""
+    common = rules.common_type([ctx.tensor_type(t) for t in node.inputs])
+    common_t = ctx.ident(node, "common_t")
+    code = LayerCode(node, typedefs=[_result_typedef(ctx, node),
+                                     (common_t, common, "holds every input exactly")])
+    better = ">" if mode == "maximum" else "<"
+    out, m = ctx.array(node.name), ctx.ident(node, "best")
+    body = [f"  {common_t} {m} = {common_t}({ctx.array(node.inputs[0])}[i]);"]
+    for t in node.inputs[1:]:
+        body.append(f"  if ({common_t}({ctx.array(t)}[i]) {better} {m}) {m} = "
+                    f"{common_t}({ctx.array(t)}[i]);")
+    code.call = [
+        f"for (unsigned i = 0; i < {ctx.size(node.name)}; i++) {{",
+        "  NNFAB_PRAGMA(HLS UNROLL)",
+        *body,
+        f"  {out}[i] = {ctx.type_name(node.name)}({m});",
+        "}",
+    ]
+    return code
+
+
+@renderer("Dot")
+def render_dot(ctx: RenderContext, node: Node) -> LayerCode:
+    """``result(sum_i x_i * z_i)``: exact products summed in a type that holds any sum."""
+    a, b = node.inputs
+    ta, tb = ctx.tensor_type(a), ctx.tensor_type(b)
+    n = ctx.size(a)
+    extra = math.ceil(math.log2(n)) if n > 1 else 0
+    exact = FixedType(ta.width + tb.width + extra, ta.integer + tb.integer + extra,
+                      ta.signed or tb.signed)
+    sum_t, acc = ctx.ident(node, "sum_t"), ctx.ident(node, "sum")
+    code = LayerCode(node, typedefs=[_result_typedef(ctx, node),
+                                     (sum_t, exact, "exact sum of the products")])
+    code.call = [
+        f"{sum_t} {acc} = 0;",
+        f"for (unsigned i = 0; i < {n}; i++) {{",
+        "  NNFAB_PRAGMA(HLS UNROLL)",
+        f"  {acc} += {ctx.array(a)}[i] * {ctx.array(b)}[i];",
+        "}",
+        f"{ctx.array(node.name)}[0] = {ctx.type_name(node.name)}({acc});",
     ]
     return code
 
@@ -775,3 +921,13 @@ def render_concatenate(ctx: RenderContext, node: Node) -> LayerCode:
         ]
         offset += block
     return code
+
+
+# Recurrent layers (SimpleRNN, LSTM, GRU) register their renderer in their own module.
+from nnfab.backends.hls import recurrent as _recurrent  # noqa: E402, F401
+
+# MultiThreshold (FINN / QONNX thresholds) registers its renderer in backends/hls/threshold.py.
+from nnfab.backends.hls import threshold as _threshold  # noqa: E402, F401
+
+# Embedding, Conv1D/2DTranspose and LayerNormalization register theirs in backends/hls/zoo.py.
+from nnfab.backends.hls import zoo as _zoo  # noqa: E402, F401

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from nnfab.backends.hls.layers import LayerCode, RenderContext, render_layer
 from nnfab.errors import BackendError
 from nnfab.ir import Graph, Node
+from nnfab.ir.rearrange import REARRANGE_OPS
 
-ROW_OPS = ("Dense", "Activation", "BatchNormalization", "Merge")
+ROW_OPS = ("Dense", "Activation", "BatchNormalization", "Merge", "Dot", "MultiThreshold")
 LAST_AXIS_OPS = ("Softmax", "Concatenate")
 """Row ops when their ``axis`` is the last one."""
 WINDOW_OPS = ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "Pooling1D", "Pooling2D")
@@ -180,6 +181,12 @@ def _render_node(ctx: RenderContext, graph: Graph, net: StreamNetwork, node: Nod
         (src,) = ins
         size = graph.tensors[node.name].size
         body = [f"  nnfab::repack_stream<{src.pack}, {out.pack}, {size}>("
+                f"{src.sinks[node.name]}, {out.source});"]
+    elif node.op in REARRANGE_OPS:  # the sample buffered, then rearranged (nnfab_shape.h)
+        code = render_layer(ctx, node)
+        net.codes.append(code)
+        (src,) = ins
+        body = [f"  nnfab::rearrange_stream<{src.pack}, {out.pack}, {code.config_name}>("
                 f"{src.sinks[node.name]}, {out.source});"]
     elif node.op == "Concatenate":
         body = _concat_body(ctx, graph, net, node, ins, out)

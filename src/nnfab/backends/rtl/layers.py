@@ -29,8 +29,10 @@ import numpy as np
 
 from nnfab.backends.rtl.adders import SumBuilder, Term, csd, share_subexpressions
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, const, literal, type_range
-from nnfab.errors import BackendError, PrecisionError
+from nnfab.errors import BackendError, ConfigError, PrecisionError
 from nnfab.ir import FixedType, Graph, Node, Overflow
+from nnfab.ir import activation_rules as rules
+from nnfab.ir.ops import ACTIVATIONS
 from nnfab.ir.tables import (
     TABLE_FUNCTIONS,
     activation_table,
@@ -511,6 +513,57 @@ def render_activation(ctx: LayerContext) -> LayerModule:
         for e, x in enumerate(xs):
             outputs.append(_hard_sigmoid(mb, sb, f"y{e}", x, x_t.frac, slope, offset,
                                          param.frac, y_t, ctx.options.style, cache))
+    elif fn == "prelu":
+        param = ctx.precision("param")
+        try:
+            alphas = rules.broadcast_alpha(node.weights["alpha"], ctx.graph.tensors[
+                node.inputs[0]].shape, node.name)
+        except (ConfigError, KeyError) as e:
+            raise BackendError(f"layer {node.name!r} (prelu): {e}") from None
+        alpha_m = [int(a) for a in param.to_mantissa(alphas)]
+        detail = f", alpha: {len(set(alpha_m))} distinct slope(s) * 2^-{param.frac} ({param})"
+        frac = x_t.frac + max(param.frac, 0)
+        cache = {}
+        for e, x in enumerate(xs):
+            outputs.append(_leaky(mb, sb, f"y{e}", x, x_t.frac, alpha_m[e], param.frac, frac,
+                                  y_t, ctx.options.style, cache))
+    elif fn == "thresholded_relu":
+        theta = rules.number(node.attrs, "theta", None, node.name)
+        limit = rules.threshold_mantissa(theta, x_t.frac)  # x > theta iff m > limit
+        detail = f", theta {theta!r} (mantissa > {limit})"
+        for e, x in enumerate(xs):
+            outputs.append(_thresholded(mb, f"y{e}", x, x_t.frac, limit, y_t))
+    elif fn == "hard_tanh":
+        lo_v, hi_v = rules.clip_bounds(node.attrs, node.name)
+        (lo_m, lo_f), (hi_m, hi_f) = frac_of(lo_v), frac_of(hi_v)
+        frac = max(x_t.frac, lo_f, hi_f)
+        detail = f", clip to [{lo_v!r}, {hi_v!r}]"
+        for e, x in enumerate(xs):
+            r = mb.shift_left(f"y{e}_al", x, frac - x_t.frac)
+            r = mb.max_const(f"y{e}_lo", r, lo_m << (frac - lo_f))
+            r = mb.min_const(f"y{e}_hi", r, hi_m << (frac - hi_f))
+            outputs.append(mb.cast(f"y{e}", r, frac, y_t))
+    elif fn in rules.NEGATIVE_TABLE_FUNCTIONS:
+        table = activation_table(fn, node.attrs, ctx.precision("table"), layer=node.name)
+        entries = np.asarray(y_t.to_mantissa(table.values), dtype=np.int64)
+        scale = rules.linear_scale(fn)
+        param = ctx.precision("param") if scale is not None else None
+        scale_m = None if param is None else int(param.to_mantissa(np.array([scale]))[0])
+        detail = (f", x < 0: table of {table.size} x {table.type} over "
+                  f"[{-table.base * table.step:g}, 0) step 2^{table.step_log2}"
+                  + ("" if param is None else f"; x >= 0: {scale_m} * 2^-{param.frac} * x"))
+        cache = {}
+        for e, x in enumerate(xs):
+            neg = table_lookup(mb, f"y{e}_t", x, x_t.frac, table.step_log2, table.base,
+                               entries, f"{fn} entries (x < 0) cast to {y_t}", "tbl")
+            pos = mb.relu(f"y{e}_r", x)
+            if param is None or scale_m is None:
+                pos = mb.cast(f"y{e}_p", pos, x_t.frac, y_t)
+            else:
+                prod = sb.resolve(f"y{e}_sn", const_product(sb, f"y{e}_s", pos, scale_m,
+                                                            ctx.options.style, cache))
+                pos = mb.cast(f"y{e}_p", prod.sig, x_t.frac + param.frac - prod.shift, y_t)
+            outputs.append(_select_sign(mb, f"y{e}", x, neg, pos))
     elif fn in TABLE_FUNCTIONS:
         table = activation_table(fn, node.attrs, ctx.precision("table"), layer=node.name)
         detail = (f", table of {table.size} x {table.type} over [{-table.base * table.step:g}, "
@@ -522,7 +575,7 @@ def render_activation(ctx: LayerContext) -> LayerModule:
     else:
         raise BackendError(
             f"layer {node.name!r}: activation {fn!r} is not supported by the RTL backend yet; "
-            "supported: linear, relu (incl. max_value), leaky_relu, hard_sigmoid, sigmoid, tanh"
+            f"supported: {', '.join(ACTIVATIONS)} (relu incl. max_value)"
         )
     latency = 1
     latency = max(latency, 1 + max((s.stage for s in outputs), default=0))
@@ -577,6 +630,36 @@ def _hard_sigmoid(mb: ModuleBuilder, sb: SumBuilder, base: str, x: Sig, x_frac: 
         sig, sig_frac = mb.shift_left(f"{base}_al", sig, -sig_frac), 0
     clipped = mb.min_const(f"{base}_hi", mb.relu(f"{base}_lo", sig), 1 << sig_frac)
     return mb.cast(base, clipped, sig_frac, y_t)
+
+
+def _thresholded(mb: ModuleBuilder, base: str, x: Sig, x_frac: int, limit: int,
+                 y_t: FixedType) -> Sig:
+    """``x > theta ? result(x) : 0`` where ``x > theta`` iff the mantissa exceeds ``limit``."""
+    if x.hi <= limit:
+        return const(0, x.stage)
+    c = mb.cast(f"{base}_c", x, x_frac, y_t)
+    if x.lo > limit:
+        return c
+    lo, hi = min(c.lo, 0), max(c.hi, 0)
+    width, signed = bits_for(lo, hi)
+    above = mb.greater(mb.at_stage(x, c.stage), limit)
+    return mb.wire(base, f"{above} ? {c.ext(width)} : {literal(0, width)}", lo, hi, c.stage,
+                   width, signed)
+
+
+def _select_sign(mb: ModuleBuilder, base: str, x: Sig, neg: Sig, pos: Sig) -> Sig:
+    """``x < 0 ? neg : pos`` (both already cast), in the later of their stages."""
+    if x.lo >= 0:
+        return pos
+    if x.hi < 0:
+        return neg
+    stage = max(neg.stage, pos.stage)
+    neg, pos = mb.at_stage(neg, stage), mb.at_stage(pos, stage)
+    lo, hi = min(neg.lo, pos.lo), max(neg.hi, pos.hi)
+    width, signed = bits_for(lo, hi)
+    sel = mb.at_stage(x, stage).sign()
+    return mb.wire(base, f"{sel} ? {neg.ext(width)} : {pos.ext(width)}", lo, hi, stage,
+                   width, signed)
 
 
 def table_lookup(mb: ModuleBuilder, base: str, x: Sig, x_frac: int, step_log2: int,
@@ -667,6 +750,27 @@ def render_reshape(ctx: LayerContext) -> LayerModule:
     outputs = [mb.cast(f"y{e}", x, x_t.frac, y_t) for e, x in enumerate(xs)]
     header = [f"Layer {ctx.node.name!r}: {ctx.node.op} (row-major order unchanged), "
               f"{x_t} -> {y_t}; latency 0 (wires)"]
+    return _assemble(ctx, header, mb, outputs, 0, {})
+
+
+@renders("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
+         "UpSampling2D", "Permute")
+def render_rearrange(ctx: LayerContext) -> LayerModule:
+    """Values moved without arithmetic (``nnfab.ir.rearrange``): wires, padding zeros as
+    constants, each input element cast once to the result type."""
+    from nnfab.ir.rearrange import gather_index
+
+    x_t, y_t = ctx.in_type, ctx.out_type
+    index = gather_index(ctx.node, ctx.graph.tensors[ctx.node.inputs[0]].shape).reshape(-1)
+    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    xs = input_signals(mb, x_t, ctx.in_size)
+    cast: dict[int, Sig] = {}
+    for i in sorted({int(i) for i in index if i >= 0}):
+        cast[i] = mb.cast(f"y{i}", xs[i], x_t.frac, y_t)
+    outputs = [cast[int(i)] if i >= 0 else const(0) for i in index]
+    shapes = (ctx.graph.tensors[ctx.node.inputs[0]].shape, ctx.graph.tensors[ctx.node.name].shape)
+    header = [f"Layer {ctx.node.name!r}: {ctx.node.op} {shapes[0]} -> {shapes[1]}, {x_t} -> "
+              f"{y_t}; latency 0 (wires)"]
     return _assemble(ctx, header, mb, outputs, 0, {})
 
 

@@ -10,7 +10,11 @@ Merge (section 4): the inputs arrive concatenated on ``x`` (input 0 in the lowes
 see ``layers.py``) and are combined per element exactly before the one result cast:
 ``add`` and ``subtract`` as an adder tree on the common (finest) grid, ``multiply`` as a
 product tree (``variable_product``: ``*`` in ``dsp`` style, gated shifted copies in
-``lut`` style), ``average`` as the exact sum times the constant ``scale_q(1/n)``.
+``lut`` style), ``average`` as the exact sum times the constant ``scale_q(1/n)``,
+``maximum`` / ``minimum`` as a comparator tree on the common grid (``extrema.py``).
+
+Dot (two vectors): the products as in ``multiply``, summed exactly in one adder tree,
+then the result cast.
 
 Concatenate: each input element is cast to the result type and placed at its position
 along ``axis`` (row-major, channels-last). Pure wiring (latency 0) when every input
@@ -25,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnfab.backends.rtl.adders import SumBuilder, Term, csd
+from nnfab.backends.rtl.extrema import extremum
 from nnfab.backends.rtl.folded import variable_product
 from nnfab.backends.rtl.layers import (
     LayerContext,
@@ -149,6 +154,11 @@ def render_merge(ctx: LayerContext) -> LayerModule:
     outputs = []
     for e in range(len(buses[0][1])):
         base = f"y{e}"
+        if mode in ("maximum", "minimum"):  # exact compares on the common (finest) grid
+            best = extremum(mb, base, [mb.shift_left(f"{base}_a{k}", sigs[e], frac - t.frac)
+                                       for k, (t, sigs) in enumerate(buses)], mode)
+            outputs.append(mb.cast(base, best, frac, y_t))
+            continue
         if mode == "multiply":
             prod = Term(buses[0][1][e], 0, False, 0)
             p_frac = buses[0][0].frac
@@ -183,6 +193,29 @@ def render_merge(ctx: LayerContext) -> LayerModule:
     ]
     return _assemble(ctx, header, mb, outputs, latency, {"adders": sb.adders,
                                                          "adder_bits": sb.adder_bits})
+
+
+# ---------------------------------------------------------------------- Dot
+@renders("Dot")
+def render_dot(ctx: LayerContext) -> LayerModule:
+    """``result(sum_i x_i * z_i)``: products (``variable_product``) in one exact adder tree."""
+    node = ctx.node
+    y_t, style = ctx.out_type, ctx.options.style
+    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    sb = SumBuilder(mb, ctx.options.adders_per_stage)
+    (ta, xa), (tb, xb) = input_buses(mb, ctx)
+    if len(xa) != len(xb):
+        raise BackendError(f"layer {node.name!r} (Dot): inputs of {len(xa)} and {len(xb)} "
+                           "elements; a dot product needs two vectors of one length")
+    terms = [variable_product(sb, f"p{e}", a, b, style) for e, (a, b) in
+             enumerate(zip(xa, xb, strict=True))]
+    total = sb.resolve("sum_n", sb.reduce("sum", terms))
+    out = mb.cast("y0", total.sig, ta.frac + tb.frac - total.shift, y_t)
+    latency = _latency([out])
+    header = [f"Layer {node.name!r}: Dot of two {len(xa)}-vectors ({ta}, {tb}), exact sum, "
+              f"result {y_t}; style {style}, latency {latency} cycle(s)"]
+    return _assemble(ctx, header, mb, [out], latency, {"adders": sb.adders,
+                                                       "adder_bits": sb.adder_bits})
 
 
 # -------------------------------------------------------------- Concatenate

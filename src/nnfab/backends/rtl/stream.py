@@ -46,6 +46,10 @@ image, the previous image's last outputs wait for that image's next pixels.)
 
 Layers between windowed layers that act per pixel (``Activation``, ``Dense`` on the
 channel axis, ``Softmax``, ``Dropout``) run on each pixel with the regular renderers.
+``Cropping1D/2D`` drops the pixels outside the crop (``crop_stream.py``); a
+``ZeroPadding1D/2D`` read only by a convolution becomes that convolution's padding
+(``padding.py``); ``GlobalPooling1D/2D`` collects the feature map as ``Flatten`` does and
+then runs once per image (``shape_ops.py``).
 
 Folding (reuse factors). A ``Conv1D``/``Conv2D`` or a per-pixel ``Dense`` with
 ``reuse_factor`` R > 1 gets a folded kernel: the window's weighted sum is rendered as a
@@ -78,6 +82,7 @@ from typing import Any
 import numpy as np
 
 from nnfab.backends.rtl.adders import SumBuilder, Term
+from nnfab.backends.rtl.crop_stream import CROP_OPS, crop_window, crop_wrapper_text, keep_mask
 from nnfab.backends.rtl.layers import (
     RENDERERS,
     LayerContext,
@@ -86,10 +91,12 @@ from nnfab.backends.rtl.layers import (
     const_product,
     input_signals,
 )
+from nnfab.backends.rtl.padding import fold_zero_padding
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, literal
 from nnfab.backends.rtl.writer import RtlDesign, chain
 from nnfab.errors import BackendError, ConfigError
 from nnfab.ir import FixedType, Graph, Namespace, Node, sanitize
+from nnfab.ir.rearrange import REARRANGE_OPS
 from nnfab.ir.tables import pool_counts, reciprocal
 
 log = logging.getLogger(__name__)
@@ -99,7 +106,8 @@ WINDOW_OPS = ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "Pooling
 """Ops that make a design streamed (a window slides over the pixel stream)."""
 PIXEL_OPS = ("Activation", "Dense", "Softmax", "Dropout")
 """Ops applied to each pixel of a stream on its own (over the channel axis)."""
-COLLECT_OPS = ("Flatten",)
+COLLECT_OPS = ("Flatten", "GlobalPooling1D", "GlobalPooling2D")
+"""Ops that collect the whole feature map, then run once per image (vector layers)."""
 """Ops that end the stream: the pixels of an image are collected into one vector."""
 
 
@@ -363,9 +371,13 @@ class Stage:
     items: int = 1
     reuse: int = 1
     interval: int = 1
+    keep: tuple[bool, ...] = ()
+    """``crop``: for each pixel of an input image, whether it is passed on."""
 
     def times(self, times: list[int]) -> list[int]:
         """Output valid cycles given the input valid cycles (see ``window_times``)."""
+        if self.kind == "crop":
+            return [t + 1 for k, t in enumerate(times) if self.keep[k % len(self.keep)]]
         if self.kind == "window":
             assert self.geometry is not None
             issues = window_times(self.geometry, times, self.interval)[1]
@@ -464,6 +476,7 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
     """Render a streamed design (see the module docstring) for a chain of layers."""
     options = options or RtlOptions()
     graph.validate()
+    graph = fold_zero_padding(graph)  # ZeroPadding -> Conv: the convolution's own pads
     names = Namespace()
     top_name = names(top or sanitize(graph.name or "nnfab_top"))
     order = chain(graph)
@@ -497,6 +510,14 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
             elif node.op in PIXEL_OPS:
                 stages.append(_pixel_stage(graph, node, shape, out_shape, names, top_name,
                                            options, reuse.get(name, 1)))
+            elif node.op in CROP_OPS:  # drops the pixels outside the crop (crop_stream)
+                h, w, crops = crop_window(graph, node, shape)
+                wrapper = names(f"{top_name}_{node.name}")
+                pw = shape[-1] * graph.tensors[name].type.width  # type: ignore[union-attr]
+                stages.append(Stage("crop", name, node.op, 1, pw, pw, wrapper=wrapper,
+                                    wrapper_text=crop_wrapper_text(wrapper, h, w, crops, pw,
+                                                                   f"layer {name!r}"),
+                                    keep=keep_mask(h, w, crops)))
             elif node.op in COLLECT_OPS:
                 stages.append(_collect_stage(graph, node, shape, names, top_name))
                 image_interval = math.prod(shape[:-1]) * interval
@@ -508,7 +529,11 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
                     f"layer {name!r}: op {node.op!r} is not supported inside a streamed RTL "
                     f"design; supported on pixel streams: {', '.join(WINDOW_OPS)} (padding "
                     f"'valid' or 'same'), {', '.join(PIXEL_OPS)} (per pixel), and Flatten "
-                    "followed by vector layers"
+                    "or global pooling followed by vector layers"
+                    + (" (a ZeroPadding folds into the convolution it feeds when that is its "
+                       "only reader and its result type holds its input type; cropping "
+                       "only drops pixels; upsampling and Permute need a vector design: no "
+                       "convolution or pooling before them)" if node.op in REARRANGE_OPS else "")
                 )
         else:
             if node.op in WINDOW_OPS:
@@ -1188,7 +1213,8 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
     ]
     for s in d.stages:
         what = {"window": "window layer, from the pixel completing a window",
-                "pixel": "per pixel", "collect": "collect an image", "vector": "per image"}
+                "pixel": "per pixel", "collect": "collect an image", "vector": "per image",
+                "crop": "drops the pixels outside the crop"}
         lines.append(f"//   {s.node!r} ({s.op}, {what[s.kind]}): {s.latency}"
                      + (f", folded by reuse factor {s.reuse}" if s.reuse > 1 else ""))
     lines += [
@@ -1216,7 +1242,7 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
         dw, vw = local(f"{tag}_y"), local(f"{tag}_v")
         lines.append(f"  wire [{s.out_width - 1}:0] {dw};")
         lines.append(f"  wire {vw};")
-        if s.kind in ("window", "collect"):
+        if s.kind in ("window", "collect", "crop"):
             lines.append(f"  {s.wrapper} u_{dw} (.clk(clk), .rst(rst), .v_in({cur_v}), "
                          f".x_in({cur_d}), .v_out({vw}), .y_out({dw}));")
         else:

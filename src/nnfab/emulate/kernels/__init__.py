@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-KERNEL_MODULES = ("dense", "shape", "conv", "pool", "norm", "activation", "merge")
+KERNEL_MODULES = ("dense", "shape", "conv", "pool", "norm", "activation", "merge", "recurrent",
+                  "zoo", "threshold")
 
 
 def load_all() -> None:

@@ -1,7 +1,9 @@
-"""Activation (linear, relu, leaky_relu, hard_sigmoid, sigmoid, tanh) and Softmax.
+"""Activation (``nnfab.ir.ops.ACTIVATIONS``) and Softmax.
 
-Piecewise-linear functions are computed exactly and cast once to the result type;
-sigmoid, tanh and softmax use the lookup tables of ``nnfab.ir.tables``.
+Piecewise-linear functions (relu, leaky_relu, prelu, thresholded_relu, hard_tanh,
+hard_sigmoid) are computed exactly and cast once to the result type; sigmoid, tanh,
+softplus, softsign, softmax and the negative halves of elu, celu and selu use the lookup
+tables of ``nnfab.ir.tables``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from nnfab.emulate.kernels.common import (
     total,
     where,
 )
-from nnfab.errors import EmulationError
+from nnfab.errors import ConfigError, EmulationError
 from nnfab.ir import FixedType, Graph, Node
+from nnfab.ir import activation_rules as rules
 from nnfab.ir.ops import ACTIVATIONS
 from nnfab.ir.tables import (
     TABLE_FUNCTIONS,
@@ -64,7 +67,25 @@ class ActivationKernel(Kernel):
         elif self.function == "hard_sigmoid":
             self.slope = self._param("slope")
             self.offset = self._param("offset")
-        elif self.function in TABLE_FUNCTIONS:
+        elif self.function == "prelu":
+            alpha = node.weights.get("alpha")
+            if alpha is None:
+                raise EmulationError(f"layer {node.name!r} (Activation prelu) lacks the weight "
+                                     "'alpha' (the per-channel slopes)")
+            try:
+                per_element = rules.broadcast_alpha(alpha, self.in_shapes[0], node.name)
+            except ConfigError as e:
+                raise EmulationError(str(e)) from None
+            q, flags = self.precision("param").quantize_and_flag(per_element)
+            self.scale_overflow += int(np.count_nonzero(flags))
+            self.alpha_q = q.reshape(self.in_shapes[0])
+        elif self.function == "thresholded_relu":
+            self.theta = _number(self, "theta")
+        elif self.function == "hard_tanh":
+            self.bounds = rules.clip_bounds(node.attrs, node.name)
+        if self.function == "selu":
+            self.scale = self._param_value(rules.SELU_SCALE)
+        if self.function in TABLE_FUNCTIONS:
             for key in ("table_size", "table_range"):
                 require_attr(self, key)
             self.table = activation_table(
@@ -73,8 +94,11 @@ class ActivationKernel(Kernel):
             self.table_overflow = int(np.count_nonzero(self.table.overflow))
 
     def _param(self, key: str) -> float:
+        return self._param_value(_number(self, key))
+
+    def _param_value(self, number: float) -> float:
         param = self.precision("param")
-        value, flags = param.quantize_and_flag(np.array([_number(self, key)]))
+        value, flags = param.quantize_and_flag(np.array([number]))
         self.scale_overflow += int(np.count_nonzero(flags))
         return float(value[0])
 
@@ -91,9 +115,26 @@ class ActivationKernel(Kernel):
         if fn in TABLE_FUNCTIONS:
             t = self.in_types[0]
             y = self.table.values[self.table.index_mantissas(t.to_mantissa(x), t.frac)]
+            if fn in rules.NEGATIVE_TABLE_FUNCTIONS:  # x >= 0: the exact linear part
+                e = from_values(x, t)
+                if fn == "selu":
+                    e = mul(from_values(self.scale, self.precision("param")), e)
+                exact = where(x >= 0, e, from_values(y, self.table.type))
+                return cast_counted(counter, "result", exact, self.out_type)
             return counter.cast("result", self.out_type, y, source=self.table.type)
+        if fn == "thresholded_relu":
+            e = from_values(x, self.in_types[0])
+            exact = where(x > self.theta, e, from_values(np.zeros_like(x), self.in_types[0]))
+            return cast_counted(counter, "result", exact, self.out_type)
+        if fn == "hard_tanh":
+            e = from_values(x, self.in_types[0])
+            return cast_counted(counter, "result", clip(e, *self.bounds), self.out_type)
         param = self.precision("param")
         e = from_values(x, self.in_types[0])
+        if fn == "prelu":
+            alpha = np.broadcast_to(self.alpha_q, x.shape)
+            product = mul(from_values(alpha, param), e)
+            return cast_counted(counter, "result", where(x >= 0, e, product), self.out_type)
         if fn == "leaky_relu":
             product = mul(from_values(self.alpha, param), e)
             return cast_counted(counter, "result", where(x >= 0, e, product), self.out_type)

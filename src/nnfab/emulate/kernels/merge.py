@@ -1,7 +1,8 @@
-"""Merge (add, subtract, multiply, average) and Concatenate.
+"""Merge (add, subtract, multiply, average, maximum, minimum) and Concatenate.
 
-Merge computes the exact sum, difference or product of its inputs and casts it
-once to the result type; ``average`` is ``result(exact_sum * scale_q(1/n))``.
+Merge computes the exact sum, difference, product, maximum or minimum of its inputs and
+casts it once to the result type; ``average`` is ``result(exact_sum * scale_q(1/n))``.
+Dot is ``result(sum_i x_i * z_i)`` of two vectors, exact until the cast.
 Concatenate casts each input to the result type and joins them.
 """
 
@@ -12,7 +13,17 @@ from functools import reduce
 import numpy as np
 
 from nnfab.emulate.base import Kernel, OverflowCounter, register
-from nnfab.emulate.kernels.common import add, cast_counted, from_values, mul, require_attr, sub
+from nnfab.emulate.kernels.common import (
+    Exact,
+    add,
+    align,
+    cast_counted,
+    from_values,
+    mul,
+    require_attr,
+    sub,
+    total,
+)
 from nnfab.errors import EmulationError
 from nnfab.ir import Graph, Node
 from nnfab.ir.ops import MERGE_MODES
@@ -42,7 +53,13 @@ class MergeKernel(Kernel):
 
     def __call__(self, inputs: list[np.ndarray], counter: OverflowCounter) -> np.ndarray:
         values = [from_values(x, t) for x, t in zip(inputs, self.in_types, strict=True)]
-        if self.mode == "subtract":
+        if self.mode in ("maximum", "minimum"):  # exact compare on the common grid
+            (*ms,), frac = align(*values)
+            if any(m.dtype == object for m in ms):
+                ms = [m.astype(object) for m in ms]
+            pick = np.maximum if self.mode == "maximum" else np.minimum
+            exact = Exact(reduce(pick, ms), frac)
+        elif self.mode == "subtract":
             exact = sub(values[0], values[1])
         elif self.mode == "multiply":
             exact = reduce(mul, values)
@@ -51,6 +68,16 @@ class MergeKernel(Kernel):
             if self.mode == "average":
                 exact = mul(exact, self.scale)
         return cast_counted(counter, "result", exact, self.out_type)
+
+
+@register("Dot")
+class DotKernel(Kernel):
+    """``result(sum_i x_i * z_i)`` of two vectors: exact products, exact sum, one cast."""
+
+    def __call__(self, inputs: list[np.ndarray], counter: OverflowCounter) -> np.ndarray:
+        a, b = (from_values(x, t) for x, t in zip(inputs, self.in_types, strict=True))
+        return cast_counted(counter, "result", total(mul(a, b), axis=-1, keepdims=True),
+                            self.out_type)
 
 
 @register("Concatenate")

@@ -1,0 +1,117 @@
+"""HLS renderers of SimpleRNN, LSTM and GRU (io_parallel; template nnfab_recurrent.h).
+
+Weights are cast with the layer's types exactly as the emulator does; the tables come
+from ``nnfab.ir.tables.activation_table`` with the layer's table attributes. The time
+loop is sequential; every product of a step is unrolled. ReuseFactor and the Resource
+strategy do not apply (a warning says so). io_stream and the Verilog backend reject
+these ops with a ``BackendError`` naming the layer.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from nnfab.backends.hls.cpp import ConstArray
+from nnfab.backends.hls.layers import (
+    ConfigField,
+    LayerCode,
+    RenderContext,
+    _attr,
+    _precision,
+    _result_typedef,
+    _table_array,
+    renderer,
+)
+from nnfab.errors import BackendError, GraphError
+from nnfab.ir import Node
+from nnfab.ir.recurrent import (
+    GATES,
+    check_recurrent,
+    recurrent_table_attrs,
+    uses_recurrent_activation,
+)
+from nnfab.ir.tables import activation_table
+
+log = logging.getLogger(__name__)
+
+FUNCTIONS = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
+
+
+def render_recurrent(ctx: RenderContext, node: Node) -> LayerCode:
+    try:
+        attrs = check_recurrent(node)
+    except GraphError as e:
+        raise BackendError(str(e)) from None
+    (src,) = node.inputs
+    steps, n_in = ctx.shape(src)
+    units, gates = attrs["units"], GATES[node.op]
+    if node.reuse_factor != 1 or node.strategy != "Latency":
+        log.warning(
+            "layer %r (%s): ReuseFactor %d / Strategy %s are ignored by the HLS recurrent "
+            "layers (every product of a time step is unrolled)",
+            node.name, node.op, node.reuse_factor, node.strategy,
+        )
+    products = gates * units * (n_in + units)
+    if products > ctx.max_block:
+        log.warning(
+            "layer %r (%s): one time step unrolls %d products, more than max_unroll / "
+            "max_partition = %d / %d; the vendor tool may refuse to unroll it",
+            node.name, node.op, products, ctx.max_unroll, ctx.max_partition,
+        )
+    keys = ["weight", "recurrent_weight", "bias", "accum", "preact", "state", "table"]
+    if uses_recurrent_activation(node.op):
+        keys.append("recurrent_table")
+    types = {k: _precision(node, k) for k in keys}
+    names = {k: ctx.ident(node, f"{k}_t") for k in keys}
+    config = ctx.ident(node, "config")
+    code = LayerCode(node, includes=["nnfab_recurrent.h"], config_name=config)
+    code.typedefs = [_result_typedef(ctx, node), *((names[k], types[k], k) for k in keys)]
+    fields = [
+        ConfigField("n_steps", "unsigned", str(steps)),
+        ConfigField("n_in", "unsigned", str(n_in)),
+        ConfigField("n_units", "unsigned", str(units)),
+        ConfigField("n_gates", "unsigned", str(gates)),
+        ConfigField("return_sequences", "bool", "true" if attrs["return_sequences"] else "false"),
+        ConfigField("go_backwards", "bool", "true" if attrs["go_backwards"] else "false"),
+        ConfigField("reset_after", "bool", "true" if attrs["reset_after"] else "false"),
+    ]
+    arrays = []
+    tables = [("table", "", False, attrs["activation"])]
+    if uses_recurrent_activation(node.op):
+        tables.append(("recurrent_table", "r", True, attrs["recurrent_activation"]))
+    for key, prefix, recurrent, fn in tables:
+        for a in ("table_size", "table_range"):
+            _attr(node, ("recurrent_" if recurrent else "") + a)
+        table = activation_table(fn, recurrent_table_attrs(node.attrs, recurrent), types[key],
+                                 layer=node.name)
+        arrays.append(_table_array(ctx, node, key, names[key], table))
+        fields += [
+            ConfigField(f"{prefix}table_size", "unsigned", str(table.size)),
+            ConfigField(f"{prefix}table_base", "int", str(table.base)),
+            ConfigField(f"{prefix}step_log2", "int", str(table.step_log2)),
+        ]
+    fields += [ConfigField(k + "_t", "type", names[k]) for k in keys]
+    code.config = fields
+    weights = []
+    for key, wname, role in (("weight", "kernel", "w"), ("recurrent_weight", "recurrent_kernel",
+                                                        "u"), ("bias", "bias", "b")):
+        t = types[key]
+        values = t.quantize(np.asarray(node.weights[wname], dtype=np.float64)).ravel()
+        ident = ctx.ident(node, role)
+        weights.append(ident)
+        shape = tuple(np.shape(node.weights[wname]))
+        code.arrays.append(ConstArray(ident, names[key], t, values,
+                                      comment=f"{wname} of {node.name!r}, {shape} row-major"))
+    code.arrays += arrays
+    args = [ctx.array(src), ctx.array(node.name), *weights, *(a.name for a in arrays)]
+    code.call = [
+        f"nnfab::{FUNCTIONS[node.op]}<{ctx.type_name(src)}, {ctx.type_name(node.name)}, "
+        f"{config}>({', '.join(args)});"
+    ]
+    return code
+
+
+for _op in FUNCTIONS:
+    renderer(_op)(render_recurrent)

@@ -1,0 +1,206 @@
+"""ONNX Pad, Slice, Resize and Upsample on the spatial axes (merged into ``onnx_layers``).
+
+- ``Pad`` (mode ``constant``, value 0) padding only the spatial axes: ``ZeroPadding1D/2D``;
+  all-negative pads (a crop) become ``Cropping1D/2D``.
+- ``Slice`` with step 1 that keeps the batch and channel axes whole: ``Cropping1D/2D``.
+- ``Resize`` (mode ``nearest``) / ``Upsample`` with integer spatial scale factors and
+  unit batch/channel factors: ``UpSampling1D/2D``. Output ``o`` must read input
+  ``o // s``: true for coordinate modes ``half_pixel`` / ``pytorch_half_pixel`` with any
+  nearest mode, and ``asymmetric`` with ``floor`` or ``round_prefer_floor``.
+
+The data must be (N, C, L) or (N, C, H, W); the result is held channels-last.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnfab.frontends.onnx_layers import (
+    Converter,
+    NodeCall,
+    Output,
+    Value,
+    _channels_last_output,
+    _spatial_rank,
+    channels_last,
+)
+
+INT64_MAX = 2**63 - 1
+
+
+def _spatial_node(call: NodeCall, x: Value, op: str, attrs: dict[str, Any]) -> list[Output]:
+    rank = _spatial_rank(call, x)
+    ir = call.builder.require(x, channels_last(x.rank), call.where)
+    node = call.emit(f"{op}{rank}D", [ir], attrs)
+    return [_channels_last_output(node, call.graph, channels_last(x.rank))]
+
+
+def _const_ints(call: NodeCall, i: int, what: str) -> list[int]:
+    return [int(v) for v in np.asarray(call.const(i, what)).ravel()]
+
+
+def _full_axes(call: NodeCall, axes: list[int] | None, n: int, full_rank: int) -> list[int]:
+    if axes is None:
+        return list(range(n))
+    out = [a + full_rank if a < 0 else a for a in axes]
+    if len(out) != n or any(not 0 <= a < full_rank for a in out) or len(set(out)) != n:
+        raise call.unsupported("axes", axes, f"{n} distinct axes of a rank-{full_rank} tensor")
+    return out
+
+
+# ---------------------------------------------------------------------- Pad
+def convert_pad(call: NodeCall) -> list[Output]:
+    x = call.value(0, "data")
+    rank = _spatial_rank(call, x)
+    full = x.rank + 1
+    mode = call.attr("mode", "constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise call.unsupported("mode", mode, "'constant' (with value 0)")
+    if call.opset >= 11:
+        pads = _const_ints(call, 1, "pads")
+        value = float(np.asarray(call.const(2, "constant_value")).ravel()[0]) if call.has(2) \
+            else 0.0
+        axes = _const_ints(call, 3, "axes") if call.has(3) else None
+    else:
+        pads = [int(p) for p in call.attr("pads", [])]
+        value, axes = float(call.attr("value", 0.0)), None
+    if value != 0.0:
+        raise call.unsupported("constant_value", value, "0 (zero padding)")
+    n = len(pads) // 2
+    axes = _full_axes(call, axes, n, full)
+    per_axis = dict.fromkeys(range(full), (0, 0))
+    for k, a in enumerate(axes):
+        per_axis[a] = (pads[k], pads[n + k])
+    if len(pads) != 2 * n or per_axis[0] != (0, 0) or per_axis[1] != (0, 0):
+        raise call.unsupported("pads", pads, "pads of the spatial axes only (batch and "
+                               "channel axes unpadded)")
+    flat = tuple(p for a in range(2, rank + 2) for p in per_axis[a])
+    if all(p >= 0 for p in flat):
+        return _spatial_node(call, x, "ZeroPadding", {"pads": flat})
+    if all(p <= 0 for p in flat):
+        return _spatial_node(call, x, "Cropping", {"crops": tuple(-p for p in flat)})
+    raise call.unsupported("pads", pads, "all >= 0 (padding) or all <= 0 (cropping)")
+
+
+# -------------------------------------------------------------------- Slice
+def convert_slice(call: NodeCall) -> list[Output]:
+    x = call.value(0, "data")
+    rank = _spatial_rank(call, x)
+    full = x.rank + 1
+    if call.opset >= 10:
+        starts, ends = _const_ints(call, 1, "starts"), _const_ints(call, 2, "ends")
+        axes = _const_ints(call, 3, "axes") if call.has(3) else None
+        steps = _const_ints(call, 4, "steps") if call.has(4) else [1] * len(starts)
+    else:
+        starts = [int(v) for v in call.attr("starts", [])]
+        ends = [int(v) for v in call.attr("ends", [])]
+        axes = [int(v) for v in call.attr("axes")] if call.attr("axes") is not None else None
+        steps = [1] * len(starts)
+    if len(ends) != len(starts) or len(steps) != len(starts) or any(s != 1 for s in steps):
+        raise call.unsupported("steps", steps, "1 on every sliced axis (a crop)")
+    axes = _full_axes(call, axes, len(starts), full)
+    dims = (1, *x.shape)  # the batch size does not matter: it must stay whole
+    crops = dict.fromkeys(range(full), (0, 0))
+    for a, s, e in zip(axes, starts, ends, strict=True):
+        n = dims[a]
+        lo = min(max(s + n if s < 0 else s, 0), n)
+        hi = min(max(e + n if e < 0 else e, 0), n)
+        if a == 0:
+            if s in (0, -INT64_MAX - 1) and e >= INT64_MAX // 2:
+                continue
+            raise call.unsupported("starts/ends", (s, e), "the whole batch axis")
+        if hi <= lo:
+            raise call.unsupported("starts/ends", (s, e), f"a non-empty range of axis {a}")
+        crops[a] = (lo, n - hi)
+    if crops[1] != (0, 0):
+        raise call.unsupported("axes", axes, "spatial axes only (the channel axis kept whole)")
+    return _spatial_node(call, x, "Cropping",
+                         {"crops": tuple(p for a in range(2, rank + 2) for p in crops[a])})
+
+
+# ------------------------------------------------------------ Resize / Upsample
+NEAREST_FLOOR_MODES = {
+    "half_pixel": None,
+    "pytorch_half_pixel": None,
+    "asymmetric": ("floor", "round_prefer_floor"),
+}
+"""coordinate_transformation_mode -> the nearest modes giving output o = input o // s
+(None: all of them, for integer scales)."""
+
+
+def _text(value: Any, default: str) -> str:
+    if value is None:
+        return default
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _factors(call: NodeCall, x: Value, scales: list[float] | None,
+             sizes: list[int] | None) -> tuple[int, ...]:
+    rank = x.rank - 1
+    full = (1, *x.shape)
+    if sizes is not None:
+        if len(sizes) != x.rank + 1 or any(o % n for o, n in zip(sizes[1:], full[1:],
+                                                                  strict=True)):
+            raise call.unsupported("sizes", sizes, "integer multiples of the input shape")
+        factors = [o // n for o, n in zip(sizes, full, strict=True)]
+        # sizes[0] names the batch; with a symbolic batch it is taken to be the batch.
+        factors[0] = 1 if call.builder.batch in (None, sizes[0]) or sizes[0] == 1 else 0
+    elif scales is not None and len(scales) == x.rank + 1:
+        factors = [int(s) if float(s) == int(s) else 0 for s in scales]
+    else:
+        raise call.unsupported("scales", scales, f"{x.rank + 1} values (N, C, spatial...)")
+    if factors[0] != 1 or factors[1] != 1 or any(f < 1 for f in factors[2:]):
+        raise call.unsupported(
+            "scales" if sizes is None else "sizes", scales if sizes is None else sizes,
+            "1 on the batch and channel axes and integers >= 1 on the spatial axes",
+        )
+    return tuple(factors[2:2 + rank])
+
+
+def convert_resize(call: NodeCall) -> list[Output]:
+    x = call.value(0, "X")
+    _spatial_rank(call, x)
+    mode = _text(call.attr("mode"), "nearest")
+    if mode != "nearest":
+        raise call.unsupported("mode", mode, "'nearest'")
+    if call.op_type == "Upsample":
+        coord, nearest = "asymmetric", "floor"
+        scales = ([float(s) for s in np.asarray(call.const(1, "scales")).ravel()]
+                  if call.has(1) else [float(s) for s in call.attr("scales", [])])
+        sizes = None
+    else:
+        coord = _text(call.attr("coordinate_transformation_mode"), "half_pixel")
+        nearest = _text(call.attr("nearest_mode"), "round_prefer_floor")
+        if call.opset < 11:
+            scales_at, sizes_at = 1, None
+            coord = "asymmetric"
+        else:
+            scales_at, sizes_at = 2, 3
+        raw = (np.asarray(call.const(scales_at, "scales")).ravel() if call.has(scales_at)
+               else np.zeros(0))
+        scales = [float(s) for s in raw] if raw.size else None
+        sizes = (_const_ints(call, sizes_at, "sizes")
+                 if sizes_at is not None and call.has(sizes_at) else None)
+        if call.attr("axes") is not None:
+            raise call.unsupported("axes", call.attr("axes"), "not set (all axes)")
+    allowed = NEAREST_FLOOR_MODES.get(coord, ())
+    if allowed is not None and nearest not in allowed:
+        raise call.unsupported(
+            "coordinate_transformation_mode/nearest_mode", (coord, nearest),
+            "half_pixel or pytorch_half_pixel (any nearest_mode), or asymmetric with floor or "
+            "round_prefer_floor (output o reads input o // scale)",
+        )
+    size = _factors(call, x, scales, sizes)
+    return _spatial_node(call, x, "UpSampling", {"size": size, "interpolation": "nearest"})
+
+
+SHAPE_CONVERTERS: dict[str, Converter] = {
+    "Pad": convert_pad,
+    "Slice": convert_slice,
+    "Resize": convert_resize,
+    "Upsample": convert_resize,
+}
+"""ONNX op type -> converter, merged into ``onnx_layers.CONVERTERS``."""
