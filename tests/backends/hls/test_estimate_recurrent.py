@@ -32,3 +32,22 @@ def test_lstm_estimate_counts_every_gate_product_and_the_steps() -> None:
     assert row.latency_cycles >= steps * 3  # at least sum, table and state per step
     assert row.ii_cycles == row.latency_cycles  # samples do not overlap a recurrence
     assert row.weight_bits == (n_in + units) * 4 * units * 16  # ap_fixed<16,6> weights
+
+
+def test_zoo_layers_are_estimated_not_zero() -> None:
+    rng = np.random.default_rng(1)
+    g = Graph("zoo")
+    g.add_node(Node("x", "Input", [], attrs={"shape": (4, 2)}), (4, 2))
+    kernel = rng.normal(0, 0.5, (3, 2, 5))  # (taps, channels, filters)
+    g.add_node(Node("ct", "Conv1DTranspose", ["x"], attrs={"strides": (2,)},
+                    weights={"kernel": kernel, "bias": np.zeros(5)}), (1,))
+    g.add_node(Node("mt", "MultiThreshold", ["ct"], weights={
+        "thresholds": np.sort(rng.normal(0, 1, (5, 3)), axis=1)}), (1,))
+    g.outputs = ["mt"]
+    infer_shapes(g)
+    hm = nnfab.convert_graph(g, {})
+    rows = {r.name: r for r in hm.estimate().layers}
+    # each of the 4 x 2 input values meets every tap and filter: 4 * 2 * 3 * 5 products
+    assert rows["ct"].products == 4 * 2 * 3 * 5 == rows["ct"].multipliers
+    assert rows["ct"].weight_bits == kernel.size * 16
+    assert rows["mt"].multipliers == 0 and rows["mt"].weight_bits > 0

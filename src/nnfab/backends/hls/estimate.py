@@ -233,6 +233,48 @@ def _recurrent(graph: Graph, node: Node, family: str) -> LayerEstimate:
     return row
 
 
+ZOO_OPS = ("Embedding", "Conv1DTranspose", "Conv2DTranspose", "LayerNormalization",
+           "MultiThreshold")
+
+
+def _zoo(graph: Graph, node: Node, family: str) -> LayerEstimate:
+    """The fully unrolled renderers of ``backends/hls/zoo.py`` and ``threshold.py``."""
+    row = LayerEstimate(node.name, node.op, node.strategy, node.reuse_factor)
+    src = graph.tensors[node.inputs[0]]
+    out = graph.tensors[node.name]
+    x_type = src.type
+    assert x_type is not None
+    if node.op == "Embedding":  # a ROM read per index: no multiplier
+        table = np.asarray(node.weights["embeddings"])
+        row.weight_bits = table.size * node.precision["weight"].width
+        row.latency_cycles, row.note = 1, f"ROM {table.shape[0]} x {table.shape[1]}"
+    elif node.op.endswith("Transpose"):  # every input pixel times every tap and filter
+        kernel = np.asarray(node.weights["kernel"])
+        w_type = node.precision["weight"]
+        row.products = src.size * int(np.prod(kernel.shape[:-2])) * kernel.shape[-1]
+        row.zero_weights = int(np.count_nonzero(kernel == 0))
+        nonzero = int(np.count_nonzero(kernel)) / max(1, kernel.size)
+        row.multipliers = round(row.products * nonzero)
+        row.dsp = row.multipliers * dsp_per_multiplier(x_type, w_type, family)
+        row.weight_bits = kernel.size * w_type.width
+        taps = int(np.prod(kernel.shape[:-1]))
+        row.latency_cycles = _tree(taps) + 2
+    elif node.op == "LayerNormalization":  # d * r, d * d and norm * gamma per element
+        n = src.shape[-1] if src.shape else 1
+        row.products = 3 * src.size
+        row.multipliers = row.products
+        row.dsp = row.multipliers * dsp_per_multiplier(x_type, x_type, family)
+        row.weight_bits = 2 * n * node.precision["weight"].width
+        row.latency_cycles = 2 * _tree(n) + 6  # mean, variance, table, scale
+    else:  # MultiThreshold: comparisons and a level mux, no multiplier
+        thresholds = np.asarray(node.weights["thresholds"])
+        row.weight_bits = thresholds.size * (x_type.width + 2)
+        row.latency_cycles = _tree(thresholds.shape[-1]) + 1
+        row.note = f"{out.size * thresholds.shape[-1]} comparisons"
+    row.ii_cycles = 1
+    return row
+
+
 def _other(graph: Graph, node: Node, mode: str, family: str) -> LayerEstimate:
     row = LayerEstimate(node.name, node.op)
     shape = graph.tensors[node.name].shape
@@ -293,6 +335,8 @@ def estimate(model: ModelLike | Graph, settings: ProjectSettings | None = None) 
     for node in graph.nodes:
         if node.op in RECURRENT_GATES:
             row = _recurrent(graph, node, family)
+        elif node.op in ZOO_OPS:
+            row = _zoo(graph, node, family)
         elif node.op in REUSE_OPS:
             row = _weighted(graph, node, mode, settings, family)
         else:
