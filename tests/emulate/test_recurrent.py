@@ -136,8 +136,9 @@ class Reference:
             c = [Fraction(0)] * self.units
             for s, t in enumerate(order):
                 h, c = self.step([Fraction(float(v)) for v in xs[n, t]], h, c)
-                if seq:
-                    out[n, s] = [self.cast(v, "result") for v in h]
+                if seq:  # reverse_sequence: the state after step s goes to y[T-1-s]
+                    pos = steps - 1 - s if self.attrs.get("reverse_sequence") else s
+                    out[n, pos] = [self.cast(v, "result") for v in h]
             if not seq:
                 out[n] = [self.cast(v, "result") for v in h]
         return out
@@ -244,6 +245,18 @@ def test_go_backwards_changes_result() -> None:
     fwd, _, _, _ = _case("LSTM", {}, True, False, MODERATE, 0.6, 3)
     bwd, _, _, _ = _case("LSTM", {}, True, True, MODERATE, 0.6, 3)
     assert not np.array_equal(fwd, bwd)
+
+
+@pytest.mark.parametrize("op,extra", VARIANTS)
+@pytest.mark.parametrize("back", [True, False])
+def test_reverse_sequence(op: str, extra: dict, back: bool) -> None:
+    """``reverse_sequence`` emits y[t] = h after step T-1-t (Bidirectional's backward half)."""
+    actual, expected, _, _ = _case(op, {**extra, "reverse_sequence": True}, True, back,
+                                     MODERATE, 0.6, 6)
+    assert_bits(actual, expected)
+    plain, _, _, _ = _case(op, extra, True, back, MODERATE, 0.6, 6)
+    assert_bits(actual, plain[:, ::-1])
+    assert not np.array_equal(actual, plain)
 
 
 @pytest.mark.parametrize("op,extra", VARIANTS)

@@ -37,6 +37,7 @@ from nnfab.frontends.keras_mapping import (
     LayerCall,
     Shape,
 )
+from nnfab.frontends.keras_recurrent import wrapped_weight_name
 from nnfab.ir.graph import Graph, Node
 from nnfab.ir.names import sanitize
 from nnfab.ir.ops import OPS, infer_shapes
@@ -175,7 +176,7 @@ class WeightStore:
             lgroup = group[layer]
             arrays: dict[str, np.ndarray] = {}
             for wname in [_attr_text(n) for n in lgroup.attrs.get("weight_names", [])]:
-                short = wname.rsplit("/", 1)[-1].split(":", 1)[0]
+                short = wrapped_weight_name(wname, layer)
                 if wname not in lgroup:
                     raise FrontendError(
                         f"{origin}: layer {layer!r} lists weight {wname!r} but the file does "

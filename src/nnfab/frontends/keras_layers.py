@@ -17,6 +17,7 @@ import numpy as np
 
 from nnfab.errors import FrontendError, UnsupportedLayerError
 from nnfab.frontends.keras_mapping import ACTIVATION_FUNCTIONS, KERAS_LAYERS, JsonDict
+from nnfab.frontends.keras_recurrent import wrapped_weight_name
 
 NOT_LIVE: tuple[str, ...] = ("ActivityRegularization", "ThresholdedReLU")  # not in Keras 3
 """In the table for model files but not (yet) enabled for live models; enabling one also
@@ -50,7 +51,7 @@ def layer_weights(keras: Any, layer: Any) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     for variable in layer.weights:
         path = str(getattr(variable, "path", None) or variable.name)
-        short = path.rsplit("/", 1)[-1].split(":", 1)[0]
+        short = wrapped_weight_name(path, str(layer.name))
         if short in arrays:
             raise FrontendError(f"{where}: two weights are named {short!r}")
         arrays[short] = to_float64(keras, variable)

@@ -4,7 +4,14 @@ Registered in ``keras_mapping.CONVERTERS`` (both the live Keras 3 frontend and t
 JSON/h5 reader use it). Keras' weight layout is the IR's, so the weights pass
 unchanged. Dropout settings are inference no-ops and ``unroll`` changes nothing;
 ``stateful``, ``return_state`` and ``time_major`` are rejected with the allowed values.
-``TimeDistributed`` is converted around a Dense only; ``Bidirectional`` is not converted.
+``TimeDistributed`` is converted around a Dense only.
+
+``Bidirectional(SimpleRNN | LSTM | GRU)`` becomes the forward node, the backward node
+(``go_backwards``; with ``return_sequences`` also ``reverse_sequence``, as Keras flips
+the backward sequence back to input time order) and, by ``merge_mode``, a
+``Concatenate`` on the last axis or a ``Merge`` (``sum`` -> add, ``ave`` -> average,
+``mul`` -> multiply). Its weights arrive as ``forward/kernel``, ``backward/bias``, ...
+(``wrapped_weight_name``, used by the weight readers).
 """
 
 from __future__ import annotations
@@ -14,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnfab.ir.recurrent import GATES, RECURRENT_FUNCTIONS
+from nnfab.errors import FrontendError
+from nnfab.ir.graph import Node
+from nnfab.ir.recurrent import GATES, RECURRENT_FUNCTIONS, RECURRENT_OPS
 
 if TYPE_CHECKING:
     from nnfab.frontends.keras_mapping import LayerCall
-    from nnfab.ir.graph import Node
 
 
 def _function(call: LayerCall, key: str, default: str) -> str:
@@ -95,3 +103,82 @@ def convert_time_distributed(call: LayerCall) -> list[Node]:
 RECURRENT_CONVERTERS = {op: _recurrent(op) for op in ("SimpleRNN", "LSTM", "GRU")}
 RECURRENT_CONVERTERS["TimeDistributed"] = convert_time_distributed
 """Keras class name -> converter, merged into ``keras_mapping.CONVERTERS``."""
+
+BIDIRECTIONAL_MERGES = {"concat": None, "sum": "add", "ave": "average", "mul": "multiply"}
+"""Keras ``merge_mode`` -> IR Merge mode (``concat``: a Concatenate)."""
+DIRECTIONS = ("forward", "backward")
+
+
+def wrapped_weight_name(path: str, layer: str) -> str:
+    """Short name of a weight at ``path`` of ``layer``: ``kernel``, or ``forward/kernel``.
+
+    The direction prefix is added when a scope after the layer's own name is a
+    ``Bidirectional`` half (``forward_lstm``, ``backward_lstm``); e.g.
+    ``seq/bidirectional/forward_gru/gru_cell/kernel:0`` -> ``forward/kernel``.
+    """
+    parts = path.split("/")
+    short = parts[-1].split(":", 1)[0]
+    scopes = parts[:-1]
+    if layer not in scopes:
+        return short
+    after = scopes[len(scopes) - 1 - scopes[::-1].index(layer) + 1:]
+    for direction in DIRECTIONS:
+        if any(scope.startswith(direction + "_") for scope in after):
+            return f"{direction}/{short}"
+    return short
+
+
+def _inner(call: LayerCall, key: str) -> tuple[str, dict[str, Any]]:
+    inner = call.get(key)
+    cls = inner.get("class_name") if isinstance(inner, dict) else None
+    if cls not in RECURRENT_OPS or not isinstance(inner.get("config"), dict):
+        raise call.unsupported(key, cls if cls else inner,
+                               ", ".join(RECURRENT_OPS) + " (wrapped recurrent layers)")
+    return str(cls), dict(inner["config"])
+
+
+def convert_bidirectional(call: LayerCall) -> list[Node]:
+    """``Bidirectional``: forward node, backward node, Concatenate or Merge (``call.name``)."""
+    from dataclasses import replace
+
+    mode = call.get("merge_mode", "concat")
+    if mode not in BIDIRECTIONAL_MERGES:
+        raise call.unsupported("merge_mode", mode, ", ".join(map(repr, BIDIRECTIONAL_MERGES)))
+    cls, forward = _inner(call, "layer")
+    if call.get("backward_layer") is not None:
+        back_cls, backward = _inner(call, "backward_layer")
+    else:  # Keras 2 files: the backward half is the forward one reading backwards
+        back_cls = cls
+        backward = {**forward, "go_backwards": not forward.get("go_backwards", False)}
+    nodes: list[Node] = []
+    for direction, inner_cls, config in (("forward", cls, forward),
+                                         ("backward", back_cls, backward)):
+        prefix = direction + "/"
+        weights = {k[len(prefix):]: v for k, v in call.weights.items() if k.startswith(prefix)}
+        if not weights:
+            raise FrontendError(
+                f"{call.where()}: no weights of its {direction} half found in {call.origin} "
+                f"(weights: {', '.join(sorted(call.weights)) or 'none'}); the halves' weights "
+                f"must be scoped '{direction}_*' as Keras names them (forward_lstm, ...)")
+        half = replace(call, name=call.unique_name(f"{call.name}_{direction}"), cls=inner_cls,
+                       config=config, weights=weights)
+        (node,) = RECURRENT_CONVERTERS[inner_cls](half)
+        node.source_class = call.cls
+        if direction == "backward" and node.attrs["return_sequences"]:
+            node.attrs["reverse_sequence"] = True  # Keras flips it back to input order
+        nodes.append(node)
+    seq = [bool(n.attrs["return_sequences"]) for n in nodes]
+    if seq[0] != seq[1]:
+        raise call.unsupported("return_sequences", tuple(seq), "the same for both halves")
+    names = [n.name for n in nodes]
+    merge = BIDIRECTIONAL_MERGES[mode]
+    if merge is None:
+        out = Node(name=call.name, op="Concatenate", inputs=names,
+                   attrs={"axis": 1 if seq[0] else 0}, source_class=call.cls)
+    else:
+        out = Node(name=call.name, op="Merge", inputs=names, attrs={"mode": merge},
+                   source_class=call.cls)
+    return [*nodes, out]
+
+
+RECURRENT_CONVERTERS["Bidirectional"] = convert_bidirectional

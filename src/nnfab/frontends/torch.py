@@ -55,11 +55,11 @@ from nnfab.frontends.torch_layout import (
     nhwc_to_nchw,
 )
 from nnfab.frontends.torch_recurrent import TORCH_OPS as RECURRENT_MODULES
-from nnfab.frontends.torch_recurrent import recurrent_nodes
+from nnfab.frontends.torch_recurrent import bidirectional_nodes, recurrent_nodes
 from nnfab.frontends.torch_zoo import example_inputs
 from nnfab.ir.graph import Graph, Node
 from nnfab.ir.names import sanitize
-from nnfab.ir.ops import infer_shapes
+from nnfab.ir.ops import infer_shapes, op_spec
 
 log = logging.getLogger(__name__)
 
@@ -295,8 +295,8 @@ class _Converter:
         self.gm: Any = None
         self.recurrent: dict[str, tuple[str, tuple[Any, ...]]] = {}
         """fx node -> (recurrent module call, index path into its output tuple)."""
-        self.emitted_recurrent: dict[str, bool] = {}
-        """recurrent module call -> emitted with last_only."""
+        self.emitted_recurrent: dict[str, set[str]] = {}
+        """recurrent module call -> the readings emitted (torch_recurrent.READINGS)."""
 
     def _function_table(self) -> dict[Any, tuple[Kind, str]]:
         table: dict[Any, tuple[Kind, str]] = {}
@@ -362,7 +362,9 @@ class _Converter:
 
         ``out, h = rnn(x)``: ``out`` (the sequence) becomes the stacked layers with
         ``return_sequences``; ``out[:, -1]``, ``h[-1]`` (``h[0][-1]`` for an LSTM) the
-        last step only. Other uses (``c_n``, several layers' states) are an error.
+        last step only. A ``bidirectional`` module also gives ``h[-2]`` / ``h[-1]`` (the
+        last layer's forward / backward final states; both may be read). Other uses
+        (``c_n``, earlier layers' states) are an error.
         """
         if n.op == "call_module":
             module = gm.get_submodule(n.target)
@@ -377,23 +379,33 @@ class _Converter:
         path = (*path, n.args[1])
         module = gm.get_submodule(self._call_node(gm, call).target)
         lstm = type(module).__name__ == "LSTM"
+        bidirectional = bool(getattr(module, "bidirectional", False))
         last = int(module.num_layers) - 1
         where = f"node {n.name!r} (output of {type(module).__name__} {call!r})"
         if path in ((0,), (1,)) or (lstm and path == (1, 0)):
             self.recurrent[n.name] = (call, path)  # resolved by the index that follows
             if path == (0,) and not self._only_last_step(n):
-                self._emit_recurrent(gm, n, call, last_only=False)
+                self._emit_recurrent(gm, n, call, "sequence")
             return True
         step = path[-1]
-        last_step = (path[0] == 0 and len(path) == 2 and _is_last_step(step)) or (
-            path[0] == 1 and len(path) == (3 if lstm else 2) and step in (-1, last))
-        if not last_step:
+        h_n = path[0] == 1 and len(path) == (3 if lstm else 2)
+        reading = None
+        sequence_last = path[0] == 0 and len(path) == 2 and _is_last_step(step)
+        if sequence_last or (h_n and not bidirectional and step in (-1, last)):
+            reading = "last_step"
+        elif h_n and bidirectional and step in (-1, 2 * last + 1):
+            reading = "h_backward"
+        elif h_n and bidirectional and step in (-2, 2 * last):
+            reading = "h_forward"
+        if reading is None:
+            h = "h_n[-2] and h_n[-1] (the last layer's forward and backward states)" if (
+                bidirectional) else "the last layer's hidden state h_n[-1]"
             raise UnsupportedLayerError(
                 f"{where}: indexing its outputs as {path!r} is not supported; supported: the "
-                "sequence output[0], its last step output[0][:, -1], and the last layer's "
-                "hidden state h_n[-1]" + (" (output[1][0][-1])" if lstm else "")
+                f"sequence output[0], its last step output[0][:, -1], and {h}"
+                + (" (output[1][0][k])" if lstm else "")
             )
-        self._emit_recurrent(gm, n, call, last_only=True)
+        self._emit_recurrent(gm, n, call, reading)
         return True
 
     def _call_node(self, gm: Any, name: str) -> Any:
@@ -406,17 +418,20 @@ class _Converter:
             u.op == "call_function" and u.target is operator.getitem and _is_last_step(u.args[1])
             for u in users)
 
-    def _emit_recurrent(self, gm: Any, n: Any, call: str, *, last_only: bool) -> None:
+    def _emit_recurrent(self, gm: Any, n: Any, call: str, reading: str) -> None:
+        """IR nodes for one reading (``torch_recurrent.READINGS``) of a recurrent call."""
         call_node = self._call_node(gm, call)
         module = gm.get_submodule(call_node.target)
         where = f"module {call!r} ({type(module).__name__})"
-        if call in self.emitted_recurrent:
-            if self.emitted_recurrent[call] != last_only:
-                raise UnsupportedLayerError(
-                    f"{where}: both its whole output sequence and its last step are used; "
-                    "nnfab supports one of them per recurrent module")
-            self.values[n.name] = self.values[f"{call}#recurrent"]
+        done = self.emitted_recurrent.setdefault(call, set())
+        if reading in done:
+            self.values[n.name] = self.values[f"{call}#{reading}"]
             return
+        if done and not done | {reading} <= {"h_forward", "h_backward"}:
+            raise UnsupportedLayerError(
+                f"{where}: both its whole output sequence and its last step are used "
+                f"({', '.join(sorted(done | {reading}))}); nnfab supports one of them per "
+                "recurrent module (or h_n[-2] with h_n[-1] of a bidirectional one)")
         if len(call_node.args) != 1 or call_node.kwargs:
             raise UnsupportedLayerError(
                 f"{where}: called with an initial state; only rnn(x) (zero initial state) "
@@ -427,19 +442,27 @@ class _Converter:
             raise UnsupportedLayerError(
                 f"{where}: its input must be a (batch, steps, features) tensor in PyTorch's "
                 f"own element order; got {getattr(source, 'torch_shape', source)!r}")
-        nodes = recurrent_nodes(module, sanitize(call), source.tensor, last_only=last_only)
         steps = source.shape[0]
+        if getattr(module, "bidirectional", False):
+            nodes = bidirectional_nodes(module, sanitize(call), source.tensor, reading, steps)
+        else:
+            nodes = recurrent_nodes(module, sanitize(call), source.tensor,
+                                    last_only=reading == "last_step")
+        shape = source.shape
         for node in nodes:
-            units = int(node.attrs["units"])
-            shape = (steps, units) if node.attrs["return_sequences"] else (units,)
+            if node.name in self.graph.tensors and done:
+                shape = self.graph.tensors[node.name].shape  # a lower layer emitted before
+                continue
             try:
+                shape = op_spec(node).infer_shape(
+                    node, [self.graph.tensors[t].shape for t in node.inputs])
                 self.graph.add_node(node, shape)
-            except GraphError as e:
+            except (GraphError, KeyError) as e:
                 raise FrontendError(f"{where}: {e}") from e
         value = Value(nodes[-1].name, shape, canonical_index(shape))
         self.values[n.name] = value
-        self.values[f"{call}#recurrent"] = value
-        self.emitted_recurrent[call] = last_only
+        self.values[f"{call}#{reading}"] = value
+        done.add(reading)
         self.graph.metadata.setdefault("layer_outputs", {})[call] = value.tensor
         log.debug("%s -> %s", where, [x.op for x in nodes])
 

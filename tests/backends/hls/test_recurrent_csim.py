@@ -27,6 +27,9 @@ LAYERS: dict[str, tuple[str, dict[str, Any]]] = {
     "lstm_last": ("LSTM", {"go_backwards": True}),
     "gru_after": ("GRU", {"reset_after": True, "go_backwards": True}),
     "gru_before": ("GRU", {"reset_after": False, "return_sequences": True}),
+    # Bidirectional's backward half: processed backwards, emitted in input time order
+    "lstm_reversed": ("LSTM", {"return_sequences": True, "go_backwards": True,
+                               "reverse_sequence": True}),
 }
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 

@@ -76,6 +76,8 @@ def render_recurrent(ctx: RenderContext, node: Node) -> LayerCode:
         ConfigField("return_sequences", "bool", "true" if attrs["return_sequences"] else "false"),
         ConfigField("go_backwards", "bool", "true" if attrs["go_backwards"] else "false"),
         ConfigField("reset_after", "bool", "true" if attrs["reset_after"] else "false"),
+        ConfigField("reverse_sequence", "bool",
+                    "true" if node.attrs.get("reverse_sequence", False) else "false"),
     ]
     arrays = []
     tables = [("table", "", False, attrs["activation"])]

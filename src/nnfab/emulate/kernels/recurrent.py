@@ -172,6 +172,8 @@ class RecurrentKernel(Kernel):
             if self.attrs["return_sequences"]:
                 outs.append(h)
         if self.attrs["return_sequences"]:
+            if self.node.attrs.get("reverse_sequence", False):  # y[t] = h after step T-1-t
+                outs.reverse()
             stacked = np.stack([np.ldexp(o.m.astype(np.float64), -o.frac) for o in outs], axis=1)
             return counter.cast("result", self.out_type, stacked, source=self.state)
         last = np.ldexp(h.m.astype(np.float64), -h.frac)

@@ -11,6 +11,7 @@
 //   n_steps, n_in, n_units      input (n_steps, n_in), state (n_units)
 //   n_gates                     1 (SimpleRNN), 4 (LSTM: i f c o), 3 (GRU: z r h)
 //   return_sequences, go_backwards, reset_after (GRU)
+//   reverse_sequence            with return_sequences: res[t] = h after step n_steps-1-t
 //   table_size, table_base, step_log2          the activation table
 //   rtable_size, rtable_base, rstep_log2       the recurrent activation table (LSTM, GRU)
 //   accum_t, weight_t, recurrent_weight_t, bias_t, preact_t, state_t, table_t,
@@ -63,7 +64,8 @@ inline void recurrent_emit(const typename CONFIG_T::state_t* h, res_T* res, unsi
   for (unsigned k = 0; k < CONFIG_T::n_units; k++) {
     NNFAB_PRAGMA(HLS UNROLL)
     if (CONFIG_T::return_sequences) {
-      res[s * CONFIG_T::n_units + k] = res_T(h[k]);
+      const unsigned t = CONFIG_T::reverse_sequence ? CONFIG_T::n_steps - 1 - s : s;
+      res[t * CONFIG_T::n_units + k] = res_T(h[k]);
     } else if (s == CONFIG_T::n_steps - 1) {
       res[k] = res_T(h[k]);
     }
