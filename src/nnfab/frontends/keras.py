@@ -71,6 +71,12 @@ def load_keras_model(
     if suffix in (".h5", ".hdf5"):
         _check_h5_model(p)
     keras = import_keras()
+    if suffix == ".keras" and _mentions_hgq(p):
+        try:  # HGQ2's layers register themselves with Keras on import
+            import hgq  # noqa: F401
+        except ImportError as e:
+            raise FrontendError(f"{str(p)!r} is an HGQ2 model: pip install hgq2 (or "
+                                "nnfab[hgq]) to read it") from e
     try:
         model = keras.models.load_model(p, custom_objects=custom_objects, compile=False)
     except Exception as e:  # Keras raises many kinds; the message says what went wrong.
@@ -79,6 +85,16 @@ def load_keras_model(
         raise FrontendError(f"{str(p)!r} holds a {type(model).__name__}, not a keras.Model")
     log.info("loaded Keras model %r from %s", model.name, p)
     return model
+
+
+def _mentions_hgq(p: Path) -> bool:
+    """Whether a ``.keras`` archive's config names layers of the ``hgq`` package."""
+    try:
+        with zipfile.ZipFile(p) as z:
+            config = z.read("config.json").decode("utf-8", "replace")
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return False
+    return '"module": "hgq.' in config or '"module":"hgq.' in config
 
 
 def _check_h5_model(p: Path) -> None:
@@ -107,6 +123,10 @@ def keras_to_graph(model_or_path: Any) -> Graph:
                 f"expected a keras.Model or the path of a model file, got "
                 f"{type(model_or_path).__name__}"
             )
+    if any(type(layer).__module__.startswith("hgq.") for layer in model.layers):
+        from nnfab.frontends.hgq import hgq_to_graph
+
+        return hgq_to_graph(model)
     graph = _ModelWalker(keras, model).run()
     log.info(
         "converted Keras model %r: %d IR nodes, inputs %s, outputs %s",
