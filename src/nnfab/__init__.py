@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from nnfab import accel
 from nnfab.api import (
     config_from_keras_model,
@@ -29,7 +27,9 @@ from nnfab.tuning import TypeProposal, config_from_data
 
 __version__ = "0.1.0"
 
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+# No NullHandler: until the application configures logging, Python's last-resort
+# handler prints nnfab's warnings (overflow, shadowed settings, rescales) to stderr, so
+# a plain script never loses them; info and debug stay quiet.
 
 
 def __getattr__(name: str) -> object:

@@ -15,6 +15,8 @@ import inspect
 import json
 import logging
 import os
+import re
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -323,6 +325,48 @@ def sweep(
     return SweepResult(table, stats)
 
 
+def _unguarded_main_script() -> bool:
+    """Whether ``__main__`` is a script file with no ``if __name__ == "__main__":`` guard
+    (a spawned worker process would run all of it again)."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path or not os.path.isfile(path):
+        return False  # interactive, a notebook, python -c: nothing is re-run
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(r"""__name__\s*==\s*['"]__main__['"]""", text) is None
+
+
+def _local_cluster(local_cluster: Any, n: int) -> Any:
+    """A LocalCluster of ``n`` worker processes; threads when processes cannot start.
+
+    Worker processes are spawned, and spawning re-imports the caller's ``__main__``: a
+    script that calls ``sweep`` at its top level, without ``if __name__ ==
+    "__main__":``, makes them fail. The sweep then runs on worker threads (slower: the
+    emulator holds the GIL between NumPy calls) and says how to get processes.
+    """
+    if _unguarded_main_script():
+        log.warning(
+            "sweep: the running script calls sweep without `if __name__ == \"__main__\":`, "
+            "so spawned Dask worker processes would re-run it; using %d worker thread(s) "
+            "instead (slower: the emulator holds the GIL between NumPy calls)", n)
+        return local_cluster(n_workers=1, threads_per_worker=n, processes=False,
+                             dashboard_address=None)
+    try:
+        cluster = local_cluster(n_workers=n, threads_per_worker=1, processes=True,
+                                dashboard_address=None)
+    except RuntimeError as e:
+        log.warning(
+            "sweep: Dask worker processes failed to start (%s); running on %d worker "
+            "thread(s) instead. In a script, call sweep under `if __name__ == \"__main__\":` "
+            "so that spawned workers can import it", e, n)
+        return local_cluster(n_workers=1, threads_per_worker=n, processes=False,
+                             dashboard_address=None)
+    log.info("sweep: LocalCluster with %d worker process(es)", n)
+    return cluster
+
+
 def _run_on_dask(graph: Graph, x: np.ndarray, labels: np.ndarray, points: list[SweepPoint],
                  scheduler: Any, n_workers: int | None, progress: bool,
                  kwargs: dict[str, Any],
@@ -338,11 +382,9 @@ def _run_on_dask(graph: Graph, x: np.ndarray, labels: np.ndarray, points: list[S
             log.warning("sweep: n_workers applies to the LocalCluster only; ignored")
     elif scheduler is None:
         n = n_workers or max(1, min(os.cpu_count() or 1, len(points)))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        cluster = _local_cluster(LocalCluster, n)
         client = Client(cluster)
         closing += [client, cluster]
-        log.info("sweep: LocalCluster with %d worker process(es)", n)
     elif isinstance(scheduler, str):
         if n_workers is not None:
             log.warning("sweep: n_workers applies to the LocalCluster only; ignored")
