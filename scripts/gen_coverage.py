@@ -298,6 +298,9 @@ ONNX_ROWS: dict[str, tuple[str, ...]] = {
     **{op: ("View",) for op in ("Squeeze", "Unsqueeze", "Identity", "Dropout", "Shape")},
     "Cast": ("View", "ActQuant"),  # to a float type: a view; to an integer type: a cast
     "Gather": ("Embedding",),  # a constant table indexed by a data tensor
+    "RNN": ("SimpleRNN",),
+    "LSTM": ("LSTM",),
+    "GRU": ("GRU",),
     "ConvTranspose": ("Conv1DTranspose", "Conv2DTranspose"),
     "LayerNormalization": ("LayerNormalization",),
     "Transpose": ("View", "Permute"),
@@ -342,6 +345,7 @@ def frontend_cells(row_keys: set[str]) -> dict[str, dict[str, list[str]]]:
         onnx_idioms,  # noqa: F401 - registers its converters into the ONNX tables
         onnx_layers,
         onnx_quant,
+        onnx_recurrent,  # noqa: F401 - registers RNN / LSTM / GRU into the ONNX table
         qkeras,
         torch_layers,
     )

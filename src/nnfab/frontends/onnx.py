@@ -47,6 +47,7 @@ from nnfab.frontends.onnx_layers import (
     layout_index,
 )
 from nnfab.frontends.onnx_quant import QONNX_DOMAINS, QUANT_CONVERTERS, fold_constant
+from nnfab.frontends.onnx_recurrent import rewrite_recurrent
 from nnfab.frontends.onnx_scales import ScaleOptions, ScaleTracker
 from nnfab.ir.graph import Graph, Node
 from nnfab.ir.names import Namespace, sanitize
@@ -150,7 +151,8 @@ class _Walker:
     def __init__(self, onnx: Any, model: Any, origin: str,
                  scale_options: ScaleOptions | None = None) -> None:
         self.onnx = onnx
-        self.model = rewrite_idioms(onnx, model)  # exporter idioms (onnx_idioms)
+        # exporter idioms (onnx_idioms), sequence-first RNN / LSTM / GRU (onnx_recurrent)
+        self.model = rewrite_recurrent(onnx, rewrite_idioms(onnx, model))
         model = self.model
         self.origin = origin
         self.opsets = {(imp.domain or ""): int(imp.version) for imp in model.opset_import}

@@ -1,10 +1,14 @@
-"""HLS renderers of SimpleRNN, LSTM and GRU (io_parallel; template nnfab_recurrent.h).
+"""HLS renderers of SimpleRNN, LSTM and GRU (io_parallel and io_stream; nnfab_recurrent.h).
 
 Weights are cast with the layer's types exactly as the emulator does; the tables come
 from ``nnfab.ir.tables.activation_table`` with the layer's table attributes. The time
 loop is sequential; every product of a step is unrolled. ReuseFactor and the Resource
-strategy do not apply (a warning says so). io_stream and the Verilog backend reject
-these ops with a ``BackendError`` naming the layer.
+strategy do not apply (a warning says so). In io_stream (``stream_call``) the input
+arrives one time step per transaction and the layer emits one row per step
+(return_sequences) or one at the end; the node attribute ``static`` (default true) keeps
+the state in static variables of the layer's kernel instance, ``static: false`` declares
+it in the layer's process function and passes it as an argument. The Verilog backend
+rejects these ops with a ``BackendError`` naming the layer.
 """
 
 from __future__ import annotations
@@ -113,6 +117,44 @@ def render_recurrent(ctx: RenderContext, node: Node) -> LayerCode:
         f"{config}>({', '.join(args)});"
     ]
     return code
+
+
+OPS = {"SimpleRNN": "simple_rnn_op", "LSTM": "lstm_op", "GRU": "gru_op"}
+
+
+def stream_static(node: Node) -> bool:
+    """The ``static`` switch of a recurrent node (attr ``static``, default true)."""
+    value = node.attrs.get("static", True)
+    if not isinstance(value, bool):
+        raise BackendError(
+            f"layer {node.name!r} ({node.op}): attr 'static' must be true or false, got {value!r}"
+        )
+    return value
+
+
+def stream_call(ctx: RenderContext, node: Node, in_pack: str, out_pack: str, in_stream: str,
+                out_stream: str) -> tuple[LayerCode, list[str]]:
+    """The layer's code and the body of its io_stream process (nnfab::recurrent_stream)."""
+    code = render_recurrent(ctx, node)
+    w, u, b, table, *rest = (a.name for a in code.arrays)
+    rtable = rest[0] if rest else table  # SimpleRNN has no recurrent table (ignored)
+    config = code.config_name
+    tail = f"{w}, {u}, {b}, {table}, {rtable});"
+    op = f"nnfab::{OPS[node.op]}"
+    if stream_static(node):
+        body = [f"  nnfab::recurrent_stream<{op}, {in_pack}, {out_pack}, {config}>("
+                f"{in_stream}, {out_stream}, {tail}"]
+    else:
+        state = f"{config}::state_t"
+        units = f"{config}::n_units"
+        body = [
+            f"  {state} h[{units}], c[{units}];  // static: false, the state is an argument",
+            "  NNFAB_PRAGMA(HLS ARRAY_PARTITION variable=h complete)",
+            "  NNFAB_PRAGMA(HLS ARRAY_PARTITION variable=c complete)",
+            f"  nnfab::recurrent_stream_state<{op}, {in_pack}, {out_pack}, {config}>("
+            f"{in_stream}, {out_stream}, h, c, {tail}",
+        ]
+    return code, body
 
 
 for _op in FUNCTIONS:

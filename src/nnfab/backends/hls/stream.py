@@ -9,7 +9,8 @@ function (a dataflow process) reading its input streams and writing its output s
 - windowed layers (convolutions, pooling): ``nnfab::window_stream`` (line buffer) with a
   per-pixel kernel functor; global pooling: ``nnfab::global_pool_stream``;
 - Flatten / Reshape / Dropout: ``nnfab::repack_stream``; concatenation on another axis:
-  the input streams one after the other.
+  the input streams one after the other;
+- SimpleRNN / LSTM / GRU: ``nnfab::recurrent_stream`` (one time step per transaction).
 
 A tensor read by several layers (or also a graph output) is copied by a clone process.
 """
@@ -21,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 
 from nnfab.backends.hls.layers import LayerCode, RenderContext, render_layer
+from nnfab.backends.hls.recurrent import stream_call
 from nnfab.errors import BackendError
 from nnfab.ir import Graph, Node
 from nnfab.ir.rearrange import REARRANGE_OPS
@@ -31,6 +33,8 @@ LAST_AXIS_OPS = ("Softmax", "Concatenate")
 WINDOW_OPS = ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "Pooling1D", "Pooling2D")
 GLOBAL_POOL_OPS = ("GlobalPooling1D", "GlobalPooling2D")
 REPACK_OPS = ("Flatten", "Reshape", "Dropout")
+RECURRENT_OPS = ("SimpleRNN", "LSTM", "GRU")
+"""One time step (row) per transaction; the state is kept across the steps of a sample."""
 STRATEGY_OPS = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D")
 
 
@@ -190,6 +194,11 @@ def _render_node(ctx: RenderContext, graph: Graph, net: StreamNetwork, node: Nod
                 f"{src.sinks[node.name]}, {out.source});"]
     elif node.op == "Concatenate":
         body = _concat_body(ctx, graph, net, node, ins, out)
+    elif node.op in RECURRENT_OPS:  # one time step per transaction (nnfab_recurrent.h)
+        (src,) = ins
+        code, body = stream_call(ctx, node, src.pack, out.pack, src.sinks[node.name],
+                                 out.source)
+        net.codes.append(code)
     else:
         raise BackendError(
             f"layer {node.name!r}: op {node.op!r} is not supported with io_stream by the HLS "
