@@ -286,17 +286,25 @@ class _BatchTransposes:
             self.use(out.name)
         if not self.rewrites:
             return self.model
-        model = self.onnx.ModelProto()
-        model.CopyFrom(self.model)
-        del model.graph.node[:]
-        model.graph.node.extend(self.nodes)
-        model.graph.initializer.extend(self.inits)
-        stale = [v for v in model.graph.value_info if v.name in self.twin]
-        for v in stale:
-            model.graph.value_info.remove(v)
+        model = rebuilt_model(self.onnx, self.model, self.nodes, self.inits, set(self.twin))
         log.info("absorbed %d node(s) around Transpose(perm=[1, 0]) of (batch, features) "
                  "tensors: the graph is computed batch-first", self.rewrites)
         return model
+
+
+def rebuilt_model(onnx: Any, model: Any, nodes: list[Any], inits: list[Any],
+                  stale: set[str]) -> Any:
+    """A copy of ``model`` with ``nodes`` as its graph, ``inits`` added to its
+    initializers and the shape records of the rewritten tensors ``stale`` dropped (the
+    caller's model is never changed)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    out.graph.initializer.extend(inits)
+    for v in [v for v in out.graph.value_info if v.name in stale]:
+        out.graph.value_info.remove(v)
+    return out
 
 
 def rewrite_idioms(onnx: Any, model: Any) -> Any:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from nnfab.errors import UnsupportedLayerError
+from nnfab.frontends.onnx_idioms import rebuilt_model
 from nnfab.frontends.onnx_layers import CONVERTERS, Const, NodeCall, Output, Value
 
 log = logging.getLogger(__name__)
@@ -377,14 +378,8 @@ class _SeqFirst:
             self.use(out.name)
         if not self.rewrites:
             return self.model
-        model = self.onnx.ModelProto()
-        model.CopyFrom(self.model)
-        del model.graph.node[:]
-        model.graph.node.extend(self.nodes)
-        model.graph.initializer.extend(self.inits)
-        stale = set(self.seq) | set(self.ys) | set(self.hs)
-        for v in [v for v in model.graph.value_info if v.name in stale]:
-            model.graph.value_info.remove(v)
+        model = rebuilt_model(self.onnx, self.model, self.nodes, self.inits,
+                              set(self.seq) | set(self.ys) | set(self.hs))
         log.info("rewrote %d node(s) around sequence-first recurrent nodes into layout=1",
                  self.rewrites)
         return model
