@@ -161,40 +161,14 @@ def recurrent_nodes(module: Any, name: str, source: str, last_only: bool = False
     where = f"module {name!r} ({cls})"
     _check(module, where)
     op = TORCH_OPS[cls]
-    units = int(module.hidden_size)
     if getattr(module, "bidirectional", False):
         raise UnsupportedLayerError(
             f"{where}: bidirectional=True: use bidirectional_nodes (the frontend does)")
     nodes: list[Node] = []
-    for layer in range(int(module.num_layers)):
-        w_ih = _array(getattr(module, f"weight_ih_l{layer}"))
-        w_hh = _array(getattr(module, f"weight_hh_l{layer}"))
-        gates = w_hh.shape[0] // units
-        if module.bias:
-            b_ih = _array(getattr(module, f"bias_ih_l{layer}"))
-            b_hh = _array(getattr(module, f"bias_hh_l{layer}"))
-        else:
-            b_ih = b_hh = np.zeros(gates * units)
-        kernel, rec = w_ih.T, w_hh.T
-        attrs: dict[str, Any] = {
-            "units": units,
-            "return_sequences": not (last_only and layer == module.num_layers - 1),
-            "activation": "tanh",
-        }
-        if op == "GRU":
-            order = np.concatenate([np.arange(k * units, (k + 1) * units) for k in (1, 0, 2)])
-            kernel, rec = kernel[:, order], rec[:, order]
-            bias = np.stack([b_ih[order], b_hh[order]])
-            attrs.update(recurrent_activation="sigmoid", reset_after=True)
-        else:
-            bias = b_ih + b_hh
-            if op == "LSTM":
-                attrs["recurrent_activation"] = "sigmoid"
-        node_name = name if layer == module.num_layers - 1 else f"{name}_l{layer}"
-        nodes.append(Node(
-            name=node_name, op=op, inputs=[nodes[-1].name if nodes else source], attrs=attrs,
-            weights={"kernel": np.ascontiguousarray(kernel),
-                     "recurrent_kernel": np.ascontiguousarray(rec), "bias": bias},
-            source_class=cls,
-        ))
+    last = int(module.num_layers) - 1
+    for layer in range(last + 1):
+        node_name = name if layer == last else f"{name}_l{layer}"
+        nodes.append(_direction(
+            module, cls, op, layer, "", node_name, nodes[-1].name if nodes else source,
+            sequence=not (last_only and layer == last), backward=False))
     return nodes
