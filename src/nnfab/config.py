@@ -53,6 +53,7 @@ LAYER_KEYS = (
     "InvTableSize",
     "InvTableRange",
     "TableBits",
+    "Static",
 )
 TABLE_KEYS = {
     "TableSize": "table_size",
@@ -109,6 +110,8 @@ def _check_common(entry: dict[str, Any], where: str) -> None:
         )
     if "Trace" in entry and not isinstance(entry["Trace"], bool):
         raise ConfigError(f"{where}.Trace must be true or false, got {entry['Trace']!r}")
+    if "Static" in entry and not isinstance(entry["Static"], bool):
+        raise ConfigError(f"{where}.Static must be true or false, got {entry['Static']!r}")
     for key in ("TableSize", "InvTableSize"):
         if key in entry:
             v = entry[key]
@@ -222,6 +225,9 @@ def validate_config(config: dict[str, Any], graph: Graph) -> dict[str, Any]:
             allowed = precision_keys_for(node.op)
         if "Precision" in entry:
             _check_precision(entry["Precision"], allowed, where)
+        if "Static" in entry and node.op not in RECURRENT_OPS:
+            raise ConfigError(f"{where}.Static applies to recurrent layers only ({node.op}); "
+                              f"recurrent layers: {', '.join(RECURRENT_OPS)}")
         for key in TABLE_KEYS:
             if key in entry and node.op not in TABLE_OPS:
                 raise ConfigError(f"{where}.{key} applies to activation tables only ({node.op}); "

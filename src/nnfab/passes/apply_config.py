@@ -95,6 +95,8 @@ class ApplyConfig(Pass):
             node.strategy = entry.get("Strategy", node.strategy)
             if "Trace" in entry:
                 node.attrs["trace"] = entry["Trace"]
+            if "Static" in entry and node.op in RECURRENT_OPS:
+                node.attrs["static"] = entry["Static"]
             for key, attr in TABLE_KEYS.items():
                 if key in entry:
                     if node.op == "Softmax" and attr == "table_range":

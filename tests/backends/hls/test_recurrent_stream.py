@@ -21,7 +21,7 @@ from test_recurrent_csim import CONFIGS, FEATURES, GATES, LAYERS, STEPS, UNITS, 
 import nnfab
 from nnfab.backends.hls import CSimLibrary
 from nnfab.backends.hls.csim import MIN_SAMPLES_PER_THREAD
-from nnfab.errors import BackendError
+from nnfab.errors import BackendError, ConfigError
 from nnfab.ir import Graph, Node, infer_shapes
 
 GRAPHS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
@@ -129,3 +129,29 @@ def test_stream_static_attr_must_be_bool(tmp_path: Path) -> None:
                                 output_dir=tmp_path / "prj")
     with pytest.raises(BackendError, match=r"layer 'gru' \(GRU\): attr 'static' must be true"):
         model.write()
+
+
+def test_static_config_key(tmp_path: Path) -> None:
+    """hls4ml's ``Static`` switch: per layer name or type, recurrent layers only."""
+    base = {"Model": {"Precision": "ap_fixed<16,6>", "IOType": "io_stream"}}
+    model = nnfab.convert_graph(stream_graph("chain", scale=0.5),
+                                {**base, "LayerType": {"LSTM": {"Static": False}},
+                                 "LayerName": {"gru": {"Static": False}}},
+                                output_dir=tmp_path / "prj")
+    assert model.graph.node("lstm").attrs["static"] is False
+    assert model.graph.node("gru").attrs["static"] is False
+    model.write()
+    source = (tmp_path / "prj" / "firmware" / "myproject.cpp").read_text()
+    assert source.count("static: false, the state is an argument") == 2
+    default = nnfab.convert_graph(stream_graph("chain", scale=0.5), base,
+                                  output_dir=tmp_path / "prj2")
+    assert "static" not in default.graph.node("lstm").attrs
+    default.write()
+    assert "the state is an argument" not in (
+        tmp_path / "prj2" / "firmware" / "myproject.cpp").read_text()
+    with pytest.raises(ConfigError, match=r"LayerName.gru.Static must be true or false"):
+        nnfab.convert_graph(stream_graph("chain", scale=0.5),
+                            {**base, "LayerName": {"gru": {"Static": "yes"}}})
+    with pytest.raises(ConfigError, match=r"LayerName.fc.Static applies to recurrent layers"):
+        nnfab.convert_graph(stream_graph("chain", scale=0.5),
+                            {**base, "LayerName": {"fc": {"Static": True}}})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,52 @@ def test_folded_structure_and_reported_timing() -> None:
         assert design.manifest()["ii"] == 3
 
 
+def _readers(text: str, name: str) -> list[str]:
+    """Lines of a module body that read ``name`` (not its declaration)."""
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    declared = re.compile(rf"\s*(wire|reg)\s*(\[[^]]*\])?\s*{re.escape(name)}\b")
+    return [line.strip() for line in text.splitlines()
+            if "=" in line and word.search(line.split("=", 1)[1]) and not declared.match(line)]
+
+
+def _names(expr: str) -> set[str]:
+    """Signal names in a Verilog expression (literals and ``$signed`` left out)."""
+    return set(re.findall(r"\b([a-z]\w*)\b", re.sub(r"\$signed|\d+'[bhd]\w+", "", expr)))
+
+
+@pytest.mark.parametrize("style", ["dsp", "lut"])
+def test_pipelined_folding_registers_rom_multiplier_and_accumulator(style: str) -> None:
+    """With a clock target, the ROM read and the input multiplexer end in registers, each
+    product (``dsp``: the ``*``; ``lut``: its adder tree) ends in a register, and the
+    accumulator adds registered sums: three more cycles than the unpipelined layer."""
+    model = _mlp({"fc0": 3, "fc2": 2}, zero_fraction=0.0)
+    flat = {m.node: m for m in generate(model.graph, RtlOptions(style)).layers}
+    piped = {m.node: m for m in generate(model.graph, RtlOptions(style, 8)).layers}
+    for name in ("fc0", "fc2"):
+        text = next(t for f, t in generate(model.graph, RtlOptions(style, 8)).files.items()
+                    if f.endswith(f"_{name}.v"))
+        registers = set(re.findall(r"^\s*reg\s+(?:\[[^]]*\]\s*)?(\w+);", text, re.M))
+        assigned = dict(re.findall(r"^\s*(\w+) <= (\w+);$", text, re.M))
+        roms = re.findall(r"^\s*wire \[[^]]*\] (\w+) = \w+_rom\(cnt\);", text, re.M)
+        assert roms
+        for rom in roms:  # read only by a register
+            assert set(_readers(text, rom)) == {f"{r} <= {rom};" for r, v in assigned.items()
+                                                if v == rom}
+        products = re.findall(r"^\s*wire \[[^]]*\] (\w+) = (.*\*.*);$", text, re.M)
+        assert bool(products) == (style == "dsp")
+        for prod, expr in products:
+            operands = _names(expr)
+            assert operands and operands <= registers, expr
+            assert {r for r, v in assigned.items() if v == prod}, prod
+            assert len(_readers(text, prod)) == 1  # the register only
+        accs = re.findall(r"^\s*(acc\w*) <= \(\w+ \? [^:]+ : \w+\) \+ (.*);$", text, re.M)
+        assert accs
+        for _, addend in accs:  # the accumulators add registered sums
+            assert _names(addend) <= registers, addend
+        assert piped[name].latency >= flat[name].latency + 3
+        assert piped[name].ii == flat[name].ii
+
+
 def test_folding_needs_a_caller_that_connects_the_valid() -> None:
     """Renderers called without ``folding`` (e.g. from other top writers) stay parallel."""
     model = _mlp(4)
@@ -134,6 +181,7 @@ def test_pipeline_knob(tmp_path: Path) -> None:
 @with_verilator
 @pytest.mark.parametrize(("style", "reuse", "per_stage"), [
     ("lut", 2, None), ("lut", 5, None), ("dsp", 4, None), ("dsp", 5, 1), ("lut", 64, None),
+    ("lut", 5, 2), ("lut", 64, 3), ("dsp", 2, 4),
 ])
 def test_folded_mlp_matches_emulator(style: str, reuse: int, per_stage: int | None,
                                      tmp_path: Path) -> None:
@@ -187,11 +235,13 @@ def _narrow_graph() -> tuple[Graph, dict]:
 
 
 @with_verilator
-@pytest.mark.parametrize("style", ["lut", "dsp"])
-def test_rounded_products_and_wrapping_accumulators(style: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("style", "per_stage"), [("lut", None), ("dsp", None), ("lut", 1),
+                                                  ("dsp", 2)])
+def test_rounded_products_and_wrapping_accumulators(style: str, per_stage: int | None,
+                                                    tmp_path: Path) -> None:
     graph, config = _narrow_graph()
     model = convert(graph, config)
-    project = RTLProject(model, tmp_path, style=style)
+    project = RTLProject(model, tmp_path, style=style, adders_per_stage=per_stage)
     stats = {m.node: m.stats for m in project.design.layers}
     assert stats["fc0"]["wrapping_accumulators"] > 0 and stats["fc1"]["wrapping_accumulators"] > 0
     assert project.ii == 8

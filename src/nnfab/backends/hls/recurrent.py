@@ -5,9 +5,10 @@ from ``nnfab.ir.tables.activation_table`` with the layer's table attributes. The
 loop is sequential; every product of a step is unrolled. ReuseFactor and the Resource
 strategy do not apply (a warning says so). In io_stream (``stream_call``) the input
 arrives one time step per transaction and the layer emits one row per step
-(return_sequences) or one at the end; the node attribute ``static`` (default true) keeps
-the state in static variables of the layer's kernel instance, ``static: false`` declares
-it in the layer's process function and passes it as an argument. The Verilog backend
+(return_sequences) or one at the end; the node attribute ``static`` (config key
+``Static``, default true) keeps the state in static variables of the layer's kernel
+instance, ``static: false`` declares it in the layer's process function and passes it
+as an argument. The Verilog backend
 rejects these ops with a ``BackendError`` naming the layer.
 """
 

@@ -129,6 +129,13 @@ class SumBuilder:
             return self.base_stage
         return self.base_stage + (level - 1) // self.levels_per_stage
 
+    def level_at(self, stage: int) -> int:
+        """The adder depth of a term made in ``stage`` from registers (its first adder
+        then lies in that stage): the inverse of ``stage_of`` for pipelined builders."""
+        if self.levels_per_stage is None:
+            return 0
+        return max(0, stage - self.base_stage) * self.levels_per_stage
+
     def reduce(self, base: str, terms: list[Term], constant: int = 0,
                modulus_bits: int | None = None) -> Term:
         """One term equal to ``sum(terms) + constant`` (modulo ``2**modulus_bits``)."""

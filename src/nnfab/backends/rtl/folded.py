@@ -41,9 +41,19 @@ Interface and timing. The module has two more inputs than the parallel layers
                    input wire [N*Wx-1:0] x, output reg [M*Wy-1:0] y);
 
 ``x`` is sampled at the rising edge where ``x_valid`` is high; phase ``c`` runs ``c + 1``
-cycles later; the products of a phase pass ``D`` pipeline registers (``adders_per_stage``,
-0 by default) before the accumulators; ``y`` is loaded once per sample and holds its
-value until the next result: latency ``R + D + 2`` cycles from ``x_valid`` to ``y``. A new
+cycles later; the products of a phase pass ``D`` pipeline registers before the
+accumulators; ``y`` is loaded once per sample and holds its value until the next result:
+latency ``R + D + 2`` cycles from ``x_valid`` to ``y``.
+
+Pipelining. Without ``adders_per_stage`` (``pipeline=None``) a phase is one cycle from the
+phase counter through the weight ROM, the multiplier and the adders into the
+accumulators (``D = 0``). With it (every clock target sets it) the datapath has stages:
+the weight-ROM read and the input multiplexer end in registers (a synchronous ROM, which
+the tools map to LUT ROM or block RAM; the multiplier's input registers), each product
+ends in a register (``dsp``: the multiplier's output register; ``lut``: its adder tree,
+itself cut every ``adders_per_stage`` levels), and the sums of an output's products end
+in a register before its accumulator adds them, so the accumulator's adder is a stage
+of its own. ``D`` counts these registers; the control signals are delayed to match. A
 sample may arrive every R cycles (it may arrive in the last phase of the previous one);
 a sample arriving earlier restarts the computation. ``rst`` (synchronous) clears the busy
 flag only: no register of the datapath needs a reset.
@@ -217,7 +227,9 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
 
     mb = ModuleBuilder()
     mb._used.update({"rst", "x_valid", "busy", "cnt"})
-    sb = SumBuilder(mb, ctx.options.adders_per_stage)
+    pipelined = ctx.options.adders_per_stage is not None
+    in_stage = 1 if pipelined else 0  # weights and inputs read in registers when pipelined
+    sb = SumBuilder(mb, ctx.options.adders_per_stage, base_stage=in_stage)
     last_phase = reuse - 1
     cnt_w = bits_for(0, last_phase)[0]
     cnt = Sig("cnt", cnt_w, False, 0, last_phase, 0)
@@ -258,20 +270,29 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
     terms: list[list[Term]] = [[] for _ in range(n_outputs)]
     for m in multipliers:
         if m.inputs not in muxes:
-            muxes[m.inputs] = multiplexer(mb, f"xs{len(muxes)}", cnt,
-                                          [held[e] for e in m.inputs])
+            muxes[m.inputs] = mb.at_stage(
+                multiplexer(mb, f"xs{len(muxes)}", cnt, [held[e] for e in m.inputs]), in_stage)
         xsel = muxes[m.inputs]
-        weight = mb.rom(f"w{m.index}", cnt, dict(enumerate(m.weights)),
-                        f"weights of multiplier {m.index} per phase ({w_t} mantissas)")
+        weight = mb.at_stage(
+            mb.rom(f"w{m.index}", cnt, dict(enumerate(m.weights)),
+                   f"weights of multiplier {m.index} per phase ({w_t} mantissas)"), in_stage)
         owners = m.outputs()
         alone = len(owners) == 1
-        if exact_products and style == "lut" and alone and not weight.is_const:
+        if exact_products and style == "lut" and alone and not weight.is_const and not pipelined:
             # one output only: the gated copies of x join that output's adder tree
             terms[owners[0]] += partial_products(mb, f"m{m.index}", xsel, weight,
                                                  list(m.weights), pshift)
             continue
         product = variable_product(sb, f"m{m.index}", xsel, weight, style, list(m.weights))
-        if exact_products:
+        if pipelined:  # the product (cast to the accumulator when finer) in its own register
+            product = sb.resolve(f"m{m.index}n", product)
+            sig = product.sig
+            if not exact_products:
+                sig = mb.cast(f"m{m.index}c", sig, product_frac - product.shift, acc_wrap)
+            sig = mb.at_stage(sig, sig.stage + 1)
+            share = Term(sig, (product.shift + pshift) if exact_products else 0, False,
+                         sb.level_at(sig.stage))
+        elif exact_products:
             if alone:
                 terms[owners[0]].append(Term(product.sig, product.shift + pshift, product.neg,
                                              product.level))
@@ -298,6 +319,9 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
         total = sb.reduce(f"s{o}", terms[o], 0, acc_t.width)
         sums.append(sb.resolve(f"s{o}n", total, acc_t.width))
     depth = max((t.sig.stage for t in sums if not t.sig.is_const), default=0)
+    registered = {s.name for s in mb._delayed.values()}
+    if pipelined and any(not t.sig.is_const and t.sig.name not in registered for t in sums):
+        depth += 1  # the accumulators' adders in their own stage
     first_d, busy_d = mb.at_stage(first, depth), mb.at_stage(busy, depth)
     fin = mb.at_stage(last, depth + 1)
 
