@@ -31,6 +31,19 @@ $PY -m pip install --quiet --disable-pip-version-check -e ".[all]"
 $PY -m pip install --quiet --disable-pip-version-check --no-deps \
     "brevitas==0.13.4" "dependencies==2.0.1" "unfoldNd==0.2.3"
 
+# qkeras-v3 (QKeras for Keras 3), for tests/frontends/test_qkeras3.py. Optional: a failure
+# (e.g. offline) only warns. --no-deps: it requires the `tensorflow` package, which would
+# clash with tensorflow-cpu (what it imports at run time is already installed). --target:
+# its top-level `qkeras` package would overwrite HGQ2's `qkeras` compatibility package in
+# site-packages (and neither would import), so it gets a directory of its own, which the
+# test puts on sys.path. Skipped when that directory already holds this version.
+QKERAS3_DIR=${NNFAB_QKERAS3_DIR:-$HOME/.cache/nnfab/qkeras3}
+if [ ! -d "$QKERAS3_DIR/qkeras_v3-1.2.1.dist-info" ]; then
+    $PY -m pip install --quiet --disable-pip-version-check --no-deps --upgrade \
+        --target "$QKERAS3_DIR" "qkeras-v3==1.2.1" \
+        || echo "WARNING: could not install qkeras-v3 into $QKERAS3_DIR; its tests will skip"
+fi
+
 # The QKeras oracle: QKeras only runs on old TensorFlow, so it lives in its own venv and
 # writes reference outputs that the tests compare nnfab with bit for bit.
 if [ "${NNFAB_SKIP_QKERAS_ORACLE:-0}" != "1" ] && [ -f scripts/qkeras_oracle/setup.sh ]; then

@@ -5,7 +5,8 @@ The graph has the model's structure, shapes and float64 weights; tensor types an
 ``node.precision`` stay empty for the passes to fill in. Keras is imported lazily,
 so nnfab imports without it. Layers are mapped by ``keras_mapping``, the table the
 JSON/HDF5 reader uses too: ``keras_layers`` describes each live layer as a model file
-would (class name, ``get_config()``, weights by short name) and the table converts it.
+would (class name, ``get_config()``, weights by short name) and the table converts it;
+qkeras-v3 layers (QKeras for Keras 3) are described by ``qkeras3``, HGQ2 models go to ``hgq``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from typing import Any
 from nnfab.errors import FrontendError, GraphError, UnsupportedLayerError
 from nnfab.frontends.keras_layers import LIVE_LAYERS, SUPPORTED_LAYERS, describe_layer
 from nnfab.frontends.keras_mapping import CONVERTERS, Converter, LayerCall, Shape
+from nnfab.frontends.qkeras3 import (
+    describe_qkeras3_layer,
+    is_qkeras3_layer,
+    qkeras3_converter,
+)
 from nnfab.ir.graph import Graph, Node
 from nnfab.ir.names import sanitize
 from nnfab.ir.ops import infer_shapes
@@ -77,6 +83,10 @@ def load_keras_model(
         except ImportError as e:
             raise FrontendError(f"{str(p)!r} is an HGQ2 model: pip install hgq2 (or "
                                 "nnfab[hgq]) to read it") from e
+    if suffix == ".keras" and _config_mentions(p, "qkeras"):  # qkeras-v3 layers
+        from nnfab.frontends.qkeras3 import qkeras3_custom_objects
+
+        custom_objects = {**qkeras3_custom_objects(), **(custom_objects or {})}
     try:
         model = keras.models.load_model(p, custom_objects=custom_objects, compile=False)
     except Exception as e:  # Keras raises many kinds; the message says what went wrong.
@@ -89,12 +99,17 @@ def load_keras_model(
 
 def _mentions_hgq(p: Path) -> bool:
     """Whether a ``.keras`` archive's config names layers of the ``hgq`` package."""
+    return _config_mentions(p, "hgq")
+
+
+def _config_mentions(p: Path, package: str) -> bool:
+    """Whether a ``.keras`` archive's config names objects of the Python ``package``."""
     try:
         with zipfile.ZipFile(p) as z:
             config = z.read("config.json").decode("utf-8", "replace")
     except (KeyError, OSError, zipfile.BadZipFile):
         return False
-    return '"module": "hgq.' in config or '"module":"hgq.' in config
+    return f'"module": "{package}.' in config or f'"module":"{package}.' in config
 
 
 def _check_h5_model(p: Path) -> None:
@@ -263,8 +278,12 @@ class _ModelWalker:
                 )
             ]
         else:
-            converter = self._converter(layer)
-            desc = describe_layer(self.keras, layer)
+            if is_qkeras3_layer(layer):
+                converter = qkeras3_converter(layer)
+                desc = describe_qkeras3_layer(self.keras, layer)
+            else:
+                converter = self._converter(layer)
+                desc = describe_layer(self.keras, layer)
             inputs = [self._ir_tensor(t) for t in knode.input_tensors]
             call = LayerCall(
                 name=str(layer.name),
