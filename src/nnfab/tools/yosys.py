@@ -4,7 +4,8 @@ Synthesis runs in ``python -m nnfab.tools.yosys <script>`` so that a crash of th
 native library or a very long run cannot take the caller down; the parent saves
 Yosys's log in the project, reports progress (each top-level pass) to the logger,
 and enforces an optional timeout. ``synth_xilinx`` results are read from
-``stat -json`` and ``ltp -noff``.
+``stat -json`` and ``ltp -noff`` (run with the mapped registers removed: the longest
+register-to-register path, in cells).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 FAMILIES = ("xc7", "xcu", "xcup")
 """``synth_xilinx -family`` values nnfab uses."""
 
+SEQUENTIAL_CELLS = "t:FD* t:SRL* t:RAMB* t:RAM32* t:RAM64* t:RAM128* t:RAM256* %u"
+"""Mapped Xilinx cells that hold state (a Yosys selection), left out of the longest path."""
 _PASS_HEADER = re.compile(r"^(\d+(?:\.\d+)?)\. Executing (.*)$")
 _LTP = re.compile(r"Longest topological path in \S+ \(length=(\d+)\)")
 
@@ -122,6 +125,9 @@ def synth_script(sources: list[Path], top: str, family: str, out_dir: Path) -> l
         f"hierarchy -check -top {top}",
         f"synth_xilinx -family {family} -flatten -top {top}",
         f"tee -q -o {_quote(out_dir / 'stat.json')} stat -json",
+        # ltp -noff knows Yosys' own flip-flops only: remove the mapped ones (and the
+        # shift registers and RAMs) so the path is register to register, in cells
+        f"delete {SEQUENTIAL_CELLS}",
         f"tee -q -o {_quote(out_dir / 'ltp.txt')} ltp -noff",
     ]
     return cmds

@@ -202,3 +202,18 @@ def test_clock_target_meets_200_mhz_on_ecp5(tmp_path: Path) -> None:
     assert rtl.latency > unpipelined.latency
     report = rtl.place_and_route(clock_mhz=200.0)
     assert report.result.fmax_mhz >= 0.9 * 200.0, report.result.table()
+
+
+@needs_ecp5
+@pytest.mark.parametrize("style", ["dsp", "lut"])
+def test_folded_layers_meet_100_mhz_on_ecp5(style: str, tmp_path: Path) -> None:
+    """A folded MLP (ReuseFactor 8, 12-bit types) with the clock target: registered ROM
+    reads, products and sums reach 100 MHz on ECP5 (the autoencoder of
+    benchmarks/bench_folded.py has the full table)."""
+    model = convert(mlp_graph([12, 8, 4], seed=3),
+                    {"Model": {"Precision": "ap_fixed<12,4>", "ReuseFactor": 8}})
+    rtl = RTLProject(model, tmp_path / style, style=style,
+                     pipeline={"clock_period": 10.0, "family": "ecp5"})
+    assert rtl.ii == 8
+    report = rtl.place_and_route(clock_mhz=100.0)
+    assert report.result.fmax_mhz >= 100.0, report.result.table()

@@ -121,9 +121,10 @@ def test_pipelined_folding_registers_rom_multiplier_and_accumulator(style: str) 
     for name in ("fc0", "fc2"):
         text = next(t for f, t in generate(model.graph, RtlOptions(style, 8)).files.items()
                     if f.endswith(f"_{name}.v"))
-        registers = set(re.findall(r"^\s*reg\s+(?:\[[^]]*\]\s*)?(\w+);", text, re.M))
+        registers = set(re.findall(r"^\s*(?:\(\* keep \*\) )?reg\s+(?:\[[^]]*\]\s*)?(\w+);",
+                                   text, re.M))
         assigned = dict(re.findall(r"^\s*(\w+) <= (\w+);$", text, re.M))
-        roms = re.findall(r"^\s*wire \[[^]]*\] (\w+) = \w+_rom\(cnt\);", text, re.M)
+        roms = re.findall(r"^\s*wire \[[^]]*\] (\w+) = \w+_rom\(cnt\w*\);", text, re.M)
         assert roms
         for rom in roms:  # read only by a register
             assert set(_readers(text, rom)) == {f"{r} <= {rom};" for r, v in assigned.items()
@@ -135,6 +136,10 @@ def test_pipelined_folding_registers_rom_multiplier_and_accumulator(style: str) 
             assert operands and operands <= registers, expr
             assert {r for r, v in assigned.items() if v == prod}, prod
             assert len(_readers(text, prod)) == 1  # the register only
+        if products:  # each multiplier reads its input through a register of its own
+            inputs = [n for _, expr in products for n in _names(expr) if n.startswith("xr")]
+            assert len(inputs) == len(products) == len(set(inputs))
+            assert all(f"(* keep *) always @(posedge clk) {n} <= " in text for n in inputs)
         accs = re.findall(r"^\s*(acc\w*) <= \(\w+ \? [^:]+ : \w+\) \+ (.*);$", text, re.M)
         assert accs
         for _, addend in accs:  # the accumulators add registered sums

@@ -45,3 +45,17 @@ def test_synthesis_reports_resources_and_more_weights_cost_more(tmp_path: Path) 
         assert report.fits is True
     assert hi.lut > lo.lut
     assert "LUT" in hi.table()
+
+
+def test_longest_path_is_register_to_register(tmp_path: Path) -> None:
+    """Registers cut the longest path: the same network pipelined every adder level has a
+    path of a few cells, unpipelined one through a whole layer's adder tree."""
+    model = convert(mlp_graph([8, 8, 4], seed=2, name="mlp"), {"Model": {"Precision":
+                                                                        "ap_fixed<8,3>"}})
+    flat = RTLProject(model, tmp_path / "flat").synthesize("xc7z020clg400-1")
+    piped = RTLProject(model, tmp_path / "piped", adders_per_stage=1).synthesize(
+        "xc7z020clg400-1")
+    assert flat.longest_path is not None and piped.longest_path is not None
+    assert 2 <= piped.longest_path < flat.longest_path / 2, (piped.longest_path,
+                                                             flat.longest_path)
+    assert piped.ff > flat.ff

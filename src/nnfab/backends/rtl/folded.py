@@ -61,6 +61,7 @@ flag only: no register of the datapath needs a reset.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,12 +147,13 @@ def variable_product(sb: SumBuilder, base: str, a: Sig, b: Sig, style: str,
     stage = max(a.stage, b.stage)
     a, b = mb.at_stage(a, stage), mb.at_stage(b, stage)
     terms = partial_products(mb, base, a, b, b_values, 0)
-    return sb.reduce(base, [Term(t.sig, t.shift, t.neg, level) for t in terms])
+    return sb.reduce(base, [Term(t.sig, t.shift, t.neg, level + t.level) for t in terms])
 
 
 def partial_products(mb: ModuleBuilder, base: str, a: Sig, b: Sig,
                      b_values: list[int] | None, shift: int) -> list[Term]:
-    """The terms of ``a * b * 2**shift`` in ``lut`` style (see ``variable_product``)."""
+    """The terms of ``a * b * 2**shift`` in ``lut`` style (see ``variable_product``); a
+    gated copy of ``a`` is ready at level 1 (its gate counts as one level of the stage)."""
     mask = (1 << b.width) - 1
     masked = [v & mask for v in b_values] if b_values is not None else None
     out = []
@@ -167,7 +169,7 @@ def partial_products(mb: ModuleBuilder, base: str, a: Sig, b: Sig,
         width, signed = bits_for(lo, hi)
         gated = mb.wire(f"{base}_b{k}", f"{b.bit(k)} ? {a.ext(width)} : {literal(0, width)}",
                         lo, hi, max(a.stage, b.stage), width, signed)
-        out.append(Term(gated, k + shift, neg, 0))
+        out.append(Term(gated, k + shift, neg, 1))  # the gate: one logic level
     return out
 
 
@@ -268,14 +270,22 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
     muxes: dict[tuple[int, ...], Sig] = {}
     gates: dict[tuple[int, int], Sig] = {}
     terms: list[list[Term]] = [[] for _ in range(n_outputs)]
+    users = Counter(m.inputs for m in multipliers)
+    # a multiplexer shared by several multipliers feeds each through a register of its own
+    replicate = pipelined and max(users.values(), default=0) > 1
+    rom_index = mb.at_stage(cnt, 1) if replicate else cnt
+    if replicate:
+        sb.base_stage = in_stage + 1
     for m in multipliers:
         if m.inputs not in muxes:
             muxes[m.inputs] = mb.at_stage(
                 multiplexer(mb, f"xs{len(muxes)}", cnt, [held[e] for e in m.inputs]), in_stage)
         xsel = muxes[m.inputs]
-        weight = mb.at_stage(
-            mb.rom(f"w{m.index}", cnt, dict(enumerate(m.weights)),
-                   f"weights of multiplier {m.index} per phase ({w_t} mantissas)"), in_stage)
+        if replicate:
+            xsel = mb.replica(xsel, f"xr{m.index}")
+        weight = mb.rom(f"w{m.index}", rom_index, dict(enumerate(m.weights)),
+                        f"weights of multiplier {m.index} per phase ({w_t} mantissas)")
+        weight = mb.at_stage(weight, weight.stage + 1 if pipelined else 0)
         owners = m.outputs()
         alone = len(owners) == 1
         if exact_products and style == "lut" and alone and not weight.is_const and not pipelined:

@@ -183,6 +183,18 @@ class ModuleBuilder:
         self.n_regs += sig.width
         return Sig(name, sig.width, sig.signed, sig.lo, sig.hi, sig.stage + 1)
 
+    def replica(self, sig: Sig, base: str) -> Sig:
+        """``sig`` delayed by one clock in a register of its own, which synthesis keeps apart
+        from equal ones (``keep`` on the register for Vivado, on its ``always`` for Yosys):
+        a copy placed next to the one load it drives, instead of one net to many loads."""
+        if sig.is_const:
+            return Sig(sig.name, sig.width, sig.signed, sig.lo, sig.hi, sig.stage + 1)
+        name = self.fresh(base)
+        self.lines.append(f"  (* keep *) reg  [{sig.width - 1}:0] {name};")
+        self.lines.append(f"  (* keep *) always @(posedge clk) {name} <= {sig.name};")
+        self.n_regs += sig.width
+        return Sig(name, sig.width, sig.signed, sig.lo, sig.hi, sig.stage + 1)
+
     def at_stage(self, sig: Sig, stage: int) -> Sig:
         """``sig`` as seen in ``stage`` (registered as often as needed, chains shared)."""
         if stage < sig.stage:
