@@ -139,7 +139,9 @@ def test_pipelined_folding_registers_rom_multiplier_and_accumulator(style: str) 
         if products:  # each multiplier reads its input through a register of its own
             inputs = [n for _, expr in products for n in _names(expr) if n.startswith("xr")]
             assert len(inputs) == len(products) == len(set(inputs))
-            assert all(f"(* keep *) always @(posedge clk) {n} <= " in text for n in inputs)
+            # (dsp style: then one more register next to the block)
+            assert all(f"(* keep *) always @(posedge clk) {re.sub(r'_d[0-9]+$', '', n)} <= "
+                       in text for n in inputs)
         accs = re.findall(r"^\s*(acc\w*) <= \(\w+ \? [^:]+ : \w+\) \+ (.*);$", text, re.M)
         assert accs
         for _, addend in accs:  # the accumulators add registered sums
@@ -255,3 +257,21 @@ def test_rounded_products_and_wrapping_accumulators(style: str, per_stage: int |
     assert np.array_equal(result.outputs, model.predict(x))
     assert (result.latency, result.ii) == (project.latency, project.ii)
     assert lint(project.write(), project.top, tmp_path / "lint.log") == []
+
+
+def test_dsp_output_registers_follow_the_family(tmp_path: Path) -> None:
+    """``dsp`` style: two registers after each multiplier for ECP5 (its DSP columns are far
+    from the logic), one for Xilinx families (the DSP48's own output register); the
+    family comes from the pipeline setting, else from the part."""
+    from nnfab.backends.rtl.project import pipeline_family
+
+    assert pipeline_family({"clock_period": 5.0, "family": "ecp5"}, "xc7z020clg400-1") == "ecp5"
+    assert pipeline_family(5.0, "xc7z020clg400-1") == "xc7"
+    assert pipeline_family(5.0) is None and pipeline_family(5.0, "unknown-part") is None
+    model = _mlp({"fc0": 3, "fc2": 2}, zero_fraction=0.0)
+    ecp5, xc7 = ({m.node: m.latency for m in generate(
+        model.graph, RtlOptions("dsp", 3, family=fam)).layers} for fam in ("ecp5", "xc7"))
+    assert RTLProject(model, tmp_path, pipeline={"clock_period": 10.0, "family": "ecp5"}
+                      ).design.options.family == "ecp5"
+    assert ecp5["fc0"] == xc7["fc0"] + 1 and ecp5["fc2"] == xc7["fc2"] + 1
+    assert ecp5["fc1"] == xc7["fc1"]  # not folded

@@ -431,13 +431,16 @@ def test_folded_pixel_dense_sets_the_interval(tmp_path: Path) -> None:
     assert project.design.manifest()["stream"]["pixel_interval"] == 3
 
 
-@pytest.mark.parametrize("style", ["lut", "dsp"])
+@pytest.mark.parametrize(("style", "per_stage"), [("lut", None), ("dsp", None), ("dsp", 3)])
 @sim
-def test_folded_small_cnn(style: str, tmp_path: Path) -> None:
+def test_folded_small_cnn(style: str, per_stage: int | None, tmp_path: Path) -> None:
     """conv (R = 3) -> relu -> max pool -> conv 'same' (R = 9) -> avg pool -> flatten ->
-    dense (R = 4, folded once per image) -> activation: bit-exact, timing as reported."""
+    dense (R = 4, folded once per image) -> activation: bit-exact, timing as reported
+    (also with the pipelined kernels of a clock target: rotating inputs, registered
+    weights and products)."""
     model = convert(small_cnn(), _with_reuse(CNN_CONFIG, {"c1": 3, "c2": 9, "fc": 4}))
-    project = check_folded(model, tmp_path, style, 9, batch=4, seed=3)
+    project = check_folded(model, tmp_path, style, 9, batch=4, seed=3,
+                           adders_per_stage=per_stage)
     d = project.design
     assert d.ii == 900
     reuse = {s.node: s.reuse for s in d.stages if s.kind != "collect"}

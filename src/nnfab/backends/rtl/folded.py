@@ -49,11 +49,19 @@ Pipelining. Without ``adders_per_stage`` (``pipeline=None``) a phase is one cycl
 phase counter through the weight ROM, the multiplier and the adders into the
 accumulators (``D = 0``). With it (every clock target sets it) the datapath has stages:
 the weight-ROM read and the input multiplexer end in registers (a synchronous ROM, which
-the tools map to LUT ROM or block RAM; the multiplier's input registers), each product
-ends in a register (``dsp``: the multiplier's output register; ``lut``: its adder tree,
-itself cut every ``adders_per_stage`` levels), and the sums of an output's products end
-in a register before its accumulator adds them, so the accumulator's adder is a stage
-of its own. ``D`` counts these registers; the control signals are delayed to match. A
+the tools map to LUT ROM or block RAM); a multiplexer shared by several multipliers
+feeds each through a register of its own (``keep``: synthesis does not merge the copies,
+so each sits next to its multiplier); each product ends in a register (``lut``: its
+adder tree, itself cut every ``adders_per_stage`` levels); and the sums of an output's
+products end in a register before its accumulator adds them, so the accumulator's
+adder is a stage of its own. In ``dsp`` style the multiplier has two registers on each
+side: DSP blocks sit in columns away from the logic, and on ECP5 a single register on
+each side leaves two long routes and the multiplier in one cycle (69 MHz for the
+benchmark's autoencoder). For Xilinx families (``RtlOptions.family``) the output side
+keeps one register: the DSP48's own output register sits in the block, and a second
+one would keep the accumulator's adder out of it (xc7: 6.7k instead of 14.2k LUTs);
+the input registers are absorbed into the block's A/B registers. ``D`` counts these registers; the
+control signals are delayed to match. A
 sample may arrive every R cycles (it may arrive in the last phase of the previous one);
 a sample arriving earlier restarts the computation. ``rst`` (synchronous) clears the busy
 flag only: no register of the datapath needs a reset.
@@ -256,7 +264,12 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
     ]
 
     multipliers = [m for m in schedule(kernel, rows, reuse) if any(m.weights)]
-    used_inputs = sorted({e for m in multipliers for e in m.inputs})
+    # pipelined, one row: the held sample rotates by one element per cycle, and multiplier
+    # m reads element (m*R + c) mod n_in in phase c at the fixed position (m*R) mod n_in:
+    # a register, where a multiplexer over the sample would be a wide tree and long routes
+    rotate = pipelined and rows == 1 and bool(multipliers)
+    used_inputs = (list(range(n_in)) if rotate
+                   else sorted({e for m in multipliers for e in m.inputs}))
     held: dict[int, Sig] = {}
     loads = []
     for e in used_inputs:
@@ -264,7 +277,10 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
         mb.lines.append(f"  reg  [{x_t.width - 1}:0] {name};")
         loads.append(f"      {name} <= x[{e * x_t.width} +: {x_t.width}];")
         held[e] = Sig(name, x_t.width, x_t.signed, x_lo, x_hi, 0)
-    if loads:
+    if rotate:
+        turns = [f"      {held[e].name} <= {held[(e + 1) % n_in].name};" for e in range(n_in)]
+        control += ["    if (x_valid) begin", *loads, "    end else begin", *turns, "    end"]
+    elif loads:
         control += ["    if (x_valid) begin", *loads, "    end"]
 
     muxes: dict[tuple[int, ...], Sig] = {}
@@ -272,20 +288,34 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
     terms: list[list[Term]] = [[] for _ in range(n_outputs)]
     users = Counter(m.inputs for m in multipliers)
     # a multiplexer shared by several multipliers feeds each through a register of its own
-    replicate = pipelined and max(users.values(), default=0) > 1
-    rom_index = mb.at_stage(cnt, 1) if replicate else cnt
-    if replicate:
-        sb.base_stage = in_stage + 1
+    replicate = pipelined and not rotate and max(users.values(), default=0) > 1
+    # DSP blocks sit in columns away from the logic that feeds them: two registers on
+    # each side, one next to the logic and one next to the block, so that each route
+    # gets a cycle of its own
+    distant = pipelined and style == "dsp"
+    # on Xilinx parts the DSP48's own output register is next to it, and a second one
+    # would keep the accumulator's adder out of the block (xc7: 6.7k -> 14.2k LUTs)
+    distant_output = distant and ctx.options.family not in ("xc7", "xcu", "xcup")
+    op_stage = in_stage + 1 if replicate or distant else in_stage
+    rom_index = mb.at_stage(cnt, 1) if replicate and not distant else cnt
+    sb.base_stage = op_stage
     for m in multipliers:
-        if m.inputs not in muxes:
-            muxes[m.inputs] = mb.at_stage(
-                multiplexer(mb, f"xs{len(muxes)}", cnt, [held[e] for e in m.inputs]), in_stage)
-        xsel = muxes[m.inputs]
+        if rotate:
+            position = m.index * reuse % n_in
+            assert all(e == (position + c) % n_in for c, (e, o) in
+                       enumerate(zip(m.inputs, m.owners, strict=True)) if o >= 0)
+            xsel = mb.replica(held[position], f"xr{m.index}")  # its own register, stage 1
+        else:
+            if m.inputs not in muxes:
+                muxes[m.inputs] = mb.at_stage(multiplexer(
+                    mb, f"xs{len(muxes)}", cnt, [held[e] for e in m.inputs]), in_stage)
+            xsel = muxes[m.inputs]
         if replicate:
             xsel = mb.replica(xsel, f"xr{m.index}")
+        xsel = mb.at_stage(xsel, op_stage)
         weight = mb.rom(f"w{m.index}", rom_index, dict(enumerate(m.weights)),
                         f"weights of multiplier {m.index} per phase ({w_t} mantissas)")
-        weight = mb.at_stage(weight, weight.stage + 1 if pipelined else 0)
+        weight = mb.at_stage(weight, op_stage)
         owners = m.outputs()
         alone = len(owners) == 1
         if exact_products and style == "lut" and alone and not weight.is_const and not pipelined:
@@ -299,7 +329,7 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
             sig = product.sig
             if not exact_products:
                 sig = mb.cast(f"m{m.index}c", sig, product_frac - product.shift, acc_wrap)
-            sig = mb.at_stage(sig, sig.stage + 1)
+            sig = mb.at_stage(sig, sig.stage + (2 if distant_output else 1))
             share = Term(sig, (product.shift + pshift) if exact_products else 0, False,
                          sb.level_at(sig.stage))
         elif exact_products:

@@ -55,11 +55,14 @@ class RtlOptions:
     levels (None: only at layer boundaries).
     ``share``: in ``lut`` style, share common subexpressions (pairs of shifted inputs
     recurring across the outputs of a layer) between outputs: an adder graph.
+    ``family``: the FPGA family the clock target was set for (``ecp5``, ``xc7``, ...;
+    None: unknown), where a register's place depends on it (``folded.py``).
     """
 
     style: str = "lut"
     adders_per_stage: int | None = None
     share: bool = True
+    family: str | None = None
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:

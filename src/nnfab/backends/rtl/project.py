@@ -97,6 +97,18 @@ def adders_per_stage_for(pipeline: Any, part: str | None = None) -> int | None:
     return levels
 
 
+def pipeline_family(pipeline: Any, part: str | None = None) -> str | None:
+    """The FPGA family of a ``pipeline`` setting: its ``family`` entry, else the part's."""
+    if isinstance(pipeline, dict) and pipeline.get("family"):
+        return str(pipeline["family"])
+    if part is None:
+        return None
+    try:
+        return family_for_part(part)
+    except ConfigError:
+        return None
+
+
 @dataclass
 class SynthesisReport:
     """Yosys resource figures for a part, and how much of the part they use."""
@@ -225,8 +237,10 @@ class RTLProject:
             if adders_per_stage is not None:
                 raise BackendError("give either pipeline= or adders_per_stage=, not both")
             adders_per_stage = adders_per_stage_for(pipeline, self.part)
+        family = pipeline_family(pipeline, self.part)
         start = time.perf_counter()
-        self.design: RtlDesign = generate(graph, RtlOptions(style, adders_per_stage), top)
+        self.design: RtlDesign = generate(
+            graph, RtlOptions(style, adders_per_stage, family=family), top)
         self.generate_seconds = time.perf_counter() - start
         self._sources: list[Path] | None = None
         log.info("generated RTL for %r: %d layer module(s), latency %d cycles, in %.2f s",
