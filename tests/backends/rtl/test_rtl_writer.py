@@ -170,13 +170,11 @@ def test_identifiers_are_sanitized_and_unique() -> None:
 def test_unsupported_op_names_the_layer() -> None:
     g = Graph(name="g")
     g.add_node(Node("inp", "Input", [], attrs={"shape": (4, 2)}), (4, 2))
-    rng = np.random.default_rng(0)
-    g.add_node(Node("rnn", "SimpleRNN", ["inp"], attrs={"units": 3}, weights={
-        "kernel": rng.normal(0, 0.5, (2, 3)), "recurrent_kernel": rng.normal(0, 0.5, (3, 3)),
-        "bias": np.zeros(3)}), (3,))
-    g.outputs = ["rnn"]
+    g.add_node(Node("ln", "LayerNormalization", ["inp"], attrs={"epsilon": 1e-3},
+                    weights={"gamma": np.ones(2), "beta": np.zeros(2)}), (4, 2))
+    g.outputs = ["ln"]
     model = convert(g, {"Model": {"Precision": "ap_fixed<8,3>"}})
-    with pytest.raises(BackendError, match=r"layer 'rnn'.*'SimpleRNN'.*supported"):
+    with pytest.raises(BackendError, match=r"layer 'ln'.*'LayerNormalization'.*supported"):
         generate(model.graph)
 
 

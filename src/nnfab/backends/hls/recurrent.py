@@ -8,8 +8,7 @@ arrives one time step per transaction and the layer emits one row per step
 (return_sequences) or one at the end; the node attribute ``static`` (config key
 ``Static``, default true) keeps the state in static variables of the layer's kernel
 instance, ``static: false`` declares it in the layer's process function and passes it
-as an argument. The Verilog backend
-rejects these ops with a ``BackendError`` naming the layer.
+as an argument. The Verilog of these ops is ``nnfab.backends.rtl.recurrent``.
 """
 
 from __future__ import annotations

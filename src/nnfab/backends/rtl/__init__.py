@@ -6,13 +6,15 @@ module per layer plus a top (``clk``, ``rst``, ``in_valid``, ``in_data``, ``out_
 runs the batch through Verilator bit for bit, ``.synthesize(part)`` measures it with
 Yosys. Layer renderers: ``layers.py`` (Dense, Activation, Softmax, reshapes),
 ``folded.py`` (Dense with a reuse factor R > 1: II = R), ``merges.py``
-(BatchNormalization, Merge, Concatenate; graphs may branch), ``stream.py``
+(BatchNormalization, Merge, Concatenate; graphs may branch), ``recurrent.py``
+(SimpleRNN, LSTM, GRU: one time step per S cycles, II = steps * S), ``stream.py``
 (convolutions and poolings as pixel streams with line buffers).
 """
 
 from nnfab.backends.rtl import (  # noqa: F401  (register their renderers)
     folded,
     merges,
+    recurrent,
     shape_ops,
     zoo,
 )
