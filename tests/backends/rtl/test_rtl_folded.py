@@ -124,7 +124,7 @@ def test_pipelined_folding_registers_rom_multiplier_and_accumulator(style: str) 
         registers = set(re.findall(r"^\s*(?:\(\* keep \*\) )?reg\s+(?:\[[^]]*\]\s*)?(\w+);",
                                    text, re.M))
         assigned = dict(re.findall(r"^\s*(\w+) <= (\w+);$", text, re.M))
-        roms = re.findall(r"^\s*wire \[[^]]*\] (\w+) = \w+_rom\(cnt\w*\);", text, re.M)
+        roms = re.findall(r"^\s*wire \[[^]]*\] (\w+) = \w+_rom\((?:cnt|cr)\w*\);", text, re.M)
         assert roms
         for rom in roms:  # read only by a register
             assert set(_readers(text, rom)) == {f"{r} <= {rom};" for r, v in assigned.items()

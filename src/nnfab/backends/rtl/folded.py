@@ -49,7 +49,10 @@ Pipelining. Without ``adders_per_stage`` (``pipeline=None``) a phase is one cycl
 phase counter through the weight ROM, the multiplier and the adders into the
 accumulators (``D = 0``). With it (every clock target sets it) the datapath has stages:
 the weight-ROM read and the input multiplexer end in registers (a synchronous ROM, which
-the tools map to LUT ROM or block RAM); a multiplexer shared by several multipliers
+the tools map to LUT ROM or block RAM); a layer on one row has no multiplexer: its held
+sample rotates by one element per cycle and each multiplier reads a fixed position (in
+``lut`` style through one more register, its ROMs reading registered copies of the
+phase counter, ``ROMS_PER_COUNTER`` ROMs per copy); a multiplexer shared by several multipliers
 feeds each through a register of its own (``keep``: synthesis does not merge the copies,
 so each sits next to its multiplier); each product ends in a register (``lut``: its
 adder tree, itself cut every ``adders_per_stage`` levels); and the sums of an output's
@@ -85,6 +88,9 @@ from nnfab.backends.rtl.layers import (
 )
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, const, literal
 from nnfab.ir import Overflow
+
+ROMS_PER_COUNTER = 8
+"""Weight ROMs read through one registered copy of the phase counter (pipelined ``lut``)."""
 
 
 @dataclass(frozen=True)
@@ -296,8 +302,12 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
     # on Xilinx parts the DSP48's own output register is next to it, and a second one
     # would keep the accumulator's adder out of the block (xc7: 6.7k -> 14.2k LUTs)
     distant_output = distant and ctx.options.family not in ("xc7", "xcu", "xcup")
-    op_stage = in_stage + 1 if replicate or distant else in_stage
+    # the phase counter's bits would drive every weight ROM, and that load stretches the
+    # counter's own increment loop: ROMs read registered copies of it, a copy per group
+    split_counter = rotate and not distant
+    op_stage = in_stage + 1 if replicate or distant or split_counter else in_stage
     rom_index = mb.at_stage(cnt, 1) if replicate and not distant else cnt
+    counters: dict[int, Sig] = {}
     sb.base_stage = op_stage
     for m in multipliers:
         if rotate:
@@ -313,6 +323,11 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
         if replicate:
             xsel = mb.replica(xsel, f"xr{m.index}")
         xsel = mb.at_stage(xsel, op_stage)
+        if split_counter:
+            key = m.index // ROMS_PER_COUNTER
+            if key not in counters:
+                counters[key] = mb.replica(cnt, f"cr{key}")
+            rom_index = counters[key]
         weight = mb.rom(f"w{m.index}", rom_index, dict(enumerate(m.weights)),
                         f"weights of multiplier {m.index} per phase ({w_t} mantissas)")
         weight = mb.at_stage(weight, op_stage)
