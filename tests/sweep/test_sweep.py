@@ -254,6 +254,18 @@ def test_cache_resume_and_rerun(client, data, tmp_path, caplog):
     assert other.stats["evaluated"] == 1
 
 
+@pytest.mark.timeout(180)
+def test_repeated_sweeps_of_the_same_data(client, data):
+    """The same graph and data scattered sweep after sweep on one client: content-hashed
+    scatter keys made about one sweep in 60 hang forever (a fresh key each time does not)."""
+    x, y = data
+    g = mlp_graph((16, 8, 5), seed=2)
+    for _ in range(80):
+        r = sweep(g, x[:64], y[:64], precision=8, reuse=1, strategy="Latency",
+                  scheduler=client, progress=False)
+        assert r.stats["evaluated"] == 1 and r.stats["failed"] == 0, r.table["error"].tolist()
+
+
 def test_save_and_plot(small, tmp_path):
     csv = small.save(tmp_path / "t.csv")
     back = pd.read_csv(csv)

@@ -1,11 +1,12 @@
 """Run a design-space sweep on Dask distributed, with a per-point cache and progress bar.
 
 The model is converted once, on the client, into the float nnfab IR graph; the graph and
-the data are scattered to every worker once and each point (``nnfab.sweep.evaluate``)
-applies its configuration to a copy. Finished points are written to ``cache_dir`` as one
-JSON file per point, named by a content hash of the graph, the data, the point, the base
-configuration, the conversion options, ``synth`` and the nnfab version: an interrupted
-sweep resumes where it stopped and re-running a finished one starts no cluster at all.
+the data are scattered once per sweep (workers fetch them from each other) and each
+point (``nnfab.sweep.evaluate``) applies its configuration to a copy. Finished points
+are written to ``cache_dir`` as one JSON file per point, named by a content hash of the
+graph, the data, the point, the base configuration, the conversion options, ``synth``
+and the nnfab version: an interrupted sweep resumes where it stopped and re-running a
+finished one starts no cluster at all.
 """
 
 from __future__ import annotations
@@ -400,7 +401,10 @@ def _run_on_dask(graph: Graph, x: np.ndarray, labels: np.ndarray, points: list[S
     futures: dict[Any, int] = {}
     tag = uuid.uuid4().hex[:8]
     try:
-        g_f, x_f, y_f = (client.scatter(v, broadcast=True) for v in (graph, x, labels))
+        # hash=False: a fresh key per sweep. Content-hashed keys are the same on the next
+        # sweep of the same model, and scattering a key the scheduler is still releasing
+        # can hang forever (seen: about one sweep in 60 on a 2-worker LocalCluster).
+        g_f, x_f, y_f = (client.scatter(v, hash=False) for v in (graph, x, labels))
         for i, p in enumerate(points):
             key = f"nnfab-sweep-{p.strategy}-R{p.reuse}-W{p.precision}-I{p.integer_bits}-{tag}"
             futures[client.submit(evaluate_point, g_f, p, x_f, y_f, key=key, **kwargs)] = i
