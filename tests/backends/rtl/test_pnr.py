@@ -217,3 +217,7 @@ def test_folded_layers_meet_100_mhz_on_ecp5(style: str, tmp_path: Path) -> None:
     assert rtl.ii == 8
     report = rtl.place_and_route(clock_mhz=100.0)
     assert report.result.fmax_mhz >= 100.0, report.result.table()
+    # dsp: every multiplier one MULT18X18D (its registers inside the block), lut: none
+    cells = sum(m.text.count("  MULT18X18D #(") for m in rtl.design.layers)
+    assert report.dsp == cells == (sum(m.stats.get("multipliers", 0)
+                                       for m in rtl.design.layers) if style == "dsp" else 0)

@@ -14,7 +14,7 @@ from rtl_helpers import convert, mlp_graph, needs_verilator, sample_inputs
 from nnfab.backends.rtl import RtlOptions, RTLProject, adders_per_stage_for, generate
 from nnfab.backends.rtl.folded import schedule
 from nnfab.backends.rtl.layers import RENDERERS, LayerContext
-from nnfab.errors import BackendError
+from nnfab.errors import BackendError, ConfigError
 from nnfab.ir import Graph, Node
 from nnfab.tools.verilator import lint
 
@@ -275,3 +275,45 @@ def test_dsp_output_registers_follow_the_family(tmp_path: Path) -> None:
                       ).design.options.family == "ecp5"
     assert ecp5["fc0"] == xc7["fc0"] + 1 and ecp5["fc2"] == xc7["fc2"] + 1
     assert ecp5["fc1"] == xc7["fc1"]  # not folded
+
+
+@with_verilator
+@pytest.mark.parametrize("graph", ["mlp", "rows"])
+def test_ecp5_dsp_cells_register_their_operands_and_product(graph: str, tmp_path: Path) -> None:
+    """``dsp`` style for ECP5: each multiplier is a MULT18X18D with its input and output
+    registers (nnfab's simulation model of the cell in Verilator), fed by fabric registers
+    and read by one register; bit-exact to the emulator, lint clean. ``rows``: Dense on
+    rows (shared input multiplexers), rounded products, wrapping accumulators."""
+    model = _mlp(5) if graph == "mlp" else convert(*_narrow_graph())
+    project = RTLProject(model, tmp_path, style="dsp",
+                         pipeline={"clock_period": 10.0, "family": "ecp5"})
+    layers = {m.node: m for m in project.design.layers if m.ii > 1}
+    cells_file = project.design.files["nnfab_ecp5_cells.v"]
+    assert "`ifndef SYNTHESIS" in cells_file and "module MULT18X18D" in cells_file
+    for layer in layers.values():
+        text = layer.text
+        registers = set(re.findall(r"^\s*(?:\(\* keep \*\) )?reg\s+(?:\[[^]]*\]\s*)?(\w+);",
+                                   text, re.M))
+        cells = re.findall(r"MULT18X18D #\(([^)]*\)[^)]*\)[^)]*\)[^)]*\)[^)]*\))\) (\w+) \(",
+                           text)
+        assert len(cells) == layer.stats["multipliers"] > 0
+        assert not re.search(r"\$signed\(\w+\) \* \$signed", text)  # no inferred multiplier
+        for params, _ in cells:
+            assert all(f'.{p}("CLK0")' in params
+                       for p in ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_OUTPUT_CLK"))
+        operands = re.findall(r"^\s*wire \[17:0\] (m\d+_[ab]) = (.*);$", text, re.M)
+        assert len(operands) == 2 * len(cells)
+        for _, expr in operands:
+            assert _names(expr) <= registers, expr
+        for prod in re.findall(r"^\s*wire \[[^]]*\] (m\d+_prod) = m\d+_p\[", text, re.M):
+            assert len(_readers(text, prod)) == 1 and _readers(text, prod)[0].split(" <=")[0] \
+                in registers
+    shape = model.graph.tensors["inp"].shape
+    x = sample_inputs(model.graph.tensors["inp"].type, int(np.prod(shape)), BATCH,
+                      seed=9).reshape(-1, *shape)
+    result = project.simulate(x)
+    assert np.array_equal(result.outputs, model.predict(x))
+    assert (result.latency, result.ii) == (project.latency, project.ii)
+    assert lint(project.write(), project.top, tmp_path / "lint.log") == []
+    with pytest.raises(ConfigError, match="instantiates its MULT18X18D"):
+        project.synthesize("xc7z020clg400-1")

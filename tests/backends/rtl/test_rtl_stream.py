@@ -316,12 +316,14 @@ def _with_reuse(config: dict, reuse: dict[str, int]) -> dict:
 
 
 def check_folded(model: Any, tmp_path: Path, style: str, interval: int, *, batch: int = 5,
-                 seed: int = 1, adders_per_stage: int | None = None) -> RTLProject:
+                 seed: int = 1, adders_per_stage: int | None = None,
+                 pipeline: Any = None) -> RTLProject:
     """As ``check`` for a stream paced at ``interval`` cycles per pixel: Verilator ==
     emulator, measured == reported timing; with idle cycles inside and between images
     (image gaps around the interval: idle steps of the tails followed closely by the
     next image), and slower pacing."""
-    project = RTLProject(model, tmp_path, style=style, adders_per_stage=adders_per_stage)
+    project = RTLProject(model, tmp_path, style=style, adders_per_stage=adders_per_stage,
+                         pipeline=pipeline)
     design = project.design
     assert isinstance(design, StreamDesign)
     assert design.pixel_interval == interval
@@ -431,16 +433,22 @@ def test_folded_pixel_dense_sets_the_interval(tmp_path: Path) -> None:
     assert project.design.manifest()["stream"]["pixel_interval"] == 3
 
 
-@pytest.mark.parametrize(("style", "per_stage"), [("lut", None), ("dsp", None), ("dsp", 3)])
+@pytest.mark.parametrize(("style", "per_stage"), [("lut", None), ("dsp", None), ("dsp", 3),
+                                                  ("dsp", "ecp5")])
 @sim
-def test_folded_small_cnn(style: str, per_stage: int | None, tmp_path: Path) -> None:
+def test_folded_small_cnn(style: str, per_stage: int | str | None, tmp_path: Path) -> None:
     """conv (R = 3) -> relu -> max pool -> conv 'same' (R = 9) -> avg pool -> flatten ->
     dense (R = 4, folded once per image) -> activation: bit-exact, timing as reported
     (also with the pipelined kernels of a clock target: rotating inputs, registered
-    weights and products)."""
+    weights and products; ``ecp5``: the multipliers are MULT18X18D cells with their own
+    registers, simulated with nnfab's model of the cell)."""
     model = convert(small_cnn(), _with_reuse(CNN_CONFIG, {"c1": 3, "c2": 9, "fc": 4}))
+    ecp5 = per_stage == "ecp5"
     project = check_folded(model, tmp_path, style, 9, batch=4, seed=3,
-                           adders_per_stage=per_stage)
+                           adders_per_stage=None if ecp5 else per_stage,
+                           pipeline={"clock_period": 10.0, "family": "ecp5"} if ecp5 else None)
+    cells = sum(m.text.count("  MULT18X18D #(") for m in project.design.layers)
+    assert (cells > 0) == ecp5 and ("nnfab_ecp5_cells.v" in project.design.files) == ecp5
     d = project.design
     assert d.ii == 900
     reuse = {s.node: s.reuse for s in d.stages if s.kind != "collect"}

@@ -60,7 +60,11 @@ products end in a register before its accumulator adds them, so the accumulator'
 adder is a stage of its own. In ``dsp`` style the multiplier has two registers on each
 side: DSP blocks sit in columns away from the logic, and on ECP5 a single register on
 each side leaves two long routes and the multiplier in one cycle (69 MHz for the
-benchmark's autoencoder). For Xilinx families (``RtlOptions.family``) the output side
+benchmark's autoencoder). For ECP5 (``RtlOptions.family`` ``ecp5``) the inner pair are the
+block's own: each multiplier is a ``MULT18X18D`` with its input and output registers
+(``ecp5.py``; Yosys does not put registers into the block), so the multiplication is a
+cycle of its own inside the block; a rounded product is cast between registers of its
+own. For Xilinx families the output side
 keeps one register: the DSP48's own output register sits in the block, and a second
 one would keep the accumulator's adder out of it (xc7: 6.7k instead of 14.2k LUTs);
 the input registers are absorbed into the block's A/B registers. ``D`` counts these registers; the
@@ -77,6 +81,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nnfab.backends.rtl import ecp5
 from nnfab.backends.rtl.adders import SumBuilder, Term
 from nnfab.backends.rtl.layers import (
     LayerContext,
@@ -302,6 +307,8 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
     # on Xilinx parts the DSP48's own output register is next to it, and a second one
     # would keep the accumulator's adder out of the block (xc7: 6.7k -> 14.2k LUTs)
     distant_output = distant and ctx.options.family not in ("xc7", "xcu", "xcup")
+    # on ECP5 the MULT18X18D's own input and output registers are those next to the block
+    cells = distant and ctx.options.family == "ecp5"
     # the phase counter's bits would drive every weight ROM, and that load stretches the
     # counter's own increment loop: ROMs read registered copies of it, a copy per group
     split_counter = rotate and not distant
@@ -322,6 +329,7 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
             xsel = muxes[m.inputs]
         if replicate:
             xsel = mb.replica(xsel, f"xr{m.index}")
+        x_operand = xsel
         xsel = mb.at_stage(xsel, op_stage)
         if split_counter:
             key = m.index // ROMS_PER_COUNTER
@@ -330,6 +338,7 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
             rom_index = counters[key]
         weight = mb.rom(f"w{m.index}", rom_index, dict(enumerate(m.weights)),
                         f"weights of multiplier {m.index} per phase ({w_t} mantissas)")
+        w_operand = weight
         weight = mb.at_stage(weight, op_stage)
         owners = m.outputs()
         alone = len(owners) == 1
@@ -338,28 +347,41 @@ def render_folded_dense(ctx: LayerContext) -> LayerModule:
             terms[owners[0]] += partial_products(mb, f"m{m.index}", xsel, weight,
                                                  list(m.weights), pshift)
             continue
-        product = variable_product(sb, f"m{m.index}", xsel, weight, style, list(m.weights))
-        if pipelined:  # the product (cast to the accumulator when finer) in its own register
-            product = sb.resolve(f"m{m.index}n", product)
-            sig = product.sig
-            if not exact_products:
-                sig = mb.cast(f"m{m.index}c", sig, product_frac - product.shift, acc_wrap)
-            sig = mb.at_stage(sig, sig.stage + (2 if distant_output else 1))
-            share = Term(sig, (product.shift + pshift) if exact_products else 0, False,
-                         sb.level_at(sig.stage))
-        elif exact_products:
-            if alone:
-                terms[owners[0]].append(Term(product.sig, product.shift + pshift, product.neg,
-                                             product.level))
-                continue
-            product = sb.resolve(f"m{m.index}n", product)
-            share = Term(product.sig, product.shift + pshift, False, product.level)
+        if cells and ecp5.fits(x_operand, w_operand):
+            # operands from the fabric's registers into the cell's, the product in the
+            # cell's output register, then one register next to the logic
+            stage = max(x_operand.stage, w_operand.stage, op_stage - 1)
+            sig = ecp5.registered_multiplier(mb, f"m{m.index}", mb.at_stage(x_operand, stage),
+                                             mb.at_stage(w_operand, stage))
+            sig = mb.at_stage(sig, max(sig.stage + 1, op_stage + 2))
+            if not exact_products:  # the rounding adder between registers of its own
+                sig = mb.cast(f"m{m.index}c", sig, product_frac, acc_wrap)
+                sig = mb.at_stage(sig, sig.stage + 1)
+            share = Term(sig, pshift if exact_products else 0, False, sb.level_at(sig.stage))
         else:
-            product = sb.resolve(f"m{m.index}n", product)
-            level = product.level + 1
-            staged = mb.at_stage(product.sig, sb.stage_of(level))
-            cast = mb.cast(f"m{m.index}c", staged, product_frac - product.shift, acc_wrap)
-            share = Term(cast, 0, False, level)
+            product = variable_product(sb, f"m{m.index}", xsel, weight, style,
+                                       list(m.weights))
+            if pipelined:  # the product (cast to the accumulator when finer) in its register
+                product = sb.resolve(f"m{m.index}n", product)
+                sig = product.sig
+                if not exact_products:
+                    sig = mb.cast(f"m{m.index}c", sig, product_frac - product.shift, acc_wrap)
+                sig = mb.at_stage(sig, sig.stage + (2 if distant_output else 1))
+                share = Term(sig, (product.shift + pshift) if exact_products else 0, False,
+                             sb.level_at(sig.stage))
+            elif exact_products:
+                if alone:
+                    terms[owners[0]].append(Term(product.sig, product.shift + pshift, product.neg,
+                                                 product.level))
+                    continue
+                product = sb.resolve(f"m{m.index}n", product)
+                share = Term(product.sig, product.shift + pshift, False, product.level)
+            else:
+                product = sb.resolve(f"m{m.index}n", product)
+                level = product.level + 1
+                staged = mb.at_stage(product.sig, sb.stage_of(level))
+                cast = mb.cast(f"m{m.index}c", staged, product_frac - product.shift, acc_wrap)
+                share = Term(cast, 0, False, level)
         for o in owners:  # a product shared by several outputs goes where its phase says
             a, b = m.phases_of(o)
             on = gates.get((a, b))

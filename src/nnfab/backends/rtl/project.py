@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from nnfab.backends.rtl import ecp5
 from nnfab.backends.rtl.design import generate
 from nnfab.backends.rtl.layers import RtlOptions
 from nnfab.backends.rtl.sim import (
@@ -317,6 +318,13 @@ class RTLProject:
         if family == "ecp5":
             raise ConfigError("synthesize() runs synth_xilinx; for ECP5 parts use "
                               "place_and_route(device=...) (Yosys synth_ecp5 + nextpnr-ecp5)")
+        if ecp5.CELL_MODELS_FILE in self.design.files:
+            raise ConfigError(
+                f"synthesize: this design was generated for ECP5 (pipeline family "
+                f"{self.design.options.family!r}) and instantiates its {ecp5.CELL} DSP cells, "
+                f"which synth_xilinx ({family}) does not know; use place_and_route() or "
+                f"generate it for the part's family (pipeline={{'clock_period': ns, "
+                f"'family': '{family}'}})")
         sources = self.write()
         result = synthesize(sources, self.design.top, family, self.output_dir / "synth",
                             timeout=timeout)

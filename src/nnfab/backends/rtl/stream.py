@@ -81,6 +81,7 @@ from typing import Any
 
 import numpy as np
 
+from nnfab.backends.rtl import ecp5
 from nnfab.backends.rtl.adders import SumBuilder, Term
 from nnfab.backends.rtl.crop_stream import CROP_OPS, crop_window, crop_wrapper_text, keep_mask
 from nnfab.backends.rtl.layers import (
@@ -579,6 +580,7 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
         if s.wrapper:
             files[f"{s.wrapper}.v"] = s.wrapper_text
     files[f"{top_name}.v"] = _top_text(design, graph)
+    ecp5.add_cell_models(files)
     design.files = files
     pace = "one per cycle" if interval == 1 else f"one every {interval} cycles"
     design.notes.append(

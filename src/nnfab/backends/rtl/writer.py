@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nnfab.backends.rtl import ecp5
 from nnfab.backends.rtl.layers import RENDERERS, LayerContext, LayerModule, RtlOptions
 from nnfab.errors import BackendError
 from nnfab.ir import FixedType, Graph, Namespace, sanitize
@@ -212,6 +213,7 @@ def generate_parallel(graph: Graph, options: RtlOptions | None = None, top: str 
     ii = max((m.ii for m in modules), default=1)
     files = {f"{m.module}.v": m.text for m in modules}
     files[f"{top_name}.v"] = _top_text(graph, top_name, order, modules, starts, latency, ii)
+    ecp5.add_cell_models(files)
     return RtlDesign(
         top=top_name, files=files, layers=modules, latency=latency, ii=ii, in_type=in_t,
         out_type=out_t, in_shape=graph.tensors[order[0]].shape,
