@@ -11,8 +11,8 @@ frontend gives it the narrowest type holding every level, so the cast changes no
 
 It is what FINN / QONNX ``MultiThreshold`` nodes compute, and QONNX ``BipolarQuant`` on
 data (one threshold at 0, ``out_scale = 2 s``, ``out_bias = -s``). The emulator
-(``nnfab.emulate.kernels.threshold``) and the HLS backend (``backends.hls.threshold``)
-implement it; the Verilog backend refuses it with an error naming the op.
+(``nnfab.emulate.kernels.threshold``), the HLS backend (``backends.hls.threshold``) and
+the Verilog backend (``backends.rtl.threshold``) implement it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ runs the batch through Verilator bit for bit, ``.synthesize(part)`` measures it 
 Yosys. Layer renderers: ``layers.py`` (Dense, Activation, Softmax, reshapes),
 ``folded.py`` (Dense with a reuse factor R > 1: II = R), ``merges.py``
 (BatchNormalization, Merge, Concatenate; graphs may branch), ``recurrent.py``
-(SimpleRNN, LSTM, GRU: one time step per S cycles, II = steps * S), ``stream.py``
+(SimpleRNN, LSTM, GRU: one time step per S cycles, II = steps * S), ``threshold.py``
+(MultiThreshold), ``stream.py``
 (convolutions and poolings as pixel streams with line buffers).
 """
 
@@ -16,6 +17,7 @@ from nnfab.backends.rtl import (  # noqa: F401  (register their renderers)
     merges,
     recurrent,
     shape_ops,
+    threshold,
     zoo,
 )
 from nnfab.backends.rtl.design import generate

@@ -105,7 +105,7 @@ log = logging.getLogger(__name__)
 WINDOW_OPS = ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "Pooling1D",
               "Pooling2D")
 """Ops that make a design streamed (a window slides over the pixel stream)."""
-PIXEL_OPS = ("Activation", "Dense", "Softmax", "Dropout")
+PIXEL_OPS = ("Activation", "Dense", "Softmax", "Dropout", "MultiThreshold")
 """Ops applied to each pixel of a stream on its own (over the channel axis)."""
 COLLECT_OPS = ("Flatten", "GlobalPooling1D", "GlobalPooling2D")
 """Ops that collect the whole feature map, then run once per image (vector layers)."""
@@ -672,6 +672,12 @@ def _pixel_stage(graph: Graph, node: Node, shape: tuple[int, ...], out_shape: tu
             raise BackendError(f"layer {node.name!r} (Softmax): axis {axis!r}; a streamed "
                                "design applies softmax over the channels (axis -1) only")
         attrs["axis"] = -1
+    if node.op == "MultiThreshold":
+        rows = np.asarray(node.weights["thresholds"]).shape[0]
+        if rows not in (1, c_in):
+            raise BackendError(f"layer {node.name!r} (MultiThreshold): {rows} threshold rows "
+                               f"(one per element); in a pixel stream the thresholds must be "
+                               f"shared (1 row) or per channel ({c_in} rows)")
     sub = _sub_graph(node, t_in, (c_in,), t_out, (c_out,), attrs=attrs, reuse=reuse)
     module = RENDERERS[node.op](LayerContext(sub.node(node.name), sub,
                                              names(f"{top}_{node.name}"), options,
