@@ -1,6 +1,8 @@
 """Embedding in Verilog: a ROM per column in a vector design, Verilator == emulator bit for
-bit (out-of-range indices give zeros), latency as reported. Conv transposes and layer
-norms are refused at ``to_rtl()`` (tests/backends/hls/test_zoo_csim.py)."""
+bit (out-of-range indices give zeros), latency as reported. Conv1D/2DTranspose: the Dense
+of the equivalent matrix, Verilator == emulator (the emulator is checked against a scatter
+reference in tests/emulate/test_zoo.py). Layer norms are refused at ``to_rtl()``
+(tests/backends/hls/test_zoo_csim.py)."""
 
 from __future__ import annotations
 
@@ -92,3 +94,87 @@ def test_embedding_synthesizes_to_luts_only(tmp_path: Path) -> None:
     project = RTLProject(model, tmp_path)
     report = project.synthesize("xc7z020clg400-1")
     assert report.lut > 0 and (report.carry, report.dsp) == (0, 0)
+
+
+# ------------------------------------------------------------------ ConvTranspose
+TRANSPOSE_CASES: dict[str, dict[str, Any]] = {
+    # 1-D, stride 3 > k, output padding, products rounded into a narrow wrapping accum
+    "1d_rounded_products": {"op": "Conv1DTranspose", "in": (4, 2), "k": (2,), "f": 3,
+                            "strides": (3,), "pads": (0, 1), "extra": (2,),
+                            "prec": {"weight": "ap_fixed<6,1,AP_RND_CONV,AP_SAT>",
+                                     "bias": "ap_fixed<6,2>",
+                                     "accum": "ap_fixed<9,4,AP_RND_CONV>",
+                                     "result": "ap_fixed<7,3,AP_RND,AP_SAT>"}},
+    # 2-D, cropped borders, exact (auto) accumulator, fused relu, a Dense after it
+    "2d_auto_accum": {"op": "Conv2DTranspose", "in": (3, 4, 2), "k": (3, 2), "f": 2,
+                      "strides": (2, 1), "pads": (1, 1, 0, 1), "extra": (1, 0),
+                      "activation": "relu",
+                      "prec": {"weight": "ap_fixed<8,2,AP_RND_CONV,AP_SAT>",
+                               "bias": "ap_fixed<8,3>", "result": "ap_fixed<8,3>"}},
+}
+
+
+def transpose_graph(case: str) -> Graph:
+    c = TRANSPOSE_CASES[case]
+    rng = np.random.default_rng(2)
+    g = Graph("ct")
+    g.add_node(Node("x", "Input", [], attrs={"shape": c["in"]}), c["in"])
+    attrs = {"strides": c["strides"], "pads": c["pads"], "output_padding": c["extra"]}
+    if "activation" in c:
+        attrs["activation"] = c["activation"]
+    g.add_node(Node("ct", c["op"], ["x"], attrs=attrs,
+                    weights={"kernel": rng.normal(0, 1.2, (*c["k"], c["in"][-1], c["f"])),
+                             "bias": rng.normal(0, 1, c["f"])}), (1,))
+    last = "ct"
+    if "activation" in c:
+        g.add_node(Node("flat", "Flatten", ["ct"]), (1,))
+        infer_shapes(g)
+        n = g.tensors["flat"].size
+        g.add_node(Node("fc", "Dense", ["flat"], weights={"kernel": rng.normal(0, 0.5, (n, 3)),
+                                                          "bias": rng.normal(0, 1, 3)}), (1,))
+        last = "fc"
+    g.outputs = [last]
+    infer_shapes(g)
+    return g
+
+
+def transpose_model(case: str) -> Any:
+    cfg = {"Model": {"Precision": "ap_fixed<12,5,AP_RND,AP_SAT>"},
+           "LayerName": {"x": {"Precision": {"result": "ap_fixed<7,3,AP_RND,AP_SAT>"}},
+                         "ct": {"Precision": TRANSPOSE_CASES[case]["prec"]}}}
+    return nnfab.convert_graph(transpose_graph(case), cfg)
+
+
+def test_transpose_matrix_places_each_tap_once() -> None:
+    """Every kernel value appears once per input position whose tap lands in the output."""
+    from nnfab.backends.rtl.zoo import transpose_matrix
+
+    kernel = np.arange(1, 2 * 3 * 2 + 1, dtype=np.float64).reshape(2, 3, 2)  # k=2, C=3, F=2
+    m = transpose_matrix(kernel, (4, 3), (9, 2), (2,), (0, 1))  # (4-1)*2 + 2 - 0 - 1 = 7 (+2)
+    assert m.shape == (12, 18)
+    assert np.count_nonzero(m) == 4 * 2 * 3 * 2  # no tap is cropped here
+    # input position 1, channel 2 -> output positions 2 (tap 0) and 3 (tap 1)
+    assert m[1 * 3 + 2, 2 * 2:2 * 2 + 2].tolist() == kernel[0, 2].tolist()
+    assert m[1 * 3 + 2, 3 * 2:3 * 2 + 2].tolist() == kernel[1, 2].tolist()
+    cropped = transpose_matrix(kernel, (4, 3), (6, 2), (2,), (1, 1))
+    assert np.count_nonzero(cropped) == (8 - 2) * 3 * 2  # the first and last tap fall off
+
+
+@with_verilator
+@pytest.mark.parametrize("case", sorted(TRANSPOSE_CASES))
+@pytest.mark.parametrize("style", ["lut", "dsp"])
+def test_conv_transpose_verilator_matches_emulator(case: str, style: str,
+                                                   tmp_path: Path) -> None:
+    model = transpose_model(case)
+    project = RTLProject(model, tmp_path, style=style)
+    layer = {m.node: m for m in project.design.layers}["ct"]
+    assert layer.op == TRANSPOSE_CASES[case]["op"] and "the Dense of its" in layer.text
+    shape = model.graph.tensors["x"].shape
+    rng = np.random.default_rng(4)
+    x = rng.integers(-80, 80, (300, *shape)) / 16.0  # beyond the input range too
+    result = project.simulate(x)
+    assert np.array_equal(np.asarray(result.outputs), model.predict(x, warn_overflow=False))
+    assert result.latency == project.latency
+    if case == "1d_rounded_products":
+        model.predict(x, warn_overflow=False)
+        assert model.overflow_report()["ct"]["accum"] > 0  # the wrap is really exercised
