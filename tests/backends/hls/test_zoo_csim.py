@@ -3,7 +3,8 @@
 The emulator is tested against integer references in tests/emulate/test_zoo.py. One graph
 holds every layer (indices -> Embedding -> Conv1DTranspose -> LayerNormalization, and
 Embedding -> Reshape -> Conv2DTranspose), so each type configuration is one compilation.
-Also: io_stream and the Verilog backend (LayerNormalization) reject the ops clearly.
+Also: io_stream rejects the ops clearly (the Verilog: tests/backends/rtl/test_zoo_rtl.py,
+test_layernorm_rtl.py).
 """
 
 from __future__ import annotations
@@ -96,18 +97,11 @@ def test_zoo_csim_matches_emulator(name: str, csim_cache: Path) -> None:
         assert report["ln"]["norm"] > 0 and report["ln"]["var"] > 0
 
 
-def test_io_stream_and_verilog_reject_zoo_layers(tmp_path: Path) -> None:
+def test_io_stream_rejects_zoo_layers(tmp_path: Path) -> None:
     model = nnfab.convert_graph(zoo_graph(), {"Model": {"Precision": "ap_fixed<16,6>",
                                                         "IOType": "io_stream"}},
                                 output_dir=tmp_path / "prj")
     with pytest.raises(BackendError, match=r"layer 'emb': op 'Embedding' is not supported "
                                            r"with io_stream.*use io_parallel"):
         model.write()
-    graph = zoo_graph()  # one output: the Verilog top has one port
-    graph.outputs = ["ln"]
-    for name in ("ct2", "img"):
-        graph.remove_node(name)
-    model = nnfab.convert_graph(graph, output_dir=tmp_path / "rtl_ln")
-    with pytest.raises(BackendError, match=r"layer 'ln': op 'LayerNormalization' is not "
-                                           r"supported by the RTL backend"):
-        model.to_rtl().write()
+

@@ -178,3 +178,44 @@ def test_conv_transpose_verilator_matches_emulator(case: str, style: str,
     if case == "1d_rounded_products":
         model.predict(x, warn_overflow=False)
         assert model.overflow_report()["ct"]["accum"] > 0  # the wrap is really exercised
+
+
+@with_verilator
+def test_embedding_transpose_and_layernorm_chain(tmp_path: Path) -> None:
+    """indices -> Embedding -> Conv1DTranspose -> LayerNormalization (the HLS zoo graph's
+    first branch) with narrow rounding and saturating types, Verilator == emulator."""
+    rng = np.random.default_rng(0)
+    g = Graph("zoo")
+    g.add_node(Node("idx", "Input", [], attrs={"shape": (5,)}), (5,))
+    g.add_node(Node("emb", "Embedding", ["idx"],
+                    weights={"embeddings": rng.normal(0, 1.5, (11, 4))}), (1,))
+    g.add_node(Node("ct1", "Conv1DTranspose", ["emb"],
+                    attrs={"strides": (2,), "pads": (1, 0), "output_padding": (1,)},
+                    weights={"kernel": rng.normal(0, 0.8, (3, 4, 3)),
+                             "bias": rng.normal(0, 0.5, 3)}), (1,))
+    g.add_node(Node("ln", "LayerNormalization", ["ct1"], attrs={"epsilon": 1e-3, "table_bits": 4},
+                    weights={"gamma": rng.normal(1, 0.4, 3), "beta": rng.normal(0, 0.4, 3)}),
+               (1,))
+    g.outputs = ["ln"]
+    infer_shapes(g)
+    config = {"Model": {"Precision": "ap_fixed<10,4,AP_RND_CONV,AP_SAT>"},
+              "LayerName": {
+                  "idx": {"Precision": {"result": "ap_uint<4>"}},
+                  "emb": {"Precision": {"weight": "ap_fixed<7,3,AP_RND,AP_SAT>",
+                                        "result": "ap_fixed<6,3,AP_RND_CONV,AP_SAT>"}},
+                  "ct1": {"Precision": {"weight": "ap_fixed<6,1,AP_RND_CONV,AP_SAT>",
+                                        "accum": "ap_fixed<9,4,AP_RND>",
+                                        "result": "ap_fixed<8,4,AP_RND,AP_SAT>"}},
+                  "ln": {"Precision": {"mean": "ap_fixed<9,4,AP_RND,AP_SAT>",
+                                       "var": "ap_ufixed<9,4,AP_RND_CONV,AP_SAT>",
+                                       "table": "ap_ufixed<10,4,AP_RND_CONV,AP_SAT>",
+                                       "norm": "ap_fixed<7,1,AP_RND,AP_SAT>",
+                                       "scale": "ap_ufixed<8,1,AP_RND_CONV,AP_SAT>",
+                                       "weight": "ap_fixed<7,2,AP_RND_CONV,AP_SAT>",
+                                       "result": "ap_fixed<7,2,AP_RND_CONV,AP_WRAP>"}}}}
+    model = nnfab.convert_graph(g, config)
+    project = RTLProject(model, tmp_path, style="dsp")
+    x = rng.integers(0, 16, (300, 5)).astype(np.float64)  # 11..15: outside the table
+    result = project.simulate(x)
+    assert np.array_equal(np.asarray(result.outputs), model.predict(x, warn_overflow=False))
+    assert result.latency == project.latency

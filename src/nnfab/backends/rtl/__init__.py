@@ -8,12 +8,14 @@ Yosys. Layer renderers: ``layers.py`` (Dense, Activation, Softmax, reshapes),
 ``folded.py`` (Dense with a reuse factor R > 1: II = R), ``merges.py``
 (BatchNormalization, Merge, Concatenate; graphs may branch), ``recurrent.py``
 (SimpleRNN, LSTM, GRU: one time step per S cycles, II = steps * S), ``threshold.py``
-(MultiThreshold), ``stream.py``
+(MultiThreshold), ``zoo.py`` (Embedding, Conv1D/2DTranspose), ``layernorm.py``
+(LayerNormalization), ``stream.py``
 (convolutions and poolings as pixel streams with line buffers).
 """
 
 from nnfab.backends.rtl import (  # noqa: F401  (register their renderers)
     folded,
+    layernorm,
     merges,
     recurrent,
     shape_ops,

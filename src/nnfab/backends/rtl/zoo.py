@@ -12,7 +12,7 @@ equivalent matrix: entry ``(input p, channel c) -> (output q, filter f)`` is
 else 0 (zero weights cost nothing in the constant multiplications), with the bias per
 filter. The Dense renderer then gives the same sums, casts and latency as for Dense. A
 reuse factor is not applied (the folded schedule would spend cycles on the zeros).
-LayerNormalization has no Verilog renderer: ``to_rtl()`` refuses it naming the layer.
+LayerNormalization is in ``layernorm.py``.
 """
 
 from __future__ import annotations
