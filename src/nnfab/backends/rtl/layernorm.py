@@ -106,7 +106,7 @@ def render_layernorm(ctx: LayerContext) -> LayerModule:
         raise BackendError(f"layer {node.name!r} (LayerNormalization): the scale type "
                            f"{ty['scale']} rounds 1/{n} to 0")
     pipelined = ctx.options.adders_per_stage is not None
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     sb = SumBuilder(mb, ctx.options.adders_per_stage)
     xs = input_signals(mb, x_t, ctx.in_size)
     index_fn = mb.fresh("rsqrt_index")

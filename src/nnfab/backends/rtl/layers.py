@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 STYLES = ("lut", "dsp")
 
 
+SPLIT_CAST_LEVELS = 2
+"""Largest ``adders_per_stage`` at which casts are split (``RtlOptions.split_casts``)."""
+
+
 @dataclass(frozen=True)
 class RtlOptions:
     """Generation choices.
@@ -63,6 +67,13 @@ class RtlOptions:
     adders_per_stage: int | None = None
     share: bool = True
     family: str | None = None
+
+    @property
+    def split_casts(self) -> bool:
+        """Casts get a register between their rounding adder and their saturation
+        (``ModuleBuilder.split_casts``) at up to ``SPLIT_CAST_LEVELS`` levels per stage:
+        on ECP5 a wide cast alone took 7.9 ns where two adder levels take about 6."""
+        return self.adders_per_stage is not None and self.adders_per_stage <= SPLIT_CAST_LEVELS
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -299,7 +310,7 @@ def render_dense(ctx: LayerContext) -> LayerModule:
     rows = ctx.in_size // n_in
     product_frac = x_t.frac + w_t.frac
     exact_products = acc_t.frac >= product_frac
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     sb = SumBuilder(mb, ctx.options.adders_per_stage)
     xs = input_signals(mb, x_t, ctx.in_size)
     outputs: list[Sig] = []
@@ -476,7 +487,7 @@ def render_activation(ctx: LayerContext) -> LayerModule:
     node = ctx.node
     fn = node.attrs["function"]
     x_t, y_t = ctx.in_type, ctx.out_type
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     sb = SumBuilder(mb, ctx.options.adders_per_stage)
     xs = input_signals(mb, x_t, ctx.in_size)
     outputs = []
@@ -497,6 +508,8 @@ def render_activation(ctx: LayerContext) -> LayerModule:
                 r = mb.shift_left(f"y{e}_al", r, frac - x_t.frac)
                 r = mb.min_const(f"y{e}_min", r, limit)
                 frac_e = frac
+            # the select (and the clip): logic levels before the cast
+            r = sb.before_cast(Term(r, 0, False, 1 if max_value is None else 2)).sig
             outputs.append(mb.cast(f"y{e}", r, frac_e, y_t))
     elif fn == "leaky_relu":
         param = ctx.precision("param")
@@ -617,6 +630,7 @@ def _leaky(mb: ModuleBuilder, sb: SumBuilder, base: str, x: Sig, x_frac: int, al
     if x.hi < 0:
         expr = neg_expr or zero
     merged = mb.wire(f"{base}_lk", expr, lo, hi, stage, width, signed)
+    merged = sb.before_cast(Term(merged, 0, False, prod.level + 1)).sig  # the select: a level
     return mb.cast(base, merged, frac, y_t)
 
 
@@ -706,7 +720,7 @@ def render_softmax(ctx: LayerContext) -> LayerModule:
     inv_m = np.asarray(inv.mantissas(), dtype=np.int64)
     n = shape[-1]
     rows = ctx.in_size // n
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     sb = SumBuilder(mb, None, base_stage=1)
     xs = input_signals(mb, x_t, ctx.in_size)
     outputs: list[Sig] = []
@@ -748,7 +762,7 @@ def render_softmax(ctx: LayerContext) -> LayerModule:
 @renders("Flatten", "Reshape", "Dropout")
 def render_reshape(ctx: LayerContext) -> LayerModule:
     x_t, y_t = ctx.in_type, ctx.out_type
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     xs = input_signals(mb, x_t, ctx.in_size)
     outputs = [mb.cast(f"y{e}", x, x_t.frac, y_t) for e, x in enumerate(xs)]
     header = [f"Layer {ctx.node.name!r}: {ctx.node.op} (row-major order unchanged), "
@@ -765,7 +779,7 @@ def render_rearrange(ctx: LayerContext) -> LayerModule:
 
     x_t, y_t = ctx.in_type, ctx.out_type
     index = gather_index(ctx.node, ctx.graph.tensors[ctx.node.inputs[0]].shape).reshape(-1)
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     xs = input_signals(mb, x_t, ctx.in_size)
     cast: dict[int, Sig] = {}
     for i in sorted({int(i) for i in index if i >= 0}):

@@ -91,7 +91,7 @@ def render_batchnorm(ctx: LayerContext) -> LayerModule:
     bias = acc_t.to_mantissa(b_t.quantize(arrays["bias"]))
     product_frac = x_t.frac + w_t.frac
     exact = acc_t.frac >= product_frac
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     sb = SumBuilder(mb, ctx.options.adders_per_stage)
     (_, xs), = input_buses(mb, ctx)
     cache: dict[tuple[str, int], Term] = {}
@@ -139,7 +139,7 @@ def render_merge(ctx: LayerContext) -> LayerModule:
         raise BackendError(f"layer {node.name!r} (Merge): inputs of different sizes {sizes}")
     y_t = ctx.out_type
     style = ctx.options.style
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     sb = SumBuilder(mb, ctx.options.adders_per_stage)
     buses = input_buses(mb, ctx)
     frac = max(t.frac for t, _ in buses)
@@ -201,7 +201,7 @@ def render_dot(ctx: LayerContext) -> LayerModule:
     """``result(sum_i x_i * z_i)``: products (``variable_product``) in one exact adder tree."""
     node = ctx.node
     y_t, style = ctx.out_type, ctx.options.style
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     sb = SumBuilder(mb, ctx.options.adders_per_stage)
     (ta, xa), (tb, xb) = input_buses(mb, ctx)
     if len(xa) != len(xb):
@@ -232,7 +232,7 @@ def render_concatenate(ctx: LayerContext) -> LayerModule:
             f"layer {node.name!r} (Concatenate): axis {axis!r} must be an integer in "
             f"0..{len(out_shape) - 1} (an axis of the shape without the batch)"
         )
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     buses = input_buses(mb, ctx)
     # number every input element, then let NumPy place them along the axis
     flat: list[tuple[int, Sig]] = []
@@ -250,7 +250,7 @@ def render_concatenate(ctx: LayerContext) -> LayerModule:
         casts[g] = mb.cast(f"c{g}", s, frac, y_t)
     outputs = [casts[int(g)] for g in order]
     wires_only = all(casts[g] is flat[g][1] for g in casts)
-    latency = 0 if wires_only else 1
+    latency = 0 if wires_only else 1 + max(s.stage for s in outputs)  # split casts: 2
     types = ", ".join(str(t) for t, _ in buses)
     header = [
         f"Layer {node.name!r}: Concatenate {len(buses)} inputs ({types}) on axis {axis} -> "

@@ -338,7 +338,7 @@ def render_recurrent(ctx: LayerContext) -> LayerModule:
     bias_rows = np.asarray(acc_t.to_mantissa(bias_values.reshape(-1, width)), dtype=object)
     bias = [[int(v) for v in row] for row in bias_rows]
 
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     mb._used.update({"rst", "x_valid", "busy", "step", "phase", "step_end", "fin"})
     st = Step(ctx, mb, x_t, w_t, r_t, acc_t, preact, state, kernel, recurrent, bias)
 

@@ -764,8 +764,11 @@ def _window_stage(graph: Graph, node: Node, shape: tuple[int, ...], names: Names
                                                  options, folding=reuse > 1))
         module.op = node.op
     wrapper = names(f"{top}_{node.name}_stream")
-    text = _window_wrapper(wrapper, g, t_in, module, fill, mask_port, node.op, interval)
-    return Stage("window", node.name, node.op, 1 + module.latency, g.c * t_in.width,
+    delayed = options.adders_per_stage is not None
+    text = _window_wrapper(wrapper, g, t_in, module, fill, mask_port, node.op, interval,
+                           delayed)
+    return Stage("window", node.name, node.op, (2 if delayed else 1) + module.latency,
+                 g.c * t_in.width,
                  c_out * t_out.width, module=module, wrapper=wrapper, wrapper_text=text,
                  geometry=g, reuse=module.ii)
 
@@ -784,7 +787,7 @@ def _pool_module(name: str, node: Node, g: Geometry, x_t: FixedType, y_t: FixedT
     if mode not in ("max", "avg"):
         raise BackendError(f"layer {node.name!r}: pooling mode {mode!r} is not supported")
     taps = g.kh * g.kw
-    mb = ModuleBuilder(split_casts=options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=options.split_casts)
     mb._used.add("m")
     sb = SumBuilder(mb, options.adders_per_stage)
     xs = input_signals(mb, x_t, taps * g.c)
@@ -794,16 +797,19 @@ def _pool_module(name: str, node: Node, g: Geometry, x_t: FixedType, y_t: FixedT
     if mode == "max":
         for ch in range(g.c):
             level = [xs[t * g.c + ch] for t in range(taps)]
-            depth = 0
+            k = options.adders_per_stage
+            used = 0  # adder levels spent in the current stage
             while len(level) > 1:
+                # a compare (a carry chain) and the select after it: two levels, so a
+                # stage holds k // 2 of them (at least one)
+                if k is not None and used > 0 and used + 2 > k:
+                    stage = max(sig.stage for sig in level) + 1
+                    level = [mb.at_stage(sig, stage) for sig in level]
+                    used = 0
                 nxt = [mb.maximum(f"mx{ch}", a, b)
                        for a, b in zip(level[::2], level[1::2], strict=False)]
                 level = nxt + ([level[-1]] if len(level) % 2 else [])
-                depth += 1
-                k = options.adders_per_stage
-                if k is not None and depth % k == 0:  # a compare + select is a level
-                    stage = max(sig.stage for sig in level) + 1
-                    level = [mb.at_stage(sig, stage) for sig in level]
+                used += 2
             outputs.append(mb.cast(f"y{ch}", level[0], x_t.frac, y_t))
     else:
         scale_t = node.precision.get("scale")
@@ -904,13 +910,19 @@ def _popcount(mb: ModuleBuilder, base: str, bits: list[Sig]) -> Sig:
 
 
 def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule, fill: int,
-                    mask_port: bool, op: str, interval: int = 1) -> str:
+                    mask_port: bool, op: str, interval: int = 1, delayed: bool = False) -> str:
     """Line buffers, window registers, the pixel/emission controller and the kernel.
 
     ``interval`` > 1 (pixels at least that many cycles apart): a folded kernel
     (``kernel.valid_in``) gets ``rst`` and the cycle in which it takes the window; a
     layer with a tail (``Geometry.tail``) holds an emitted window until the kernel may
     take it and steps on its own only when nothing waits (``window_times``).
+
+    ``delayed`` (under a clock target): the window registers, line buffers and masks act
+    one cycle after the controller decides, on registered copies of ``slot``, the pixel
+    and the emission, and the kernel takes the window a cycle later: the controller's
+    decision then drives a few registers instead of every window and line-buffer
+    enable (one more cycle of latency, the same schedule otherwise).
     """
     queued = g.tail and interval > 1  # windows may wait for the kernel (pend / cd)
     pw = g.c * t_in.width
@@ -920,6 +932,7 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
     wy, wx = bits_for(0, g.ho - 1)[0], bits_for(0, g.wo - 1)[0]
     depth = g.line_depth
     lat = kernel.latency
+    extra = 1 if delayed else 0
 
     def lit(v: int, w: int) -> str:
         return literal(v, w)
@@ -935,7 +948,8 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
         "// enters; its window is then in the window registers and the kernel "
         f"'{kernel.module}' computes it.",
         "// Latency from that pixel's valid to v_out: "
-        f"{1 + lat} cycle(s) (window register + kernel)"
+        f"{1 + extra + lat} cycle(s) (window register"
+        + (", the delayed shift" if delayed else "") + " + kernel)"
         + (", plus the wait of a pending window." if queued else "."),
     ]
     if kernel.valid_in:
@@ -1026,7 +1040,7 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
             "  end",
             "end",
         ]
-    nvq = lat if queued else lat + 1  # bits of the valid pipeline
+    nvq = (lat if queued else lat + 1) + extra  # bits of the valid pipeline
     reset += [f"en <= {lit(g.e0, ws)};", f"oy <= {lit(0, wy)};", f"ox <= {lit(0, wx)};",
               f"vq <= {lit(0, nvq)};"]
     seq = [f"if (v_in) ip <= ip_last ? {lit(0, wi)} : ip + {lit(1, wi)};", *seq,
@@ -1052,13 +1066,13 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
                 f"else if (cd != {lit(0, wc)}) cd <= cd - {lit(1, wc)};",
                 f"if (slot) sc <= {lit(interval - 1, wc)};",
                 f"else if (sc != {lit(0, wc)}) sc <= sc - {lit(1, wc)};",
-                "vq <= " + (f"{{vq[{lat - 2}:0], issue}};" if lat > 1 else "issue;")]
-        take = "issue"
+                "vq <= " + (f"{{vq[{nvq - 2}:0], issue}};" if nvq > 1 else "issue;")]
+        take = "vq[0]" if delayed else "issue"
         lines.append(f"  reg  [{nvq - 1}:0] vq;  // the kernel's pipeline")
     else:
-        seq.append("vq <= " + (f"{{vq[{lat - 1}:0], emit}};" if lat > 0 else "emit;"))
-        take = "vq[0]"
-        lines.append(f"  reg  [{lat}:0] vq;  // emission, then the kernel's pipeline")
+        seq.append("vq <= " + (f"{{vq[{nvq - 2}:0], emit}};" if nvq > 1 else "emit;"))
+        take = f"vq[{extra}]"
+        lines.append(f"  reg  [{nvq - 1}:0] vq;  // emission, then the kernel's pipeline")
     # window registers and line buffers
     win = [[f"w{r}_{c}" for c in range(g.kw)] for r in range(g.kh)]
     for r in range(g.kh):
@@ -1078,7 +1092,7 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
         for c in range(g.kw - 1):
             shift.append(f"{win[r][c]} <= {win[r][c + 1]};")
         if r == g.kh - 1:
-            shift.append(f"{win[r][g.kw - 1]} <= x_in;")
+            shift.append(f"{win[r][g.kw - 1]} <= {'x_in_d' if delayed else 'x_in'};")
         elif depth > 0:
             shift.append(f"{win[r][g.kw - 1]} <= lb{r}[lbp];")
             shift.append(f"lb{r}[lbp] <= {win[r + 1][0]};")
@@ -1093,12 +1107,21 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
         lines.append(f"  reg  [{g.kw - 1}:0] mcq;  // window columns in the image")
         row_bits = ", ".join(reversed(row_ok))
         col_bits = ", ".join(reversed(col_ok))
+        rows_now, cols_now = f"{{{row_bits}}}", f"{{{col_bits}}}"
+        if delayed:  # the masks of this cycle's decision, applied a cycle later
+            lines.append(f"  reg  [{g.kh - 1}:0] mrd;  // mrq / mcq one cycle early")
+            lines.append(f"  reg  [{g.kw - 1}:0] mcd;")
+            seq += [f"mrd <= {rows_now};", f"mcd <= {cols_now};"]
+            rows_now, cols_now = "mrd", "mcd"
         if queued:  # held with the window until the kernel takes it
-            seq += ["if (emit) begin", f"  mrq <= {{{row_bits}}};", f"  mcq <= {{{col_bits}}};",
-                    "end"]
+            if delayed:
+                lines.append("  reg  emit_d;")
+                seq.append("emit_d <= emit;")
+            seq += [f"if ({'emit_d' if delayed else 'emit'}) begin", f"  mrq <= {rows_now};",
+                    f"  mcq <= {cols_now};", "end"]
         else:
-            seq.append(f"mrq <= {{{row_bits}}};")
-            seq.append(f"mcq <= {{{col_bits}}};")
+            seq.append(f"mrq <= {rows_now};")
+            seq.append(f"mcq <= {cols_now};")
     fill_pixel = 0
     for ch in range(g.c):
         fill_pixel |= (fill % (1 << t_in.width)) << (ch * t_in.width)
@@ -1125,8 +1148,15 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
     ports.append(".y(y_out)")
     lines.append(f"  {kernel.module} u_kernel ({', '.join(ports)});")
     lines.append(f"  assign v_out = vq[{nvq - 1}];")
+    if delayed:
+        lines.append("  reg  slot_d;  // slot and the pixel, one cycle later: the shift")
+        lines.append(f"  reg  [{pw - 1}:0] x_in_d;")
+        lines.append("  always @(posedge clk) begin")
+        lines.append("    slot_d <= slot && !rst;")
+        lines.append("    x_in_d <= x_in;")
+        lines.append("  end")
     lines.append("  always @(posedge clk) begin")
-    lines.append("    if (slot) begin")
+    lines.append(f"    if ({'slot_d' if delayed else 'slot'}) begin")
     lines += [f"      {s}" for s in shift]
     lines.append("    end")
     lines.append("    if (rst) begin")

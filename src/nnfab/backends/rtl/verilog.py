@@ -386,7 +386,8 @@ class ModuleBuilder:
             return const(cast_int(a.value, frac, t), a.stage)
         n = self._round(base, a, frac - t.frac, t.rounding)
         rounds = frac - t.frac > 0 and t.rounding is not Rounding.TRN  # an increment adder
-        if self.split_casts and rounds and not n.is_const and not _fits(n, t):
+        saturates = t.overflow is not Overflow.WRAP  # wrapping is a bit slice: no logic
+        if self.split_casts and rounds and saturates and not n.is_const and not _fits(n, t):
             n = self.at_stage(n, n.stage + 1)
         return self._overflow(base, n, t)
 

@@ -68,7 +68,7 @@ def render_embedding(ctx: LayerContext) -> LayerModule:
             i = m << shift
             column[m] = int(rows[i, d]) if 0 <= i < vocab else 0
         entries.append(column)
-    mb = ModuleBuilder(split_casts=ctx.options.adders_per_stage == 1)
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     xs = input_signals(mb, x_t, ctx.in_size)
     outputs = [mb.rom(f"col{d}", x, entries[d], comment=f"column {d} of {node.name!r}")
                for x in xs for d in range(dim)]
