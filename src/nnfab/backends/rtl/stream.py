@@ -837,6 +837,9 @@ def _pool_module(name: str, node: Node, g: Geometry, x_t: FixedType, y_t: FixedT
         for ch in range(g.c):
             col = [Term(xs[t * g.c + ch], 0, False, 0) for t in range(taps)]
             total = sb.resolve(f"s{ch}n", sb.reduce(f"s{ch}", col))
+            # the products' builders count levels from the sum's stage: a register first
+            # when the sum leaves no room for the cast after them
+            total = sb.before_cast(total)
             products: dict[int, tuple[Sig, int]] = {}  # count -> (signal, frac)
             for count, sm in scales.items():
                 psb = SumBuilder(mb, options.adders_per_stage, base_stage=total.sig.stage)
@@ -1004,7 +1007,7 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
             ]
         lines += [
             f"  reg  [{ws - 1}:0] os;    // slots since the tracked output image started",
-            f"  reg  [{ws - 1}:0] base;  // slot at which the next image started",
+            f"  reg  [{ws - 1}:0] base1;  // slot at which the next image started, minus 1",
             "  reg  waiting, nxt, rcvd;",
             f"  wire first_px = v_in && (ip == {lit(0, wi)});",
             "  wire slot = v_in || (rcvd && !nxt"
@@ -1017,10 +1020,12 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
             "  wire emit = slot && active && (cur == en);",
             "  wire last_out = emit && ox_end && oy_end;",
             "  wire have_next = nxt || start_next;",
-            f"  wire [{ws - 1}:0] nb = start_next ? cur : base;",
             f"  wire [{ws - 1}:0] cur1 = cur + {lit(1, ws)};",
+            # the slots since the next image started, after this one: cur + 1 - base in
+            # one subtraction (base1 = base - 1, modulo 2**ws as the counters)
+            f"  wire [{ws - 1}:0] rel = cur - base1;",
         ]
-        reset = [f"ip <= {lit(0, wi)};", f"os <= {lit(0, ws)};", f"base <= {lit(0, ws)};",
+        reset = [f"ip <= {lit(0, wi)};", f"os <= {lit(0, ws)};", f"base1 <= {lit(-1, ws)};",
                  "waiting <= 1'b1;", "nxt <= 1'b0;", "rcvd <= 1'b0;"]
         seq += [
             "if (last_out) rcvd <= 1'b0;",
@@ -1029,13 +1034,13 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
             "  if (last_out) begin",
             "    waiting <= !have_next;",
             "    nxt <= 1'b0;",
-            "    os <= cur1 - nb;",
+            f"    os <= start_next ? {lit(1, ws)} : rel;",
             "  end else begin",
             "    waiting <= 1'b0;",
             "    os <= cur1;",
             "    if (start_next) begin",
             "      nxt <= 1'b1;",
-            "      base <= cur;",
+            f"      base1 <= cur - {lit(1, ws)};",
             "    end",
             "  end",
             "end",

@@ -431,6 +431,27 @@ class ModuleBuilder:
             f"{q.ext(1)} + ({inc})")
         return self.wire(f"{base}_rn", expr, lo, hi, a.stage, width, signed)
 
+    def _exceeds(self, n: Sig, limit: int) -> str:
+        """Expression ``n > limit``: a test of n's high bits when ``limit + 1`` is a power
+        of two 2**b (a type's maximum): some bit from b up is set, n not negative."""
+        v = limit + 1
+        top = n.width - 1 if n.signed else n.width  # the magnitude bits end below this
+        if v > 0 and v & (v - 1) == 0 and (b := v.bit_length() - 1) < top:
+            bits = f"(|{n.name}[{top - 1}:{b}])"
+            return f"(!{n.name}[{n.width - 1}] & {bits})" if n.signed else bits
+        return self.greater(n, limit)
+
+    def _below(self, n: Sig, limit: int) -> str:
+        """Expression ``n < limit``: a bit test when ``limit`` is 0 or -(2**b) (a type's
+        minimum): n negative and, for -(2**b), not all of its bits from b up set."""
+        if n.signed:
+            if limit == 0:
+                return f"{n.name}[{n.width - 1}]"
+            v = -limit
+            if v > 0 and v & (v - 1) == 0 and (b := v.bit_length() - 1) < n.width - 1:
+                return f"({n.name}[{n.width - 1}] & ~(&{n.name}[{n.width - 2}:{b}]))"
+        return self.less(n, limit)
+
     def _overflow(self, base: str, n: Sig, t: FixedType) -> Sig:
         """Bring an integer into ``t``'s mantissa range with ``t``'s overflow mode."""
         t_lo, t_hi = type_range(t)
@@ -443,8 +464,8 @@ class ModuleBuilder:
             if t.signed:
                 return self.wire(f"{base}_wr", n.ext(width), t_lo, t_hi, n.stage, width, True)
             return self.wire(f"{base}_wr", n.ext(width), 0, t_hi, n.stage, width, False)
-        over = self.greater(n, t_hi) if n.hi > t_hi else None
-        under = self.less(n, s_lo) if n.lo < s_lo else None
+        over = self._exceeds(n, t_hi) if n.hi > t_hi else None
+        under = self._below(n, s_lo) if n.lo < s_lo else None
         if t.overflow is Overflow.SAT_ZERO:
             lo, hi = min(0, max(n.lo, s_lo)), max(0, min(n.hi, t_hi))
             width, signed = bits_for(lo, hi)
