@@ -45,8 +45,10 @@ level)``, at least 1. For instance 2.5 ns on UltraScale+ gives 3 levels, 5 ns gi
 5 ns on 7-series gives 4. ECP5 (speed grade 6) is calibrated against nextpnr-ecp5 by
 ``benchmarks/bench_clock_target.py``: 2.0 ns per adder level (a CCU2C chain and its
 routing), 2.3 ns outside (the achieved periods of one- and two-level stages fit that
-line within 0.3 ns). The Xilinx figures are not calibrated (no open place-and-route);
-Yosys ``ltp`` levels are their measure."""
+line within 0.3 ns). A cast counts as two levels (``SumBuilder.before_cast``) and is
+split at up to two levels per stage (``RtlOptions.split_casts``); docs/place_and_route.md
+has the check against nextpnr. The Xilinx figures are not calibrated (no open
+place-and-route); Yosys ``ltp`` levels are their measure."""
 DEFAULT_PIPELINE_FAMILY = "xcup"
 """Family assumed by the timing model when the project has no (known) part."""
 
