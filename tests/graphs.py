@@ -35,3 +35,26 @@ def mlp_graph(sizes: tuple[int, ...] = (4, 3, 2), seed: int = 0, activation: str
     g.outputs = [prev]
     infer_shapes(g)
     return g
+
+
+ZOO_NARROW_CONFIG: dict = {
+    # rounded products in narrow wrapping accumulators, saturating norm types: the zoo
+    # chain idx -> emb (Embedding) -> ct1 (Conv1DTranspose) -> ln (LayerNormalization)
+    "Model": {"Precision": "ap_fixed<10,4,AP_RND_CONV,AP_SAT>"},
+    "LayerName": {
+        "idx": {"Precision": {"result": "ap_uint<4>"}},  # 11..15: outside the table
+        "emb": {"Precision": {"weight": "ap_fixed<7,3,AP_RND,AP_SAT>",
+                              "result": "ap_fixed<6,3,AP_RND_CONV,AP_SAT>"}},
+        "ct1": {"Precision": {"weight": "ap_fixed<6,1,AP_RND_CONV,AP_SAT>",
+                              "accum": "ap_fixed<9,4,AP_RND>",
+                              "result": "ap_fixed<8,4,AP_RND,AP_SAT>"}},
+        "ln": {"Precision": {"mean": "ap_fixed<9,4,AP_RND,AP_SAT>",
+                             "var": "ap_ufixed<9,4,AP_RND_CONV,AP_SAT>",
+                             "table": "ap_ufixed<10,4,AP_RND_CONV,AP_SAT>",
+                             "norm": "ap_fixed<7,1,AP_RND,AP_SAT>",
+                             "scale": "ap_ufixed<8,1,AP_RND_CONV,AP_SAT>",
+                             "weight": "ap_fixed<7,2,AP_RND_CONV,AP_SAT>",
+                             "result": "ap_fixed<7,2,AP_RND_CONV,AP_WRAP>"}},
+    },
+}
+"""Types for the zoo layers' chain (tests/backends/hls/test_zoo_csim.py and rtl)."""

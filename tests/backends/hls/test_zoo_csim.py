@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from hls_helpers import needs_gxx
+from tests.graphs import ZOO_NARROW_CONFIG
 
 import nnfab
 from nnfab.backends.hls import CSimLibrary
@@ -49,27 +50,7 @@ def zoo_graph(seed: int = 0) -> Graph:
 
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    # rounded products in narrow wrapping accumulators, saturating norm types
-    "narrow": {
-        "Model": {"Precision": "ap_fixed<10,4,AP_RND_CONV,AP_SAT>"},
-        "LayerName": {
-            "idx": {"Precision": {"result": "ap_uint<4>"}},  # 11..15: outside the table
-            "emb": {"Precision": {"weight": "ap_fixed<7,3,AP_RND,AP_SAT>",
-                                  "result": "ap_fixed<6,3,AP_RND_CONV,AP_SAT>"}},
-            "ct1": {"Precision": {"weight": "ap_fixed<6,1,AP_RND_CONV,AP_SAT>",
-                                  "accum": "ap_fixed<9,4,AP_RND>",
-                                  "result": "ap_fixed<8,4,AP_RND,AP_SAT>"}},
-            "ln": {"Precision": {"mean": "ap_fixed<9,4,AP_RND,AP_SAT>",
-                                 "var": "ap_ufixed<9,4,AP_RND_CONV,AP_SAT>",
-                                 "table": "ap_ufixed<10,4,AP_RND_CONV,AP_SAT>",
-                                 "norm": "ap_fixed<7,1,AP_RND,AP_SAT>",
-                                 "scale": "ap_ufixed<8,1,AP_RND_CONV,AP_SAT>",
-                                 "weight": "ap_fixed<7,2,AP_RND_CONV,AP_SAT>",
-                                 "result": "ap_fixed<7,2,AP_RND_CONV,AP_WRAP>"}},
-            "ct2": {"Precision": {"accum": "ap_fixed<8,3,AP_RND_CONV>",
-                                  "result": "ap_fixed<6,2>"}},
-        },
-    },
+    "narrow": ZOO_NARROW_CONFIG,
     "defaults": {"Model": {"Precision": "ap_fixed<16,6>"}},
 }
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from rtl_helpers import needs_verilator, needs_yosys
+from tests.graphs import ZOO_NARROW_CONFIG
 
 import nnfab
 from nnfab.backends.rtl import RTLProject, generate
@@ -198,22 +199,7 @@ def test_embedding_transpose_and_layernorm_chain(tmp_path: Path) -> None:
                (1,))
     g.outputs = ["ln"]
     infer_shapes(g)
-    config = {"Model": {"Precision": "ap_fixed<10,4,AP_RND_CONV,AP_SAT>"},
-              "LayerName": {
-                  "idx": {"Precision": {"result": "ap_uint<4>"}},
-                  "emb": {"Precision": {"weight": "ap_fixed<7,3,AP_RND,AP_SAT>",
-                                        "result": "ap_fixed<6,3,AP_RND_CONV,AP_SAT>"}},
-                  "ct1": {"Precision": {"weight": "ap_fixed<6,1,AP_RND_CONV,AP_SAT>",
-                                        "accum": "ap_fixed<9,4,AP_RND>",
-                                        "result": "ap_fixed<8,4,AP_RND,AP_SAT>"}},
-                  "ln": {"Precision": {"mean": "ap_fixed<9,4,AP_RND,AP_SAT>",
-                                       "var": "ap_ufixed<9,4,AP_RND_CONV,AP_SAT>",
-                                       "table": "ap_ufixed<10,4,AP_RND_CONV,AP_SAT>",
-                                       "norm": "ap_fixed<7,1,AP_RND,AP_SAT>",
-                                       "scale": "ap_ufixed<8,1,AP_RND_CONV,AP_SAT>",
-                                       "weight": "ap_fixed<7,2,AP_RND_CONV,AP_SAT>",
-                                       "result": "ap_fixed<7,2,AP_RND_CONV,AP_WRAP>"}}}}
-    model = nnfab.convert_graph(g, config)
+    model = nnfab.convert_graph(g, ZOO_NARROW_CONFIG)
     project = RTLProject(model, tmp_path, style="dsp")
     x = rng.integers(0, 16, (300, 5)).astype(np.float64)  # 11..15: outside the table
     result = project.simulate(x)
