@@ -67,13 +67,9 @@ class _Row:
 
 def _popcount_functions(mb: ModuleBuilder) -> dict[int, str]:
     """Names of the module's functions giving bit 1 and bit 2 of the number of ones in
-    six bits (declared once per module; logic only, no ``+``).
-
-    Under ``FAST_SIM_DEFINE`` (nnfab's own Verilator builds) the body is ``$countones``,
-    which Verilator turns into a few instructions instead of a full-adder tree per call:
-    3x smaller C++, 2.5x faster builds and simulations of ``lut`` designs. Synthesis never
-    defines it; the two bodies are checked equal on all 64 inputs
-    (``tests/backends/rtl/test_fast_sim_popcount.py``)."""
+    six bits (declared once per module; logic only, no ``+``): the per-column form
+    synthesis maps to one LUT per bit. nnfab's Verilator builds use the word form of
+    ``_ColumnCounts`` instead."""
     names = {}
     for m in (1, 2):
         key = f"__popcount{m}"
@@ -82,15 +78,9 @@ def _popcount_functions(mb: ModuleBuilder) -> dict[int, str]:
             result = ("c1 ^ c2 ^ (s1 & s2)" if m == 1
                       else "(c1 & c2) | (c1 & s1 & s2) | (c2 & s1 & s2)")
             mb.functions.extend([
-                f"  // bit {m} of the number of ones in v (a full adder tree; simulations",
-                f"  // by nnfab define {FAST_SIM_DEFINE}: the same function as a popcount)",
+                f"  // bit {m} of the number of ones in v (a full adder tree)",
                 f"  function {fn};",
                 "    input [5:0] v;",
-                f"`ifdef {FAST_SIM_DEFINE}",
-                "    begin",
-                f"      {fn} = |(($countones(v) >> {m}) & 1);",
-                "    end",
-                "`else",
                 "    reg s1, c1, s2, c2;",
                 "    begin",
                 "      s1 = v[0] ^ v[1] ^ v[2];",
@@ -99,12 +89,90 @@ def _popcount_functions(mb: ModuleBuilder) -> dict[int, str]:
                 "      c2 = (v[3] & v[4]) | (v[3] & v[5]) | (v[4] & v[5]);",
                 f"      {fn} = {result};",
                 "    end",
-                "`endif",
                 "  endfunction",
             ])
             mb._roms[key] = fn
         names[m] = mb._roms[key]
     return names
+
+
+class _ColumnCounts:
+    """The rows of one compressor group as whole words, for nnfab's Verilator builds.
+
+    ``SumBuilder._group`` writes each chain's row bit by bit (one popcount call per
+    column), the form synthesis maps to one LUT per bit. Verilator turns every such bit
+    into code of its own (40 MB of C++ for the 16-64-32-32-5 reference network). Under
+    ``FAST_SIM_DEFINE`` the same rows come from word-wide full adders over the operands
+    aligned at their columns: bit ``j`` of each word is the same function of the same bits
+    as the per-column call, so the chains, their widths and constants are the ones
+    synthesized. ``tests/backends/rtl/test_fast_sim_rows.py`` proves the two forms equal.
+    """
+
+    def __init__(self, mb: ModuleBuilder, base: str, others: list[_Row], constant: int,
+                 width: int) -> None:
+        self.mb, self.base, self.others, self.width = mb, base, others, width
+        self.constant = constant & ((1 << width) - 1)
+        self._bits: dict[tuple[int, int], str] = {}
+
+    def _declare(self, stage: int) -> None:
+        """Declare this stage's count-bit words (bits 0, 1 and 2 of the column counts)."""
+        mb, w = self.mb, self.width
+        lines = [f"`ifdef {FAST_SIM_DEFINE}"]
+
+        def word(tag: str, expr: str) -> str:
+            name = mb.fresh(f"{self.base}_{tag}")
+            lines.append(f"  wire [{w - 1}:0] {name} = {expr};")
+            return name
+
+        ins = []
+        for r in self.others:
+            sig = mb.at_stage(r.sig, stage)
+            body = sig.ext(r.width)
+            if r.inverted:
+                body = f"~{body}" if body.startswith("{") else f"~({body})"
+            parts = []
+            if w > r.shift + r.width:
+                parts.append(literal(0, w - r.shift - r.width))
+            parts.append(body)
+            if r.shift:
+                parts.append(literal(0, r.shift))
+            ins.append(word("col", f"{{{', '.join(parts)}}}"))
+        if self.constant:
+            ins.append(literal(self.constant, w))
+        zero = literal(0, w)
+        first, second = ins[:3], ins[3:6]
+        assert len(ins) <= 6, "a compressor group counts at most six bits per column"
+
+        def xor(v: list[str]) -> str:
+            return " ^ ".join(v) if v else zero
+
+        def majority(v: list[str]) -> str:
+            if len(v) < 2:
+                return zero
+            if len(v) == 2:
+                return f"{v[0]} & {v[1]}"
+            a, b, c = v
+            return f"({a} & {b}) | ({a} & {c}) | ({b} & {c})"
+
+        s1, c1 = word("s", xor(first)), word("c", majority(first))
+        s2, c2 = word("s", xor(second)), word("c", majority(second))
+        both = word("ss", f"{s1} & {s2}")
+        self._bits[stage, 0] = word("n0", f"{s1} ^ {s2}")
+        self._bits[stage, 1] = word("n1", f"{c1} ^ {c2} ^ {both}")
+        self._bits[stage, 2] = word("n2", f"({c1} & {c2}) | ({c1} & {both}) | ({c2} & {both})")
+        lines.append("`endif")
+        mb.lines.extend(lines)
+
+    def row(self, stage: int, m: int, width: int) -> str:
+        """The ``width``-bit row of chain ``m``: bit ``m`` of the count at column ``j - m``
+        at position ``j``, as a concatenation."""
+        if width <= m:
+            return f"{{{literal(0, width)}}}"
+        if (stage, m) not in self._bits:
+            self._declare(stage)
+        bits = self._bits[stage, m]
+        top = f"{bits}[{width - 1 - m}:0]" if width - m > 1 else f"{bits}[0]"
+        return f"{{{top}, {m}'b0}}" if m else f"{{{top}}}"
 
 
 def _depth_key(t: Term) -> tuple[int, int]:
@@ -270,6 +338,7 @@ class SumBuilder:
         for j in range(m_bits):
             counts[j] += (constant >> j) & 1
         n_rows = 3 if last else max(counts, default=0).bit_length()
+        words = _ColumnCounts(self.mb, base, others, constant, m_bits)
         x = acc
         x_hi = ((1 << (acc.shift + acc.width)) - 1) if acc is not None else 0
         for m in range(n_rows):
@@ -286,7 +355,9 @@ class SumBuilder:
             if x_expr is None:
                 x_expr = literal(0, width)
             expr = f"{x_expr} - ~{{{', '.join(bits)}}}"
-            sig = self.mb.wire(f"{base}_c", expr, 0, x_hi, stage, width, False, self.keep)
+            fast_row = words.row(stage, m, width)
+            sig = self.mb.wire_with_fast_sim(f"{base}_c", expr, f"{x_expr} - ~{fast_row}", 0,
+                                             x_hi, stage, width, self.keep)
             self.adders += 1
             self.adder_bits += width
             x = _Row(sig, 0, width, False, level)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nnfab.ir import FixedType, Overflow, Rounding, sanitize
+from nnfab.tools.verilator import FAST_SIM_DEFINE
 
 
 def bits_for(lo: int, hi: int) -> tuple[int, bool]:
@@ -172,6 +173,22 @@ class ModuleBuilder:
         attr = "(* keep *) " if keep else ""
         self.lines.append(f"  {attr}wire [{width - 1}:0] {name} = {expr};")
         return Sig(name, width, signed, lo, hi, stage)
+
+    def wire_with_fast_sim(self, base: str, expr: str, fast_expr: str, lo: int, hi: int,
+                           stage: int, width: int, keep: bool = False) -> Sig:
+        """An unsigned ``width``-bit wire driven by ``expr``, or by the equal ``fast_expr``
+        in nnfab's Verilator builds (``FAST_SIM_DEFINE``: word-wide logic that simulates
+        faster than the bit-level form synthesis maps)."""
+        name = self.fresh(base)
+        attr = "(* keep *) " if keep else ""
+        self.lines.extend([
+            f"`ifdef {FAST_SIM_DEFINE}",
+            f"  wire [{width - 1}:0] {name} = {fast_expr};",
+            "`else",
+            f"  {attr}wire [{width - 1}:0] {name} = {expr};",
+            "`endif",
+        ])
+        return Sig(name, width, False, lo, hi, stage)
 
     def register(self, sig: Sig, base: str | None = None) -> Sig:
         """``sig`` delayed by one clock (its stage + 1)."""
