@@ -28,9 +28,10 @@ from nnfab.tools.verilator import build_executable, cache_dir, find_verilator
 log = logging.getLogger(__name__)
 
 DEFAULT_OPT = "-O0"
-"""g++ optimization of the Verilated model: -O0 builds ~10x faster than -O1 for large
-networks and simulates ~2.5x slower (16-64-32-32-5: 13 s + 1.4 s per 100k samples,
-against 140 s + 0.6 s); pass ``opt="-O1"`` for very long simulations."""
+"""g++ optimization of the Verilated model: -O0 builds faster than -O1 and simulates
+about 2.5x slower (the 16-64-32-32-5 ``lut`` reference network of
+``benchmarks/bench_rtl.py``: 7 s + 2.0 s per 100k samples, against 12 s + 0.8 s);
+pass ``opt="-O1"`` for long simulations."""
 MAX_PORT_ELEMENT_WIDTH = 63
 """Widest input/output element the simulation harness exchanges (int64 mantissas)."""
 
