@@ -17,6 +17,7 @@ import pytest
 from tests.backends.rtl.rtl_helpers import convert, mlp_graph, needs_yosys
 
 from nnfab.backends.rtl import RTLProject
+from nnfab.backends.rtl.adders import SumBuilder
 from nnfab.tools.verilator import FAST_SIM_DEFINE
 
 pytestmark = needs_yosys
@@ -56,16 +57,30 @@ CASES = {
     # four adder levels per stage: the chains of one sum cross a stage boundary, and
     # each chain reads the registered operands of its own stage
     "pipelined": ({"Model": {"Precision": "ap_fixed<8,3>"}}, 4),
+    # two levels per stage: sums too long for six-row groups take groups of four
+    "groups_of_four": ({"Model": {"Precision": "ap_fixed<8,3>"}}, 2),
 }
+SIZES = {"groups_of_four": [16, 8, 3]}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_fast_sim_rows_equal_the_synthesized_rows(case: str, tmp_path: Path) -> None:
+def test_fast_sim_rows_equal_the_synthesized_rows(case: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     config, levels = CASES[case]
-    model = convert(mlp_graph([12, 6, 3], seed=5, zero_fraction=0.2), config)
+    sizes = SIZES.get(case, [12, 6, 3])
+    model = convert(mlp_graph(sizes, seed=5, zero_fraction=0.2), config)
+    group_sizes: list[int] = []
+    compress = SumBuilder.compress
+
+    def spy(self: SumBuilder, *args: object, group_size: int = 6) -> object:
+        group_sizes.append(group_size)
+        return compress(self, *args, group_size=group_size)
+
+    monkeypatch.setattr(SumBuilder, "compress", spy)
     project = RTLProject(model, tmp_path / "prj", style="lut", adders_per_stage=levels)
+    assert (4 in group_sizes) == (levels is not None)  # groups of four: pipelined only
     modules = _layer_modules(project)
-    assert all("_n1 = " in f.read_text() for f in modules)  # every layer has word rows
+    assert "_n1 = " in modules[0].read_text()  # the first layer's sums use word rows
     if levels:
         assert any("_d1" in f.read_text() for f in modules)  # registered operands
     for module_file in modules:

@@ -258,5 +258,35 @@ def test_unpipelined_lut_dense_uses_compressor_chains() -> None:
     flat = generate(model.graph, RtlOptions("lut")).files
     text = "".join(flat.values())
     assert "ones_b1(" in text and "(* keep *)" in text  # counted rows fold into the chains
+    # pipelined: groups of four where the chains of six would take more stages
     piped = "".join(generate(model.graph, RtlOptions("lut", adders_per_stage=2)).files.values())
-    assert "ones_b1(" not in piped
+    assert "ones_b1(" in piped
+    trees = generate(model.graph, RtlOptions("lut", adders_per_stage=2, compress_pipelined=False))
+    assert "ones_b1(" not in "".join(trees.files.values())
+
+
+@pytest.mark.parametrize("n_terms", [4, 7, 16, 33, 64])
+def test_groups_of_four_depth_and_cost(n_terms: int) -> None:
+    """Compressor groups of four rows (two chains for three more operands): within a
+    level or two of a two-input adder tree, never deeper than ``compress_depth`` says
+    (the bound ``render_dense`` plans with), and fewer adder bits."""
+    from nnfab.backends.rtl.adders import SumBuilder, Term
+    from nnfab.backends.rtl.verilog import ModuleBuilder, Sig
+
+    rng = np.random.default_rng(n_terms)
+    terms = [Term(Sig(f"v{i}", 8, False, 0, 255), int(rng.integers(0, 4)), bool(i % 3 == 0),
+                  int(rng.integers(0, 3))) for i in range(n_terms)]
+
+    def build(kind: str) -> tuple[int, int]:
+        sb = SumBuilder(ModuleBuilder(), levels_per_stage=1)
+        if kind == "tree":
+            out = sb.reduce("s", terms, 5, 16)
+        else:
+            out = sb.compress("s", terms, 5, 16, group_size=4)
+        return out.level, sb.adder_bits
+
+    tree_depth, tree_bits = build("tree")
+    four_depth, four_bits = build("four")
+    assert tree_depth == SumBuilder.tree_depth(terms, 5)
+    assert four_depth <= SumBuilder.compress_depth(terms, 4) <= tree_depth + 3
+    assert four_bits < tree_bits

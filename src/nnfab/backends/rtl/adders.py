@@ -252,7 +252,58 @@ class SumBuilder:
             self.adder_bits += sig.width
         return Term(sig, m, neg, level)
 
-    def compress(self, base: str, terms: list[Term], constant: int, modulus_bits: int) -> Term:
+    @staticmethod
+    def tree_depth(terms: list[Term], constant: int = 0) -> int:
+        """The adder depth ``reduce`` reaches for these terms (pairing the earliest two)."""
+        levels = [t.level for t in terms if not (t.sig.is_const and t.sig.value == 0)]
+        if constant:
+            levels.append(0)
+        if not levels:
+            return 0
+        heapq.heapify(levels)
+        while len(levels) > 1:
+            a, b = heapq.heappop(levels), heapq.heappop(levels)
+            heapq.heappush(levels, max(a, b) + 1)
+        return levels[0]
+
+    @staticmethod
+    def compress_depth(terms: list[Term], group_size: int = 6) -> int:
+        """An upper bound of the depth ``compress`` reaches: its grouping of the earliest
+        rows, each group with as many chains as its operands (and, last, the constant's
+        bit) could count."""
+        def key(r: tuple[int, int, bool]) -> tuple[int, int]:
+            return r[0], r[1]  # compress's (stable) order: level, then shift
+
+        rows = sorted(((t.level, t.shift, t.neg) for t in terms if not t.sig.is_const), key=key)
+        if not rows:
+            return 0
+
+        def chains(group: list[tuple[int, int, bool]], extra: int) -> int:
+            others = len(group) - (0 if all(r[2] for r in group) else 1)
+            return max(1, (others + extra).bit_length())
+
+        while True:
+            group = rows[:group_size]
+            if all(r[2] for r in group):
+                group = rows[:group_size - 1]
+            if len(group) == len(rows):
+                return max(r[0] for r in rows) + chains(rows, 1)
+            rows = rows[len(group):]
+            rows.append((max(r[0] for r in group) + chains(group, 0), 0, False))
+            rows.sort(key=key)
+
+    def cast_stage(self, level: int) -> int:
+        """The stage of the cast after a sum made at adder depth ``level``
+        (``before_cast``'s rule)."""
+        k = self.levels_per_stage
+        if k is None or level <= 0:
+            return self.base_stage
+        used = (level - 1) % k + 1
+        cast = 1 if self.mb.split_casts else min(self.CAST_LEVELS, k)
+        return self.stage_of(level) + (1 if used + cast > k else 0)
+
+    def compress(self, base: str, terms: list[Term], constant: int, modulus_bits: int,
+                 group_size: int = 6) -> Term:
         """``sum(terms) + constant`` modulo ``2**modulus_bits`` by carry chains that add
         up to five operands' bits at a time (see ``_popcount_functions``).
 
@@ -266,6 +317,11 @@ class SumBuilder:
         carry chain's data input, which must be a plain signal. Negative terms enter
         inverted (``-v == ~v + 1 - 2**w``). The result has the exact range of the sum when
         it fits ``modulus_bits``.
+
+        ``group_size``: rows one group of chains takes (its plain operand included). Six
+        (three chains) is the fewest LUTs; four (two chains for three more operands)
+        reduces 4:1 in two levels, as deep as a tree of two-input adders, for pipelined
+        sums where depth costs registers.
         """
         lo = hi = constant
         for t in terms:
@@ -293,17 +349,23 @@ class SumBuilder:
         chains = 0
         rows.sort(key=lambda r: (r.level, r.shift))
         while True:
-            group = self._pick_group(rows)
+            group = self._pick_group(rows, group_size)
             if len(group) == len(rows):
                 break
             for r in group:
                 rows.remove(r)
-            row, n = self._group(base, group, 0, m_bits, False)
+            row, n = self._group(base, group, 0, m_bits)
             chains += n
             rows.append(row)
             rows.sort(key=lambda r: (r.level, r.shift))
-        final_const = (constant - chains - 3) & mask
-        row, _ = self._group(base, rows, final_const, m_bits, True)
+        # the last group also adds the constant, less one per chain: as few chains as
+        # the largest count (operand bits and that constant's bit) needs
+        _, others = self._split(rows, m_bits)
+        for n_last in (1, 2, 3):
+            final_const = (constant - chains - n_last) & mask
+            if max(self._counts(others, final_const, m_bits), default=0) < 1 << n_last:
+                break
+        row, _ = self._group(base, rows, final_const, m_bits, n_last)
         stage = row.sig.stage
         if row.sig.is_const:
             value = row.sig.value & mask
@@ -314,30 +376,41 @@ class SumBuilder:
         return Term(out, 0, False, row.level)
 
     @staticmethod
-    def _pick_group(rows: list[_Row]) -> list[_Row]:
-        """The earliest rows one group takes: a plain one and up to five others."""
-        group = rows[:6]
+    def _pick_group(rows: list[_Row], size: int = 6) -> list[_Row]:
+        """The earliest rows one group takes: a plain one and up to ``size - 1`` others."""
+        group = rows[:size]
         if all(r.inverted for r in group):
-            group = rows[:5]
+            group = rows[:size - 1]
         return group
 
-    def _group(self, base: str, group: list[_Row], constant: int, m_bits: int,
-               last: bool) -> tuple[_Row, int]:
-        """Chains adding ``group`` (and ``constant``'s bits): the result row and the number
-        of chains (each adds one more; the last group always uses three)."""
+    @staticmethod
+    def _split(group: list[_Row], m_bits: int) -> tuple[_Row | None, list[_Row]]:
+        """The group's plain operand that drives the chains (the widest), and the rest."""
         plain = [r for r in group if not r.inverted]
         acc = (max(plain, key=lambda r: (min(r.shift + r.width, m_bits), -r.shift))
                if plain else None)
-        others = [r for r in group if r is not acc]
-        level = max((r.level for r in group), default=0)
-        # the number of ones at each position: operand bits and the constant's bit
+        return acc, [r for r in group if r is not acc]
+
+    @staticmethod
+    def _counts(others: list[_Row], constant: int, m_bits: int) -> list[int]:
+        """The number of ones at each position: operand bits and the constant's bit."""
         counts = [0] * m_bits
         for r in others:
             for j in range(r.shift, r.shift + r.width):
                 counts[j] += 1
         for j in range(m_bits):
             counts[j] += (constant >> j) & 1
-        n_rows = 3 if last else max(counts, default=0).bit_length()
+        return counts
+
+    def _group(self, base: str, group: list[_Row], constant: int, m_bits: int,
+               n_rows: int | None = None) -> tuple[_Row, int]:
+        """Chains adding ``group`` (and ``constant``'s bits): the result row and the number
+        of chains (each adds one more; ``n_rows`` chains, or as many as the counts need)."""
+        acc, others = self._split(group, m_bits)
+        level = max((r.level for r in group), default=0)
+        counts = self._counts(others, constant, m_bits)
+        if n_rows is None:
+            n_rows = max(counts, default=0).bit_length()
         words = _ColumnCounts(self.mb, base, others, constant, m_bits)
         x = acc
         x_hi = ((1 << (acc.shift + acc.width)) - 1) if acc is not None else 0

@@ -61,12 +61,16 @@ class RtlOptions:
     recurring across the outputs of a layer) between outputs: an adder graph.
     ``family``: the FPGA family the clock target was set for (``ecp5``, ``xc7``, ...;
     None: unknown), where a register's place depends on it (``folded.py``).
+    ``compress_pipelined``: pipelined ``lut`` sums too long for six-row compressor
+    groups use four-row groups (as deep as two-input adder trees, fewer LUTs) instead
+    of two-input adders.
     """
 
     style: str = "lut"
     adders_per_stage: int | None = None
     share: bool = True
     family: str | None = None
+    compress_pipelined: bool = True
 
     @property
     def split_casts(self) -> bool:
@@ -292,6 +296,25 @@ def fused_activation(ctx: LayerContext) -> str:
     return activation
 
 
+def _shared_sum(sb: SumBuilder, options: RtlOptions, base: str, terms: list[Term],
+                constant: int, width: int, last_stage: int | None) -> Term:
+    """One output's sum of shared nonnegative terms in ``lut`` style.
+
+    Compressor chains (three per five more operands) where they span at most two
+    stages; pipelined, longer sums take groups of four (as deep as two-input adder
+    trees, give or take a level, and fewer LUTs) when the cast after them stays within
+    the layer's last stage (``last_stage``); otherwise a tree of two-input adders.
+    """
+    n_terms = len(terms)
+    levels = options.adders_per_stage
+    if n_terms > 2 and (levels is None or 3 * math.ceil((n_terms - 1) / 5) <= 2 * levels):
+        return sb.compress(base, terms, constant, width)
+    if (n_terms > 2 and options.compress_pipelined and last_stage is not None
+            and sb.cast_stage(sb.compress_depth(terms, 4)) <= last_stage):
+        return sb.compress(base, terms, constant, width, group_size=4)
+    return sb.reduce(base, terms, constant, width)
+
+
 @renders("Dense")
 def render_dense(ctx: LayerContext) -> LayerModule:
     node = ctx.node
@@ -320,6 +343,10 @@ def render_dense(ctx: LayerContext) -> LayerModule:
     if exact_products and ctx.options.style == "lut" and ctx.options.share:
         sb.keep = True
         shared = shared_terms(sb, xs, kernel, rows, acc_t.frac - product_frac, acc_t.width)
+    last_stage = None  # the stage of the layer's last cast with two-input adder trees
+    if shared is not None and ctx.options.adders_per_stage is not None:
+        last_stage = max((sb.cast_stage(sb.tree_depth(p + n, int(bias[k % n_out]) + o))
+                          for k, (p, n, o) in enumerate(shared)), default=0)
     for r in range(rows):
         row_x = xs[r * n_in:(r + 1) * n_in]
         for j in range(n_out):
@@ -328,15 +355,8 @@ def render_dense(ctx: LayerContext) -> LayerModule:
             if shared is not None:
                 # two sums of nonnegative terms (no sign extension), one subtraction
                 pos, neg, offset = shared[r * n_out + j]
-                n_terms = len(pos) + len(neg)
-                levels = ctx.options.adders_per_stage
-                # a compressor (three carry chains per five more operands, one after
-                # the other) when its chains span at most two stages
-                if n_terms > 2 and (levels is None or
-                                    3 * math.ceil((n_terms - 1) / 5) <= 2 * levels):
-                    total = sb.compress(base, pos + neg, int(bias[j]) + offset, acc_t.width)
-                else:  # few terms, or pipelined: a balanced tree of two-input adders
-                    total = sb.reduce(base, pos + neg, int(bias[j]) + offset, acc_t.width)
+                total = _shared_sum(sb, ctx.options, base, pos + neg, int(bias[j]) + offset,
+                                    acc_t.width, last_stage)
             else:
                 if exact_products:
                     terms = weighted_sum_terms(sb, base, row_x, column, ctx.options.style,
