@@ -127,6 +127,7 @@ KERAS_ROWS: dict[str, tuple[str, ...]] = {
     "Softmax": ("Softmax",),
     **{n: (n,) for n in ("SimpleRNN", "LSTM", "GRU")},
     "TimeDistributed": ("Dense",),
+    "EinsumDense": ("Dense",),
     "Bidirectional": ("SimpleRNN", "LSTM", "GRU"),
     **{n: (n,) for n in ("Embedding", "Conv1DTranspose", "Conv2DTranspose",
                          "LayerNormalization")},

@@ -243,8 +243,12 @@ class _ModelWalker:
         self.reserved.add(name)
         return name
 
-    def _keras_shape(self, layer: Any, tensor: Any) -> Shape:
+    def _keras_shape(self, layer: Any, tensor: Any, partial: bool = False) -> Shape:
+        """The tensor's shape without the batch axis; ``partial``: unknown sizes are -1
+        (Keras leaves e.g. an ``EinsumDense`` ``output_shape`` of None unknown)."""
         shape = tuple(tensor.shape)[1:]
+        if partial and all(s is None or int(s) > 0 for s in shape):
+            return tuple(-1 if s is None else int(s) for s in shape)
         if any(s is None for s in shape):
             raise FrontendError(
                 f"layer {layer.name!r} ({type(layer).__name__}): output shape "
@@ -266,8 +270,9 @@ class _ModelWalker:
                 f"layer {layer.name!r} ({cls}) has {len(knode.output_tensors)} outputs; only "
                 "single-output layers are supported"
             )
-        out_shape = self._keras_shape(layer, knode.output_tensors[0])
-        if cls == "InputLayer" and isinstance(layer, self.keras.layers.InputLayer):
+        is_input = cls == "InputLayer" and isinstance(layer, self.keras.layers.InputLayer)
+        out_shape = self._keras_shape(layer, knode.output_tensors[0], partial=not is_input)
+        if is_input:
             nodes = [
                 Node(
                     name=str(layer.name),
@@ -303,9 +308,26 @@ class _ModelWalker:
                 self.graph.add_node(node, out_shape, result)
             except GraphError as e:
                 raise FrontendError(f"layer {layer.name!r} ({cls}): {e}") from e
+        if -1 in out_shape:
+            out_shape = self._resolve_unknown(layer, nodes[-1].name, out_shape)
         log.debug("layer %r (%s) -> %s", layer.name, cls, [(n.name, n.op) for n in nodes])
         self.tensor_of[(id(layer), node_index, 0)] = nodes[-1].name
         self.expected[nodes[-1].name] = (str(layer.name), out_shape)
+
+    def _resolve_unknown(self, layer: Any, tensor: str, partial: Shape) -> Shape:
+        """The IR's shape of ``tensor`` where Keras left sizes unknown (-1), checked
+        against the sizes Keras knows."""
+        try:
+            infer_shapes(self.graph)
+        except GraphError as e:
+            raise FrontendError(f"layer {layer.name!r}: shape inference failed: {e}") from e
+        got = self.graph.tensors[tensor].shape
+        if len(got) != len(partial) or any(k not in (-1, g) for k, g in zip(partial, got,
+                                                                              strict=False)):
+            raise FrontendError(
+                f"layer {layer.name!r}: nnfab infers output shape {got!r}, Keras gives "
+                f"{partial!r} (-1: unknown); the Keras frontend mapped this layer wrongly")
+        return got
 
     def _converter(self, layer: Any) -> Converter:
         cls = type(layer).__name__

@@ -632,6 +632,11 @@ from nnfab.frontends.keras_zoo import ZOO_CONVERTERS  # noqa: E402
 
 CONVERTERS.update(ZOO_CONVERTERS)
 
+# EinsumDense (as Dense, with Reshape around it) lives in keras_einsum.
+from nnfab.frontends.keras_einsum import EINSUM_CONVERTERS  # noqa: E402
+
+CONVERTERS.update(EINSUM_CONVERTERS)
+
 SUPPORTED_LAYERS: tuple[str, ...] = ("InputLayer", *CONVERTERS)
 
 QKERAS_LAYERS: tuple[str, ...] = tuple(name for name in CONVERTERS if name.startswith("Q"))
