@@ -739,6 +739,7 @@ TESTED_OPS = {
     "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",  # test_shape_rearrangements
     "UpSampling1D", "UpSampling2D", "Permute",
     "Dot", "MultiThreshold",  # test_shape_dot_and_multithreshold
+    "MatMul",  # test_shape_matmul
     "Conv1DTranspose", "Conv2DTranspose", "Embedding",  # tests/emulate/test_zoo.py
     "LayerNormalization",
     "SimpleRNN",  # shapes: tests/emulate/test_recurrent.py::test_shapes
@@ -815,6 +816,15 @@ def test_shape_rearrangement_errors() -> None:
         out_shape("Cropping1D", (4, 2), attrs={"crops": (2, 2)})  # nothing left
     with pytest.raises(GraphError, match="'n'"):
         out_shape("Permute", (2, 3), attrs={"perm": (0, 0)})
+
+
+def test_shape_matmul() -> None:
+    g = multi("MatMul", [(2, 3, 4), (2, 4, 5)], {})
+    infer_shapes(g)
+    assert g.tensors["n"].shape == (2, 3, 5)
+    for bad in ([(3, 4), (5, 2)], [(2, 3, 4), (3, 4, 5)], [(4,), (4,)]):
+        with pytest.raises(GraphError, match=r"'n' \(MatMul\)"):
+            infer_shapes(multi("MatMul", bad, {}))
 
 
 def test_shape_dot_and_multithreshold() -> None:

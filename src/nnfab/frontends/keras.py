@@ -290,6 +290,8 @@ class _ModelWalker:
                 converter = self._converter(layer)
                 desc = describe_layer(self.keras, layer)
             inputs = [self._ir_tensor(t) for t in knode.input_tensors]
+            if cls == "MultiHeadAttention":
+                inputs = self._attention_inputs(layer, knode)
             call = LayerCall(
                 name=str(layer.name),
                 cls=desc.cls,
@@ -313,6 +315,28 @@ class _ModelWalker:
         log.debug("layer %r (%s) -> %s", layer.name, cls, [(n.name, n.op) for n in nodes])
         self.tensor_of[(id(layer), node_index, 0)] = nodes[-1].name
         self.expected[nodes[-1].name] = (str(layer.name), out_shape)
+
+    def _attention_inputs(self, layer: Any, knode: Any) -> list[str]:
+        """A ``MultiHeadAttention`` call's query, value and (if given) key, in that order;
+        masks and other call options are refused by name."""
+        arguments = getattr(knode, "arguments", None)
+        args = list(getattr(arguments, "args", ()))
+        kwargs = dict(getattr(arguments, "kwargs", {}))
+        named = dict(zip(("query", "value", "key"), args, strict=False))
+        for key in ("query", "value", "key"):
+            if key in kwargs:
+                named[key] = kwargs.pop(key)
+        options = {k: v for k, v in kwargs.items() if v not in (None, False)}
+        options.pop("training", None)
+        if options or len(args) > 3:
+            given = ", ".join(sorted(options)) or f"{len(args)} positional arguments"
+            raise UnsupportedLayerError(
+                f"layer {layer.name!r} (MultiHeadAttention) is called with {given}; "
+                "supported: query, value and key (no masks, no return_attention_scores)")
+        if "query" not in named or "value" not in named:
+            raise UnsupportedLayerError(
+                f"layer {layer.name!r} (MultiHeadAttention): query and value are needed")
+        return [self._ir_tensor(named[k]) for k in ("query", "value", "key") if k in named]
 
     def _resolve_unknown(self, layer: Any, tensor: str, partial: Shape) -> Shape:
         """The IR's shape of ``tensor`` where Keras left sizes unknown (-1), checked

@@ -637,6 +637,11 @@ from nnfab.frontends.keras_einsum import EINSUM_CONVERTERS  # noqa: E402
 
 CONVERTERS.update(EINSUM_CONVERTERS)
 
+# MultiHeadAttention (Dense, Permute, MatMul, Softmax) lives in keras_attention.
+from nnfab.frontends.keras_attention import ATTENTION_CONVERTERS  # noqa: E402
+
+CONVERTERS.update(ATTENTION_CONVERTERS)
+
 SUPPORTED_LAYERS: tuple[str, ...] = ("InputLayer", *CONVERTERS)
 
 QKERAS_LAYERS: tuple[str, ...] = tuple(name for name in CONVERTERS if name.startswith("Q"))

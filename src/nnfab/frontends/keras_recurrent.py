@@ -107,6 +107,8 @@ RECURRENT_CONVERTERS["TimeDistributed"] = convert_time_distributed
 BIDIRECTIONAL_MERGES = {"concat": None, "sum": "add", "ave": "average", "mul": "multiply"}
 """Keras ``merge_mode`` -> IR Merge mode (``concat``: a Concatenate)."""
 DIRECTIONS = ("forward", "backward")
+ATTENTION_SUBLAYERS = ("query", "key", "value", "attention_output")
+"""Scopes of a ``MultiHeadAttention``'s weights (``keras_attention``): kept in the name."""
 
 
 def wrapped_weight_name(path: str, layer: str) -> str:
@@ -122,6 +124,8 @@ def wrapped_weight_name(path: str, layer: str) -> str:
     if layer not in scopes:
         return short
     after = scopes[len(scopes) - 1 - scopes[::-1].index(layer) + 1:]
+    if after and after[0] in ATTENTION_SUBLAYERS:  # MultiHeadAttention: query/kernel, ...
+        return f"{after[0]}/{short}"
     for direction in DIRECTIONS:
         if any(scope.startswith(direction + "_") for scope in after):
             return f"{direction}/{short}"

@@ -182,6 +182,16 @@ def _shape_dot(node: Node, shapes: list[Shape]) -> Shape:
     return (1,)
 
 
+def _shape_matmul(node: Node, shapes: list[Shape]) -> Shape:
+    """Matrix product of two activations, batched over their leading axes:
+    ``(*B, m, k) x (*B, k, n) -> (*B, m, n)``."""
+    if len(shapes) != 2 or len(shapes[0]) < 2 or len(shapes[0]) != len(shapes[1]) or (
+            shapes[0][:-2] != shapes[1][:-2] or shapes[0][-1] != shapes[1][-2]):
+        raise GraphError(f"layer {node.name!r} (MatMul): needs shapes (..., m, k) and "
+                         f"(..., k, n) with the same leading axes, got {shapes}")
+    return (*shapes[0][:-1], shapes[1][-1])
+
+
 def _shape_concat(node: Node, shapes: list[Shape]) -> Shape:
     axis = node.attrs["axis"]
     rank = len(shapes[0])
@@ -241,6 +251,7 @@ OPS: dict[str, OpSpec] = {
         OpSpec("Merge", _shape_merge, ("scale",), n_inputs=(2, 64), required_attrs=("mode",)),
         OpSpec("Concatenate", _shape_concat, n_inputs=(2, 64), required_attrs=("axis",)),
         OpSpec("Dot", _shape_dot, n_inputs=(2, 2)),
+        OpSpec("MatMul", _shape_matmul, n_inputs=(2, 2)),
         OpSpec("Flatten", _shape_flatten),
         OpSpec("Reshape", _shape_reshape, required_attrs=("target_shape",)),
         OpSpec("Dropout", _shape_same),

@@ -893,6 +893,43 @@ def render_dot(ctx: RenderContext, node: Node) -> LayerCode:
     return code
 
 
+@renderer("MatMul")
+def render_matmul(ctx: RenderContext, node: Node) -> LayerCode:
+    """``result(sum_k a[g, i, k] * b[g, k, j])`` per group ``g`` of the leading axes:
+    exact products summed in a type that holds any sum (as ``Dot``), fully unrolled."""
+    a, b = node.inputs
+    ta, tb = ctx.tensor_type(a), ctx.tensor_type(b)
+    *lead, m, k = ctx.shape(a)
+    n = ctx.shape(b)[-1]
+    groups = math.prod(lead)
+    extra = math.ceil(math.log2(k)) if k > 1 else 0
+    exact = FixedType(ta.width + tb.width + extra, ta.integer + tb.integer + extra,
+                      ta.signed or tb.signed)
+    sum_t, acc = ctx.ident(node, "sum_t"), ctx.ident(node, "sum")
+    code = LayerCode(node, typedefs=[_result_typedef(ctx, node),
+                                     (sum_t, exact, "exact sum of the products")])
+    out, out_t = ctx.array(node.name), ctx.type_name(node.name)
+    code.call = [
+        f"for (unsigned g = 0; g < {groups}; g++) {{",
+        "  NNFAB_PRAGMA(HLS UNROLL)",
+        f"  for (unsigned i = 0; i < {m}; i++) {{",
+        "    NNFAB_PRAGMA(HLS UNROLL)",
+        f"    for (unsigned j = 0; j < {n}; j++) {{",
+        "      NNFAB_PRAGMA(HLS UNROLL)",
+        f"      {sum_t} {acc} = 0;",
+        f"      for (unsigned q = 0; q < {k}; q++) {{",
+        "        NNFAB_PRAGMA(HLS UNROLL)",
+        f"        {acc} += {ctx.array(a)}[(g * {m} + i) * {k} + q] * "
+        f"{ctx.array(b)}[(g * {k} + q) * {n} + j];",
+        "      }",
+        f"      {out}[(g * {m} + i) * {n} + j] = {out_t}({acc});",
+        "    }",
+        "  }",
+        "}",
+    ]
+    return code
+
+
 @renderer("Concatenate")
 def render_concatenate(ctx: RenderContext, node: Node) -> LayerCode:
     """Each input cast to the result type, blocks joined along ``axis`` (row-major)."""

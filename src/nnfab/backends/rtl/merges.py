@@ -218,6 +218,36 @@ def render_dot(ctx: LayerContext) -> LayerModule:
                                                        "adder_bits": sb.adder_bits})
 
 
+# ------------------------------------------------------------------- MatMul
+@renders("MatMul")
+def render_matmul(ctx: LayerContext) -> LayerModule:
+    """``result(sum_k a[g, i, k] * b[g, k, j])``: one exact adder tree of products
+    (``variable_product``) per output, as ``Dot``."""
+    node = ctx.node
+    y_t, style = ctx.out_type, ctx.options.style
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
+    sb = SumBuilder(mb, ctx.options.adders_per_stage)
+    (ta, xa), (tb, xb) = input_buses(mb, ctx)
+    *lead, m, k = ctx.graph.tensors[node.inputs[0]].shape
+    n = ctx.graph.tensors[node.inputs[1]].shape[-1]
+    groups = int(np.prod(lead, dtype=np.int64))
+    outputs: list[Sig] = []
+    for g in range(groups):
+        for i in range(m):
+            for j in range(n):
+                e = (g * m + i) * n + j
+                terms = [variable_product(sb, f"p{e}_{q}", xa[(g * m + i) * k + q],
+                                          xb[(g * k + q) * n + j], style) for q in range(k)]
+                total = sb.resolve(f"sum{e}_n", sb.reduce(f"sum{e}", terms))
+                outputs.append(mb.cast(f"y{e}", total.sig, ta.frac + tb.frac - total.shift,
+                                       y_t))
+    latency = _latency(outputs)
+    header = [f"Layer {node.name!r}: MatMul {groups} x ({m} x {k}) ({ta}) by ({k} x {n}) "
+              f"({tb}), exact sums, result {y_t}; style {style}, latency {latency} cycle(s)"]
+    return _assemble(ctx, header, mb, outputs, latency, {"adders": sb.adders,
+                                                        "adder_bits": sb.adder_bits})
+
+
 # -------------------------------------------------------------- Concatenate
 @renders("Concatenate")
 def render_concatenate(ctx: LayerContext) -> LayerModule:

@@ -2,7 +2,8 @@
 
 Merge computes the exact sum, difference, product, maximum or minimum of its inputs and
 casts it once to the result type; ``average`` is ``result(exact_sum * scale_q(1/n))``.
-Dot is ``result(sum_i x_i * z_i)`` of two vectors, exact until the cast.
+Dot is ``result(sum_i x_i * z_i)`` of two vectors, exact until the cast; MatMul the
+matrix product of two activations, likewise.
 Concatenate casts each input to the result type and joins them.
 """
 
@@ -78,6 +79,17 @@ class DotKernel(Kernel):
         a, b = (from_values(x, t) for x, t in zip(inputs, self.in_types, strict=True))
         return cast_counted(counter, "result", total(mul(a, b), axis=-1, keepdims=True),
                             self.out_type)
+
+
+@register("MatMul")
+class MatMulKernel(Kernel):
+    """``result(sum_k a[..., i, k] * b[..., k, j])``: the matrix product of two
+    activations (batched over the leading axes), exact products and sums, one cast."""
+
+    def __call__(self, inputs: list[np.ndarray], counter: OverflowCounter) -> np.ndarray:
+        a, b = (from_values(x, t) for x, t in zip(inputs, self.in_types, strict=True))
+        products = mul(Exact(a.m[..., :, :, None], a.frac), Exact(b.m[..., None, :, :], b.frac))
+        return cast_counted(counter, "result", total(products, axis=-2), self.out_type)
 
 
 @register("Concatenate")
