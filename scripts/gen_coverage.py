@@ -279,7 +279,7 @@ TORCH_METHOD_ROWS: dict[str, tuple[str, ...]] = {
 
 ONNX_ROWS: dict[str, tuple[str, ...]] = {
     "Gemm": ("Dense",),
-    "MatMul": ("Dense",),
+    "MatMul": ("Dense", "MatMul"),
     "Conv": ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D"),
     "BatchNormalization": ("BatchNormalization",),
     **{op: _ACT for op in ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "Clip")},

@@ -349,8 +349,8 @@ def _single(node: Any, inits: list[Any]) -> Any:
          ["perm=[1, 0, 2, 3]", "batch axis"]),
         (helper.make_node("Gemm", ["x", "w"], ["y"], name="g", transA=1),
          [init("w", weights(2, 2))], ["transA=1"]),
-        (helper.make_node("MatMul", ["x", "x"], ["y"], name="mm"), [],
-         ["'mm'", "B (the weights)", "constant"]),
+        (helper.make_node("MatMul", ["x", "c"], ["y"], name="mm"), [init("c", weights(2, 4, 4))],
+         ["'mm'", "B shape", "a matrix"]),
         (helper.make_node("Add", ["x", "c"], ["y"], name="add"), [init("c", weights(4, 4, 4))],
          ["'add'", "varies along axes other than the channel axis"]),
         (helper.make_node("Mul", ["x", "c"], ["y"], name="mul"), [init("c", weights(2, 4, 4, 4))],
@@ -532,3 +532,43 @@ def test_pytorch_exported_cnn(dynamo: bool, tmp_path: Any) -> None:
     logits = hm.trace(nhwc(x))[hm.graph.nodes[-2].name]
     np.testing.assert_allclose(logits, features.numpy(), atol=LINEAR_TOL, rtol=0)
     np.testing.assert_allclose(hm.predict(nhwc(x)), expected, atol=SOFTMAX_TOL, rtol=0)
+
+
+# --------------------------------------------------------------- attention
+def _attention_onnx(heads: int) -> Any:
+    """Self-attention as exporters write it: projections, Reshape + Transpose into heads,
+    MatMul of activations, Mul by 1/sqrt(d), Softmax, MatMul, Transpose + Reshape back."""
+    t, f, d = 5, 8, 8 // heads
+    nodes = [helper.make_node("MatMul", ["x", f"w{p}"], [p], name=f"{p}_proj") for p in "qkv"]
+    inits = [init(f"w{p}", weights(f, f)) for p in "qkv"]
+    for p in "qkv":
+        nodes.append(helper.make_node("Reshape", [p, "heads_shape"], [f"{p}_h"], name=f"{p}_r"))
+    nodes += [
+        helper.make_node("Transpose", ["q_h"], ["q_t"], perm=[0, 2, 1, 3], name="q_t"),
+        helper.make_node("Transpose", ["k_h"], ["k_t"], perm=[0, 2, 3, 1], name="k_t"),
+        helper.make_node("Transpose", ["v_h"], ["v_t"], perm=[0, 2, 1, 3], name="v_t"),
+        helper.make_node("MatMul", ["q_t", "k_t"], ["s"], name="scores"),
+        helper.make_node("Mul", ["s", "scale"], ["s2"], name="scale"),
+        helper.make_node("Softmax", ["s2"], ["p"], axis=-1, name="softmax"),
+        helper.make_node("MatMul", ["p", "v_t"], ["c"], name="context"),
+        helper.make_node("Transpose", ["c"], ["c_t"], perm=[0, 2, 1, 3], name="c_t"),
+        helper.make_node("Reshape", ["c_t", "flat_shape"], ["y"], name="merge"),
+    ]
+    inits += [iinit("heads_shape", [-1, t, heads, d]), iinit("flat_shape", [-1, t, f]),
+              init("scale", np.array(1 / math.sqrt(d)))]
+    return model(nodes, [tensor("x", "N", t, f)], [tensor("y", "N", t, f)], inits)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_attention_matmul_of_activations(heads: int) -> None:
+    m = _attention_onnx(heads)
+    hm = compare(m, RNG.normal(size=(20, 5, 8)), SOFTMAX_TOL, channels_first_in=False)
+    assert ops(hm.graph).count("MatMul") == 2
+
+
+def test_matmul_of_activations_with_broadcast_is_refused() -> None:
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="proj"),
+             helper.make_node("MatMul", ["x", "h"], ["y"], name="bad")]
+    m = model(nodes, [tensor("x", "N", 3, 4)], [tensor("y", "N", 3, 4)], [init("w", weights(4, 4))])
+    with pytest.raises(UnsupportedLayerError, match=r"'bad'.*input shapes"):
+        convert(m)

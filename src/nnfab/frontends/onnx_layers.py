@@ -156,6 +156,29 @@ class Builder:
             )
         return self.reshaped(value, tuple(value.shape[p] for p in perm))
 
+    def unpermuted(self, value: Value, where: str) -> str | None:
+        """An IR tensor holding ``value`` in ONNX (row-major) order, made by one Permute of
+        the IR tensor's axes (and a Reshape to the ONNX shape), or None when no axis order
+        gives it (e.g. attention heads transposed back and merged before a graph output)."""
+        shape = self.graph.tensors[value.ir].shape
+        if len(shape) > 6:
+            return None
+        wanted = value.index.ravel()
+        if wanted.size != math.prod(shape):
+            return None
+        for perm in itertools.permutations(range(len(shape))):
+            old_of_new = np.arange(wanted.size).reshape(shape).transpose(perm).ravel()
+            if not np.array_equal(old_of_new, wanted):
+                continue
+            name = value.ir
+            if perm != identity(len(shape)):
+                name = self.fresh(f"{value.ir}_permute")
+                self.add(Node(name, "Permute", [value.ir], {"perm": perm},
+                              source_class="Transpose"), where=where)
+            done = Value(name, np.arange(wanted.size).reshape(value.shape))
+            return self.reshaped(done, value.shape)
+        return None
+
     def flat(self, value: Value) -> str:
         """The IR tensor holding ``value`` as a 1-D vector (same element order as now)."""
         return self.reshaped(value, (math.prod(self.graph.tensors[value.ir].shape),))
@@ -555,11 +578,28 @@ def convert_matmul(call: NodeCall) -> list[Output]:
         raise UnsupportedLayerError(
             f"{call.where}: the constant is the first operand; nnfab supports data @ weights"
         )
+    if isinstance(call.ins[1], Value):
+        return _activation_matmul(call)
     x = call.value(0, "A")
     w = np.asarray(call.const(1, "B (the weights)"), dtype=np.float64)
     if w.ndim != 2:
         raise call.unsupported("B shape", w.shape, "a matrix (features_in, features_out)")
     return dense(call, x, w, np.zeros(w.shape[1]), call.const_type(1), None)
+
+
+def _activation_matmul(call: NodeCall) -> list[Output]:
+    """``A @ B`` of two data tensors (attention's scores and context): the IR ``MatMul``,
+    batched over the leading axes, which must be equal (no broadcasting)."""
+    a, b = call.value(0, "A"), call.value(1, "B")
+    if a.rank < 2 or a.rank != b.rank or a.shape[:-2] != b.shape[:-2] or (
+            a.shape[-1] != b.shape[-2]):
+        raise call.unsupported("input shapes", (("N", *a.shape), ("N", *b.shape)),
+                               "(N, ..., m, k) and (N, ..., k, n) with equal leading axes")
+    ia = call.builder.require(a, identity(a.rank), call.where)
+    ib = call.builder.require(b, identity(b.rank), call.where)
+    node = call.emit("MatMul", [ia, ib])
+    out_shape = (*a.shape[:-1], b.shape[-1])
+    return [Value(node.name, layout_index(out_shape, identity(len(out_shape))))]
 
 
 # -------------------------------------------------------------- conv
