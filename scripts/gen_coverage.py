@@ -240,6 +240,12 @@ TORCH_FUNCTION_ROWS: dict[str, tuple[str, ...]] = {
     "operator.mul": _MERGE,
     "torch.mul": _MERGE,
     "torch.multiply": _MERGE,
+    "operator.truediv": ("BatchNormalization",),  # by a number: a scale
+    "torch.div": ("BatchNormalization",),
+    "torch.true_divide": ("BatchNormalization",),
+    "torch.matmul": ("MatMul",),
+    "torch.bmm": ("MatMul",),
+    "operator.matmul": ("MatMul",),
     "torch.flatten": ("Flatten",),
     "torch.reshape": _RESHAPE,
     "torch.squeeze": _RESHAPE,
@@ -268,6 +274,9 @@ TORCH_METHOD_ROWS: dict[str, tuple[str, ...]] = {
     **{m: _ACT for m in ("relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_")},
     "softmax": ("Softmax",),
     **{m: _MERGE for m in ("add", "add_", "sub", "sub_", "mul", "mul_", "maximum", "minimum")},
+    "div": ("BatchNormalization",),
+    "matmul": ("MatMul",),
+    "bmm": ("MatMul",),
     "flatten": ("Flatten",),
     **{m: _RESHAPE for m in ("view", "reshape", "squeeze", "unsqueeze")},
     "mean": ("GlobalPooling1D", "GlobalPooling2D"),
@@ -417,7 +426,8 @@ def _torch_module(name: str) -> str:
 
 
 def _torch_function(name: str) -> str:
-    symbols = {"operator.add": "+", "operator.sub": "-", "operator.mul": "*"}
+    symbols = {"operator.add": "+", "operator.sub": "-", "operator.mul": "*",
+               "operator.truediv": "/", "operator.matmul": "@"}
     if name in symbols:
         return f"`{symbols[name]}`"
     return f"`{name.replace('torch.nn.functional.', 'F.')}`"

@@ -625,13 +625,16 @@ class _Converter:
             params = bind(kind, args, kwargs, where)
         call = OpCall(n.name, source_class, module, params, shape[1:], kind.rank)
         ir_node, value = kind.convert(call)
-        if ir_node is not None:
+        nodes = ir_node if isinstance(ir_node, list) else [] if ir_node is None else [ir_node]
+        for k, node in enumerate(nodes):
             try:
-                self.graph.add_node(ir_node, value.shape)
+                node_shape = value.shape if k == len(nodes) - 1 else op_spec(node).infer_shape(
+                    node, [self.graph.tensors[t].shape for t in node.inputs])
+                self.graph.add_node(node, node_shape)
             except GraphError as e:
                 raise FrontendError(f"{where}: {e}") from e
-            log.debug("%s -> %s %s", where, ir_node.op, value.shape)
-        else:
+            log.debug("%s -> %s %s", where, node.op, node_shape)
+        if not nodes:
             log.debug("%s -> no node (reads %r)", where, value.tensor)
         self.values[n.name] = value
         self.graph.metadata.setdefault("layer_outputs", {})[n.name] = value.tensor

@@ -12,6 +12,7 @@ method forms from the call; both use the same argument names (PyTorch's own).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,7 +86,9 @@ class OpCall:
         return FrontendError(f"node {self.name!r} ({self.source_class}): {message}")
 
 
-Converted = tuple[Node | None, Value]
+Converted = tuple[Node | list[Node] | None, Value]
+"""The IR node(s) of a call (a list: added in order, the last one makes the value) and
+the value it computes."""
 Converter = Callable[[OpCall], Converted]
 
 
@@ -176,11 +179,18 @@ def convert_linear(call: OpCall) -> Converted:
         if not np.all(position == position[:1]):
             found = None
     if found is None:
-        raise call.error(
-            f"its input {v.tensor!r} (PyTorch shape {v.torch_shape!r}) does not hold the last "
-            "PyTorch axis as its last axis inside nnfab (a feature map is held channels-last); "
-            "a Linear must follow a flatten of channels-first data (torch.flatten(x, 1))"
-        )
+        # e.g. attention heads transposed back and merged: PyTorch's order first
+        try:
+            nodes, tensor = _in_torch_order(call, v, "in")
+        except FrontendError:
+            raise call.error(
+                f"its input {v.tensor!r} (PyTorch shape {v.torch_shape!r}) does not hold the "
+                "last PyTorch axis as its last axis inside nnfab (a feature map is held "
+                "channels-last); a Linear must follow a flatten of channels-first data "
+                "(torch.flatten(x, 1))"
+            ) from None
+        node = call.node("Dense", [tensor], kernel=weight.T, bias=bias)
+        return [*nodes, node], Value(call.name, call.out_shape, canonical_index(call.out_shape))
     # IR input feature i is PyTorch feature position[i]: permute the kernel rows to match.
     kernel = weight.T[position[0]]
     index = rows[..., None] * n_out + np.arange(n_out)
@@ -432,8 +442,46 @@ def convert_softmax(call: OpCall) -> Converted:
     return call.node("Softmax", [v.tensor], {"axis": -1}), Value(call.name, call.out_shape, v.index)
 
 
+def _number(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
+def _scalar_operand(call: OpCall, mode: str) -> Converted | None:
+    """``x * c``, ``c * x``, ``x / c``, ``x + c``, ``x - c``, ``c - x`` with a Python
+    number ``c``: an element-wise scale and bias (``BatchNormalization``), else None."""
+    a, b = call.params.get("input"), call.params.get("other")
+    if isinstance(a, Value) and _number(b) is not None:
+        v, c, number_first = a, _number(b), False
+    elif isinstance(b, Value) and _number(a) is not None:
+        v, c, number_first = b, _number(a), True
+    else:
+        return None
+    assert c is not None
+    if mode == "multiply":
+        scale, bias = c, 0.0
+    elif mode == "divide":
+        if number_first or c == 0:
+            raise call.unsupported("operands", "a number divided by a tensor, or by 0",
+                                   "a tensor divided by a nonzero number")
+        scale, bias = 1.0 / c, 0.0
+    elif mode == "add":
+        scale, bias = 1.0, c * float(call.params.get("alpha", 1) if number_first else 1)
+        if not number_first:
+            bias = c * float(call.params.get("alpha", 1))
+    else:  # subtract
+        alpha = float(call.params.get("alpha", 1))
+        scale, bias = (-alpha, c) if number_first else (1.0, -alpha * c)
+    n = v.shape[-1] if v.shape else 1
+    node = call.node("BatchNormalization", [v.tensor], scale=np.full(n, scale),
+                     bias=np.full(n, bias))
+    return node, Value(call.name, call.out_shape, v.index)
+
+
 def _merge(mode: str) -> Converter:
     def convert(call: OpCall) -> Converted:
+        scalar = _scalar_operand(call, mode)
+        if scalar is not None:
+            return scalar
         a, b = call.value("input"), call.value("other")
         if call.params.get("alpha", 1) != 1:
             raise call.unsupported("alpha", call.params["alpha"], "1")
@@ -624,7 +672,50 @@ F_SOFTMAX = Kind(
     {"dim": None, "_stacklevel": 3, "dtype": None},
     TRANSPARENT,
 )
+def _in_torch_order(call: OpCall, v: Value, tag: str) -> tuple[list[Node], str]:
+    """Nodes giving an IR tensor of ``v`` in PyTorch's own order and shape: none, a
+    Reshape, or a Permute (and a Reshape) of the IR tensor's axes."""
+    flat = np.arange(v.index.size)
+    for axes in itertools.permutations(range(v.index.ndim)):
+        held = v.index.transpose(axes)
+        if not np.array_equal(held.reshape(-1), flat):
+            continue
+        nodes: list[Node] = []
+        tensor = v.tensor
+        if axes != tuple(range(v.index.ndim)):
+            nodes.append(Node(f"{call.name}_{tag}_permute", "Permute", [tensor],
+                              {"perm": tuple(int(a) for a in axes)},
+                              source_class=call.source_class))
+            tensor = nodes[-1].name
+        if held.shape != tuple(v.torch_shape):
+            nodes.append(Node(f"{call.name}_{tag}_reshape", "Reshape", [tensor],
+                              {"target_shape": tuple(int(d) for d in v.torch_shape)},
+                              source_class=call.source_class))
+            tensor = nodes[-1].name
+        return nodes, tensor
+    raise call.error(f"its input {v.tensor!r} is held inside nnfab in an order (after a "
+                     "reshape/view) that no axis permutation makes PyTorch's own; permute "
+                     "before reshaping")
+
+
+def convert_matmul(call: OpCall) -> Converted:
+    """``a @ b`` of two tensors computed by the model (attention's scores and context):
+    the IR ``MatMul``, batched over equal leading axes (no broadcasting)."""
+    a, b = call.value("input"), call.value("other")
+    sa, sb = tuple(a.torch_shape), tuple(b.torch_shape)
+    if len(sa) < 2 or len(sa) != len(sb) or sa[:-2] != sb[:-2] or sa[-1] != sb[-2]:
+        raise call.unsupported("shapes", (("N", *sa), ("N", *sb)),
+                               "(N, ..., m, k) and (N, ..., k, n) with equal leading axes")
+    nodes_a, ta = _in_torch_order(call, a, "lhs")
+    nodes_b, tb = _in_torch_order(call, b, "rhs")
+    node = call.node("MatMul", [ta, tb])
+    return [*nodes_a, *nodes_b, node], Value(call.name, call.out_shape,
+                                            canonical_index(call.out_shape))
+
+
 ADD = Kind(_merge("add"), ("input", "other", "alpha"), {"alpha": 1}, TRANSPARENT)
+MATMUL = Kind(convert_matmul, ("input", "other"))
+DIV = Kind(_merge("divide"), ("input", "other"), role=TRANSPARENT)
 SUB = Kind(_merge("subtract"), ("input", "other", "alpha"), {"alpha": 1}, TRANSPARENT)
 MUL = Kind(_merge("multiply"), ("input", "other"), role=TRANSPARENT)
 CAT = Kind(convert_cat, ("tensors", "dim"), {"dim": 0}, TRANSPARENT)
@@ -713,6 +804,12 @@ FUNCTIONS: dict[str, Kind] = {
     "torch.nn.functional.softmax": F_SOFTMAX,
     "torch.softmax": SOFTMAX,
     "torch.cat": CAT,
+    "torch.matmul": MATMUL,
+    "torch.bmm": MATMUL,
+    "operator.matmul": MATMUL,
+    "operator.truediv": DIV,
+    "torch.div": DIV,
+    "torch.true_divide": DIV,
     "torch.concat": CAT,
     "torch.concatenate": CAT,
     "operator.add": ADD,
@@ -746,6 +843,9 @@ FUNCTIONS: dict[str, Kind] = {
 """Dotted name of a function (as fx records it) -> kind."""
 
 METHODS: dict[str, Kind] = {
+    "matmul": MATMUL,
+    "bmm": MATMUL,
+    "div": DIV,
     "relu": RELU,
     "relu_": RELU,
     "sigmoid": SIGMOID,

@@ -11,12 +11,13 @@ from nnfab.passes.check_reuse_factor import CheckReuseFactor, valid_reuse_factor
 from nnfab.passes.fold_batchnorm import FoldBatchNorm
 from nnfab.passes.fuse_activation import FuseActivation
 from nnfab.passes.infer_precision import InferPrecision
+from nnfab.passes.merge_permutes import MergePermutes
 from nnfab.passes.remove_dropout import RemoveDropout
 
 
 def optimize_float(graph: Graph) -> Graph:
     """Passes on the float graph, before any type is chosen."""
-    return run_passes(graph, [RemoveDropout(), FoldBatchNorm()])
+    return run_passes(graph, [RemoveDropout(), MergePermutes(), FoldBatchNorm()])
 
 
 def assign_precision(graph: Graph, config: dict[str, Any]) -> Graph:
@@ -33,6 +34,7 @@ __all__ = [
     "FoldBatchNorm",
     "FuseActivation",
     "InferPrecision",
+    "MergePermutes",
     "Pass",
     "RemoveDropout",
     "assign_precision",
