@@ -11,6 +11,11 @@ peak memory of the synthesis process.
     python3 benchmarks/bench_rtl.py --no-synth      # generation + Verilator only
     python3 benchmarks/bench_rtl.py --styles lut --reuse 1 4 16
     python3 benchmarks/bench_rtl.py --styles lut --no-sim --pipeline 0 5   # 5 ns target
+    python3 benchmarks/bench_rtl.py --styles lut --pipeline 5 --pnr 200    # + ECP5 Fmax
+
+``--pnr MHz`` also places and routes the same Verilog on the LFE5U-85F (Yosys
+``synth_ecp5`` + nextpnr-ecp5, out of context; an hour or more for this network here)
+and prints its Fmax beside LUT4 / CCU2C / FF.
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ def reference_model(reuse: int = 1) -> nnfab.NnfabModel:
 
 
 def run(style: str, reuse: int, work: Path, simulate: bool, synth: bool,
-        pipeline: float | None = None) -> dict:
+        pipeline: float | None = None, pnr_mhz: float | None = None) -> dict:
     row: dict = {"style": style, "R": reuse, "clock_ns": pipeline or "-"}
     model = reference_model(reuse)
     t0 = time.perf_counter()
@@ -92,6 +97,9 @@ def run(style: str, reuse: int, work: Path, simulate: bool, synth: bool,
         rep = prj.synthesize(PART)
         row.update(lut=rep.lut, ff=rep.ff, dsp=rep.dsp, synth_s=rep.seconds,
                    peak_mib=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    if pnr_mhz:
+        pnr = prj.place_and_route(clock_mhz=pnr_mhz)
+        row.update(ecp5_fmax=pnr.fmax_mhz or 0.0, lut4=pnr.lut4, ccu2c=pnr.ccu2c, ecp5_ff=pnr.ff)
     return row
 
 
@@ -102,6 +110,8 @@ def main() -> None:
     ap.add_argument("--no-sim", action="store_true")
     ap.add_argument("--no-synth", action="store_true")
     ap.add_argument("--work", type=Path, default=None, help="Project directory root.")
+    ap.add_argument("--pnr", type=float, default=None, metavar="MHZ",
+                    help="Also place and route on the LFE5U-85F at this target (slow).")
     ap.add_argument("--pipeline", nargs="+", type=float, default=[0.0],
                     help="Clock targets in ns (UltraScale+ delay model; 0: registers at "
                          "layer boundaries only), e.g. --pipeline 0 5")
@@ -110,11 +120,12 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="nnfab_bench_rtl_"))
     cols = ["style", "R", "clock_ns", "generate_s", "latency", "ii", "measured_latency",
             "bit_exact", "verilator_build_s", "sim_100k_s", "lut", "ff", "dsp", "synth_s",
-            "peak_mib"]
+            "peak_mib", "ecp5_fmax", "lut4", "ccu2c", "ecp5_ff"]
     print(" | ".join(cols))
     for style in args.styles:
         for reuse, clock in itertools.product(args.reuse, args.pipeline):
-            row = run(style, reuse, work, not args.no_sim, not args.no_synth, clock or None)
+            row = run(style, reuse, work, not args.no_sim, not args.no_synth, clock or None,
+                      args.pnr)
             cells = []
             for c in cols:
                 v = row.get(c, "-")
