@@ -88,6 +88,8 @@ def rows() -> list[Row]:
         Row("Dropout", "identity at inference (dropout, noise)", ("Dropout",)),
         Row("MultiThreshold", "thresholds (FINN MultiThreshold, bipolar sign)",
             ("MultiThreshold",)),
+        Row("ElementCast", "per-element fixed-point cast (HGQ proxy FixedPointQuantizer, "
+            "HGQ2 per-element data quantizers)", ("ElementCast",)),
         Row("ZeroPadding1D", "zero padding 1-D", ("ZeroPadding1D",)),
         Row("ZeroPadding2D", "zero padding 2-D", ("ZeroPadding2D",)),
         Row("Cropping1D", "cropping 1-D", ("Cropping1D",)),
@@ -144,6 +146,7 @@ KERAS_ROWS: dict[str, tuple[str, ...]] = {
     "Minimum": ("Merge",),
     "Dot": ("Dot",),
     "MultiHeadAttention": ("MultiHeadAttention",),
+    "FixedPointQuantizer": ("ElementCast",),
     "Concatenate": ("Concatenate",),
     "Flatten": ("Flatten",),
     "Reshape": ("Reshape",),

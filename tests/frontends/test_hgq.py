@@ -206,25 +206,21 @@ def test_quantizer_modes_on_every_value(rnd: str, ovf: str, k: int, tmp_path: Pa
     assert len(np.unique(ref)) > 4
 
 
-def test_per_element_input_quantizer_bound(tmp_path: Path,
-                                           caplog: pytest.LogCaptureFixture) -> None:
-    """Per-element data bits: one union type, a warning, and within each element's step."""
-    inp = keras.Input((4,))
+def test_per_element_input_quantizer_is_bit_exact(tmp_path: Path) -> None:
+    """Per-element data bits: an ElementCast, each element in its own type, bit for bit
+    (also where the coarsest element rounds and a zero-width one gives 0)."""
+    inp = keras.Input((5,))
     q = Quantizer(QuantizerConfig("kif", "datalane", k0=1, i0=2, f0=3, overflow_mode="SAT",
                                   homogeneous_axis=(0,)), name="q")
     model = keras.Model(inp, q(inp))
-    f = np.array([1.0, 3.0, 2.0, 0.0], np.float32)
-    q.quantizer._f.assign(f.reshape(1, 4))
-    x = _grid((500, 4), -3.5, 3.5, 6)  # inside every element's range [-4, 4 - 2**-f]
-    with caplog.at_level(logging.WARNING, logger="nnfab.frontends.hgq"):
-        graph = hgq_to_graph(model)
-    assert "per-element bit widths" in caplog.text and "'q'" in caplog.text
-    assert graph.tensors["q"].type == FixedType.parse("ap_fixed<6,3,AP_RND,AP_SAT>")
+    f = np.array([1.0, 3.0, 2.0, 0.0, -3.0], np.float32)  # the last: zero width
+    q.quantizer._f.assign(f.reshape(1, 5))
+    x = _grid((500, 5), -5.5, 5.5, 6)  # beyond the range: saturation too
+    graph = hgq_to_graph(model)
+    assert graph.node("q").op == "ElementCast"
     got, ref = _nnfab(model, x, tmp_path), _hgq(model, x)
-    step = 2.0 ** -f.astype(np.float64)
-    assert np.all(np.abs(got - ref) <= step)
-    assert np.array_equal(got[:, 1], ref[:, 1])  # the element whose type is the union type
-    assert np.any(got[:, 3] != ref[:, 3])  # the coarsest element really differs
+    assert np.array_equal(got, ref)
+    assert np.any(got[:, 3] != x[:, 3]) and np.all(got[:, 4] == 0)
 
 
 def test_unsupported_hgq_layer_names_layer_and_supported() -> None:

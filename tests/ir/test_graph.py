@@ -740,6 +740,7 @@ TESTED_OPS = {
     "UpSampling1D", "UpSampling2D", "Permute",
     "Dot", "MultiThreshold",  # test_shape_dot_and_multithreshold
     "MatMul",  # test_shape_matmul
+    "ElementCast",  # test_shape_element_cast
     "Conv1DTranspose", "Conv2DTranspose", "Embedding",  # tests/emulate/test_zoo.py
     "LayerNormalization",
     "SimpleRNN",  # shapes: tests/emulate/test_recurrent.py::test_shapes
@@ -816,6 +817,17 @@ def test_shape_rearrangement_errors() -> None:
         out_shape("Cropping1D", (4, 2), attrs={"crops": (2, 2)})  # nothing left
     with pytest.raises(GraphError, match="'n'"):
         out_shape("Permute", (2, 3), attrs={"perm": (0, 0)})
+
+
+def test_shape_element_cast() -> None:
+    fields = {"keep_negative": np.ones((1, 3)), "bits": np.full((1, 3), 4),
+              "integers": np.ones((1, 3))}
+    attrs = {"rounding": "AP_TRN", "overflow": "AP_WRAP"}
+    assert out_shape("ElementCast", (2, 3), attrs=attrs, weights=fields) == (2, 3)
+    with pytest.raises(GraphError, match=r"'n' \(ElementCast\).*do not broadcast"):
+        out_shape("ElementCast", (2, 4), attrs=attrs, weights=fields)
+    with pytest.raises(GraphError, match=r"'n' \(ElementCast\).*allowed rounding"):
+        out_shape("ElementCast", (2, 3), attrs={**attrs, "rounding": "RND"}, weights=fields)
 
 
 def test_shape_matmul() -> None:

@@ -15,9 +15,8 @@ The mapping:
   hardware could use fewer bits for some elements.
 - data quantizers (a layer's input quantizer ``iq``, its output quantizer ``oq``, a
   standalone ``Quantizer`` layer) become a linear ``Activation`` whose **result type**
-  is the cast: bit-exact when every element has the same ``(k, i, f)``. With
-  per-element widths the union type is used, with a warning: per-element hardware
-  rounds / saturates each element to its own narrower type, nnfab does not.
+  is the cast when every element has the same ``(k, i, f)``; with per-element widths an
+  ``ElementCast`` casts each element to its own type (zero width: 0). Bit-exact both ways.
 - layer outputs (``Dense``, ``Conv``, ``BatchNormalization`` as ``x * qscale +
   qoffset``, ``Add``/``Subtract``/``Multiply``/``Maximum``/``Minimum``, relu) get exact
   types (max pooling keeps its input's), as HGQ computes them (in float32, exact while a
@@ -74,10 +73,14 @@ class HgqQuantizer:
     rounding: Rounding
     overflow: Overflow
     where: str
+    zero: np.ndarray | None = None
+    """Elements of zero width (``k + i + f <= 0`` before ``i`` is raised: HGQ outputs 0
+    there, e.g. ``k, i, f = 1, 2, -3``)."""
 
     @property
     def width(self) -> np.ndarray:
-        return self.k + self.i + self.f
+        width = self.k + self.i + self.f
+        return width if self.zero is None else np.where(self.zero, 0, width)
 
     @property
     def uniform(self) -> bool:
@@ -138,9 +141,10 @@ def read_quantizer(quantizer: Any, where: str) -> HgqQuantizer | None:
     k, i, f = np.broadcast_arrays(k, i, f)
     if not all(np.all(a == np.round(a)) for a in (k, i, f)):
         raise FrontendError(f"{where}: quantizer bit counts are not integers")
+    zero = (k + i + f) <= 0
     i = np.maximum(i, -f)
     return HgqQuantizer(k.copy(), i.copy(), f.copy(), ROUNDING[round_mode],
-                        OVERFLOW[overflow_mode], where)
+                        OVERFLOW[overflow_mode], where, zero.copy())
 
 
 def _holding(t: FixedType | None, values: np.ndarray) -> FixedType:
@@ -166,7 +170,9 @@ def _weight(layer: Any, attr: str, qattr: str, where: str) -> tuple[np.ndarray, 
 
 
 def data_cast(q: HgqQuantizer | None, name: str, source: str, cls: str) -> Node | None:
-    """A linear ``Activation`` whose result type is the quantizer's cast (``None``: no-op)."""
+    """The quantizer's cast (``None``: no-op): a linear ``Activation`` whose result type is
+    the cast when every element has one type, else an ``ElementCast`` with each element's
+    own type (``nnfab.ir.element_cast``), bit-exact either way."""
     if q is None:
         return None
     t = q.union_type()
@@ -176,14 +182,20 @@ def data_cast(q: HgqQuantizer | None, name: str, source: str, cls: str) -> Node 
             "quantizer with at least one bit"
         )
     if not q.uniform or q.any_zero_width:
-        log.warning(
-            "%s: per-element bit widths (k %s..%s, i %s..%s, f %s..%s%s); nnfab casts the "
-            "whole tensor to %s, which holds every element's type: where an element's own "
-            "narrower type would round, saturate or wrap, nnfab's value differs from HGQ's "
-            "(not bit-exact)", q.where, int(q.k.min()), int(q.k.max()), int(q.i.min()),
-            int(q.i.max()), int(q.f.min()), int(q.f.max()),
-            ", some of zero width" if q.any_zero_width else "", t,
-        )
+        log.info("%s: per-element bit widths (k %s..%s, i %s..%s, f %s..%s): an ElementCast",
+                 q.where, int(q.k.min()), int(q.k.max()), int(q.i.min()), int(q.i.max()),
+                 int(q.f.min()), int(q.f.max()))
+        width = np.maximum(q.width, 0)
+        fields = {"keep_negative": np.where(width > 0, q.k, 0), "bits": width,
+                  "integers": np.where(width > 0, q.k + q.i, 0)}
+        for key, values in fields.items():
+            values = np.asarray(values, dtype=np.float64)
+            while values.ndim > 1 and values.shape[0] == 1:  # HGQ's batch axis
+                values = values[0]
+            fields[key] = values
+        return Node(name=name, op="ElementCast", inputs=[source],
+                    attrs={"rounding": q.rounding.value, "overflow": q.overflow.value},
+                    weights=fields, source_class=cls)
     node = Node(name=name, op="Activation", inputs=[source], attrs={"function": "linear"},
                 source_class=cls)
     node.attrs["_result_type"] = t

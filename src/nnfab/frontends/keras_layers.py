@@ -19,7 +19,8 @@ from nnfab.errors import FrontendError, UnsupportedLayerError
 from nnfab.frontends.keras_mapping import ACTIVATION_FUNCTIONS, KERAS_LAYERS, JsonDict
 from nnfab.frontends.keras_recurrent import wrapped_weight_name
 
-NOT_LIVE: tuple[str, ...] = ("ActivityRegularization", "ThresholdedReLU")  # not in Keras 3
+NOT_LIVE: tuple[str, ...] = ("ActivityRegularization", "ThresholdedReLU",  # not in Keras 3
+                             "FixedPointQuantizer")  # HGQ (Keras 2) proxy models
 """In the table for model files but not (yet) enabled for live models; enabling one also
 changes docs/coverage.md (``python scripts/gen_coverage.py``)."""
 

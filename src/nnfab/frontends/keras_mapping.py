@@ -642,6 +642,11 @@ from nnfab.frontends.keras_attention import ATTENTION_CONVERTERS  # noqa: E402
 
 CONVERTERS.update(ATTENTION_CONVERTERS)
 
+# HGQ (Keras 2) proxy models' FixedPointQuantizer lives in keras_hgq_proxy.
+from nnfab.frontends.keras_hgq_proxy import HGQ_PROXY_CONVERTERS  # noqa: E402
+
+CONVERTERS.update(HGQ_PROXY_CONVERTERS)
+
 SUPPORTED_LAYERS: tuple[str, ...] = ("InputLayer", *CONVERTERS)
 
 QKERAS_LAYERS: tuple[str, ...] = tuple(name for name in CONVERTERS if name.startswith("Q"))

@@ -192,6 +192,16 @@ def _shape_matmul(node: Node, shapes: list[Shape]) -> Shape:
     return (*shapes[0][:-1], shapes[1][-1])
 
 
+def _shape_element_cast(node: Node, shapes: list[Shape]) -> Shape:
+    """Per-element types broadcast against the sample: same shape."""
+    from nnfab.ir.element_cast import element_fields, modes
+
+    (shape,) = shapes
+    element_fields(node, shape)
+    modes(node)
+    return shape
+
+
 def _shape_concat(node: Node, shapes: list[Shape]) -> Shape:
     axis = node.attrs["axis"]
     rank = len(shapes[0])
@@ -252,6 +262,9 @@ OPS: dict[str, OpSpec] = {
         OpSpec("Concatenate", _shape_concat, n_inputs=(2, 64), required_attrs=("axis",)),
         OpSpec("Dot", _shape_dot, n_inputs=(2, 2)),
         OpSpec("MatMul", _shape_matmul, n_inputs=(2, 2)),
+        OpSpec("ElementCast", _shape_element_cast,
+               weight_names=("keep_negative", "bits", "integers"),
+               required_attrs=("rounding", "overflow")),
         OpSpec("Flatten", _shape_flatten),
         OpSpec("Reshape", _shape_reshape, required_attrs=("target_shape",)),
         OpSpec("Dropout", _shape_same),

@@ -16,6 +16,7 @@ import numpy as np
 
 from nnfab.errors import PrecisionError
 from nnfab.ir import FixedType, Graph, Node, Overflow
+from nnfab.ir.element_cast import union_type
 from nnfab.ir.recurrent import RECURRENT_OPS
 from nnfab.ir.tables import (
     TABLE_DEFAULTS,
@@ -99,7 +100,9 @@ class InferPrecision(Pass):
             prepare_embedding_input(graph, node, default)
             if out.type is None:
                 same_inputs = node.op == "Concatenate" and len(set(in_types)) == 1
-                if node.op in PASS_THROUGH or same_inputs:
+                if node.op == "ElementCast":  # holds every element's own type
+                    out.type = union_type(node, out.shape)
+                elif node.op in PASS_THROUGH or same_inputs:
                     out.type = in_types[0]
                 else:
                     out.type = default

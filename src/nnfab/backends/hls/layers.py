@@ -930,6 +930,30 @@ def render_matmul(ctx: RenderContext, node: Node) -> LayerCode:
     return code
 
 
+@renderer("ElementCast")
+def render_element_cast(ctx: RenderContext, node: Node) -> LayerCode:
+    """Each element cast to its own type (one typedef per distinct type), then held in
+    the result type; zero-width elements are 0 (``nnfab.ir.element_cast``)."""
+    from nnfab.ir.element_cast import element_type, element_types, modes
+
+    shape = ctx.shape(node.name)
+    rounding, overflow = modes(node)
+    code = LayerCode(node, typedefs=[_result_typedef(ctx, node)])
+    x, out, out_t = ctx.array(node.inputs[0]), ctx.array(node.name), ctx.type_name(node.name)
+    lines = []
+    for g, (key, mask) in enumerate(sorted(element_types(node, shape).items())):
+        t = element_type(*key, rounding, overflow)
+        flat = np.flatnonzero(mask.reshape(-1))
+        if t is None:
+            lines += [f"{out}[{e}] = 0;" for e in flat]
+            continue
+        name = ctx.ident(node, f"e{g}_t")
+        code.typedefs.append((name, t, f"the elements with k, b, i = {key}"))
+        lines += [f"{out}[{e}] = {out_t}({name}({x}[{e}]));" for e in flat]
+    code.call = lines
+    return code
+
+
 @renderer("Concatenate")
 def render_concatenate(ctx: RenderContext, node: Node) -> LayerCode:
     """Each input cast to the result type, blocks joined along ``axis`` (row-major)."""

@@ -41,7 +41,7 @@ from nnfab.backends.rtl.layers import (
     weighted_sum_types,
     wrap_accumulator,
 )
-from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, type_range
+from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, const, type_range
 from nnfab.errors import BackendError
 from nnfab.ir import FixedType
 from nnfab.ir.ops import MERGE_MODES
@@ -246,6 +246,36 @@ def render_matmul(ctx: LayerContext) -> LayerModule:
               f"({tb}), exact sums, result {y_t}; style {style}, latency {latency} cycle(s)"]
     return _assemble(ctx, header, mb, outputs, latency, {"adders": sb.adders,
                                                         "adder_bits": sb.adder_bits})
+
+
+# -------------------------------------------------------------- ElementCast
+@renders("ElementCast")
+def render_element_cast(ctx: LayerContext) -> LayerModule:
+    """Each element cast to its own type (``mb.cast``), then to the result type (exact
+    when that holds the element's type); zero-width elements are 0."""
+    from nnfab.ir.element_cast import element_type, element_types, modes
+
+    node = ctx.node
+    y_t = ctx.out_type
+    mb = ModuleBuilder(split_casts=ctx.options.split_casts)
+    ((x_t, xs),) = input_buses(mb, ctx)
+    shape = ctx.graph.tensors[node.name].shape
+    rounding, overflow = modes(node)
+    outputs: list[Sig | None] = [None] * len(xs)
+    for key, mask in sorted(element_types(node, shape).items()):
+        t = element_type(*key, rounding, overflow)
+        for e in np.flatnonzero(mask.reshape(-1)):
+            if t is None:
+                outputs[e] = const(0)
+                continue
+            own = mb.cast(f"e{e}", xs[e], x_t.frac, t)
+            outputs[e] = mb.cast(f"y{e}", own, t.frac, y_t)
+    done = [s for s in outputs if s is not None]
+    assert len(done) == len(xs)
+    latency = _latency(done)
+    header = [f"Layer {node.name!r}: ElementCast of {len(xs)} elements ({x_t}) to their own "
+              f"types, result {y_t}; latency {latency} cycle(s)"]
+    return _assemble(ctx, header, mb, done, latency, {})
 
 
 # -------------------------------------------------------------- Concatenate

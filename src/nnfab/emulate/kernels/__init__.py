@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 KERNEL_MODULES = ("dense", "shape", "conv", "pool", "norm", "activation", "merge", "recurrent",
-                  "zoo", "threshold")
+                  "zoo", "threshold", "element_cast")
 
 
 def load_all() -> None:
