@@ -409,6 +409,9 @@ def frontend_cells(row_keys: set[str]) -> dict[str, dict[str, list[str]]]:
 
     for name, op in TORCH_RECURRENT.items():  # traced by the frontend itself (tuple outputs)
         cells["PyTorch"].setdefault(op, []).append(_torch_module(name))
+    from nnfab.frontends.torch_attention import MODULE as TORCH_ATTENTION
+
+    cells["PyTorch"].setdefault("MultiHeadAttention", []).append(_torch_module(TORCH_ATTENTION))
 
     onnx_ops = [*onnx_layers.CONVERTERS, *onnx_quant.QUANT_CONVERTERS]
     _check("nnfab.frontends.onnx (CONVERTERS + QUANT_CONVERTERS)", onnx_ops, ONNX_ROWS, row_keys)

@@ -131,3 +131,95 @@ def test_attention_verilog_matches_emulator(tmp_path: Path) -> None:
     x = grid(np.random.default_rng(5), (100, STEPS, FEATURES), 2)
     result = hm.to_rtl(tmp_path / "rtl", style="dsp", pipeline=None).simulate(x)
     np.testing.assert_array_equal(np.asarray(result), hm.predict(x))
+
+
+# ------------------------------------------------------- nn.MultiheadAttention
+class Mha(torch.nn.Module):
+    def __init__(self, **options: object) -> None:
+        super().__init__()
+        self.mha = torch.nn.MultiheadAttention(FEATURES, HEADS, batch_first=True, **options)
+        self.fc = torch.nn.Linear(FEATURES, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.mha(x, x, x)
+        return self.fc(out)
+
+
+def _mha(**options: object) -> Mha:
+    torch.manual_seed(0)
+    model = Mha(**options).eval()
+    rng = np.random.default_rng(6)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.from_numpy(grid(rng, tuple(p.shape), 0.5)))
+    return model
+
+
+def _softmax_bound(hm: nnfab.NnfabModel, x: np.ndarray, w_out: np.ndarray) -> float:
+    """The softmax's measured error carried through the values and the projections."""
+    trace = hm.trace(x)
+    softmax = next(n.name for n in hm.graph.nodes if n.op == "Softmax")
+    scores = trace[hm.graph.node(softmax).inputs[0]]
+    p_float = np.exp(scores - scores.max(-1, keepdims=True))
+    p_float /= p_float.sum(-1, keepdims=True)
+    dp = float(np.abs(trace[softmax] - p_float).max())
+    assert dp < 1e-2
+    context = next(n for n in hm.graph.nodes if n.op == "MatMul" and n.inputs[0] == softmax)
+    v_max = float(np.abs(trace[context.inputs[1]]).max())
+    return dp * STEPS * v_max * float(np.abs(w_out).sum(axis=1).max()) + 1e-4
+
+
+def test_multihead_attention_module_matches_torch() -> None:
+    model = _mha()
+    hm = nnfab.convert_from_pytorch_model(model, input_shape=(STEPS, FEATURES), hls_config=WIDE)
+    ops = [n.op for n in hm.graph.nodes]
+    assert ops.count("MatMul") == 2 and ops.count("Dense") == 5
+    x = grid(np.random.default_rng(7), (40, STEPS, FEATURES))
+    want = model(torch.from_numpy(x)).detach().numpy()
+    w_out = np.abs(model.fc.weight.detach().numpy()) @ np.abs(
+        model.mha.out_proj.weight.detach().numpy())
+    np.testing.assert_allclose(hm.predict(x), want, rtol=0, atol=_softmax_bound(hm, x, w_out))
+
+
+@pytest.mark.parametrize(("options", "call", "match"), [
+    ({"batch_first": False}, None, "batch_first=False"),
+    ({"add_bias_kv": True}, None, "add_bias_kv"),
+    ({}, "mask", "attn_mask"),
+    ({}, "weights", r"output \[1\]"),
+])
+def test_multihead_attention_refusals_are_named(options: dict, call: str | None,
+                                                match: str) -> None:
+    class Bad(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            kwargs = {"batch_first": True, **options}
+            self.mha = torch.nn.MultiheadAttention(FEATURES, HEADS, **kwargs)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if call == "mask":
+                return self.mha(x, x, x, attn_mask=torch.zeros(STEPS, STEPS))[0]
+            if call == "weights":
+                return self.mha(x, x, x)[1]
+            return self.mha(x, x, x)[0]
+
+    with pytest.raises(UnsupportedLayerError, match=rf"'mha' \(MultiheadAttention\).*{match}"):
+        nnfab.convert_from_pytorch_model(Bad().eval(), input_shape=(STEPS, FEATURES))
+
+
+@pytest.mark.verilator
+def test_multihead_attention_module_verilog_and_csim(tmp_path: Path) -> None:
+    from nnfab.backends.hls import CSimLibrary
+    from nnfab.tools.verilator import verilator_available
+
+    cfg = {"Model": {"Precision": "ap_fixed<12,5,AP_RND,AP_SAT>"},
+           "LayerType": {"Softmax": {"Precision": {"result": "ap_ufixed<10,1,AP_RND,AP_SAT>"},
+                                     "TableSize": 256}}}
+    hm = nnfab.convert_from_pytorch_model(_mha(), input_shape=(STEPS, FEATURES), hls_config=cfg)
+    x = grid(np.random.default_rng(8), (100, STEPS, FEATURES), 2)
+    want = hm.predict(x)
+    if shutil.which("g++") is not None:
+        np.testing.assert_array_equal(CSimLibrary(hm, cache_dir=tmp_path / "cs").predict(x), want)
+    if not verilator_available():
+        pytest.skip("verilator is not available")
+    result = hm.to_rtl(tmp_path / "rtl", style="dsp", pipeline=None).simulate(x)
+    np.testing.assert_array_equal(np.asarray(result), want)

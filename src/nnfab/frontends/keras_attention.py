@@ -1,19 +1,10 @@
 """Keras ``MultiHeadAttention`` -> IR ``Dense``, ``Reshape``, ``Permute``, ``MatMul`` and
-``Softmax`` nodes (attention over the sequence axis of ``(T, F)`` inputs).
+``Softmax`` nodes (``nnfab.frontends.attention``), attention over the sequence axis of
+``(T, F)`` inputs.
 
-For query ``X`` (T, F), value ``Y`` (S, F) and key ``K`` (default: the value), with
-H heads of key size D and value size Dv, Keras computes
-
-    q = X Wq + bq   (T, H, D),   k = K Wk + bk   (S, H, D),   v = Y Wv + bv   (S, H, Dv)
-    scores = softmax_S( (q / sqrt(D)) . k )      per head: (H, T, S)
-    out = concat_heads(scores . v) Wo + bo       (T, F_out)
-
-nnfab folds ``1 / sqrt(D)`` into ``Wq`` and ``bq`` (one rounding of the weights instead
-of a product per score), keeps the heads on the leading axis (``Permute``) so that each
-product is a ``MatMul`` batched over heads, and names the nodes after the layer:
-``<name>_query``, ``_key``, ``_value``, ``_scores``, ``_softmax``, ``_context`` and the
-output projection ``<name>`` itself. Masks, ``use_gate``, ``sliding_window`` and
-attention over other axes are rejected with the supported form.
+The layer's ``query``, ``key``, ``value`` and ``attention_output`` sublayer weights are
+already in the builder's (inputs, heads, size) layout. Masks, ``use_gate``,
+``sliding_window`` and attention over other axes are rejected with the supported form.
 """
 
 from __future__ import annotations
@@ -24,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nnfab.errors import FrontendError, UnsupportedLayerError
+from nnfab.frontends.attention import AttentionWeights, attention_nodes
 
 if TYPE_CHECKING:
     from nnfab.frontends.keras_mapping import Converter, LayerCall
@@ -69,7 +61,6 @@ def _weights(call: LayerCall, sub: str, shape: tuple[int, ...]) -> tuple[np.ndar
 
 
 def convert_multi_head_attention(call: LayerCall) -> list[Node]:
-    from nnfab.ir.graph import Node
 
     heads, key_dim, value_dim = _checked(call)
     query_in, value_in = call.inputs[0], call.inputs[1]
@@ -87,35 +78,10 @@ def convert_multi_head_attention(call: LayerCall) -> list[Node]:
     wk, bk = _weights(call, "key", (fk, heads, key_dim))
     wv, bv = _weights(call, "value", (fv, heads, value_dim))
     wo, bo = _weights(call, "attention_output", (heads, value_dim, out_dim))
-    scale = 1.0 / math.sqrt(key_dim)
-    name, cls = call.name, call.cls
-    nodes: list[Node] = []
-
-    def add(suffix: str, op: str, inputs: list[str], attrs: dict | None = None,
-            **weights: np.ndarray) -> str:
-        node_name = name if suffix == "" else call.unique_name(f"{name}_{suffix}")
-        nodes.append(Node(node_name, op, inputs, attrs or {}, weights=dict(weights),
-                          source_class=cls))
-        return node_name
-
-    def project(suffix: str, x: str, kernel: np.ndarray, bias: np.ndarray, rows: int,
-                size: int, perm: tuple[int, int, int]) -> str:
-        dense = add(suffix, "Dense", [x], kernel=kernel.reshape(kernel.shape[0], -1),
-                    bias=bias)
-        split = add(f"{suffix}_heads", "Reshape", [dense],
-                    {"target_shape": (rows, heads, size)})
-        return add(f"{suffix}_t", "Permute", [split], {"perm": perm})
-
-    q = project("query", query_in, wq * scale, bq * scale, t, key_dim, (1, 0, 2))  # (H,T,D)
-    k = project("key", key_in, wk, bk, s, key_dim, (1, 2, 0))  # (H, D, S)
-    v = project("value", value_in, wv, bv, s, value_dim, (1, 0, 2))  # (H, S, Dv)
-    scores = add("scores", "MatMul", [q, k])  # (H, T, S)
-    weights = add("softmax", "Softmax", [scores], {"axis": -1})
-    context = add("context", "MatMul", [weights, v])  # (H, T, Dv)
-    per_step = add("context_t", "Permute", [context], {"perm": (1, 0, 2)})  # (T, H, Dv)
-    joined = add("context_flat", "Reshape", [per_step], {"target_shape": (t, heads * value_dim)})
-    add("", "Dense", [joined], kernel=wo.reshape(heads * value_dim, out_dim), bias=bo)
-    return nodes
+    w = AttentionWeights(wq, bq.reshape(heads, key_dim), wk, bk.reshape(heads, key_dim), wv,
+                         bv.reshape(heads, value_dim), wo, bo)
+    return attention_nodes(call.name, call.unique_name, query_in, key_in, value_in, (t, s), w,
+                           call.cls)
 
 
 ATTENTION_CONVERTERS: dict[str, Converter] = {

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from nnfab.errors import FrontendError, GraphError, UnsupportedLayerError
+from nnfab.frontends import torch_attention as ta
+from nnfab.frontends.attention import attention_nodes
 from nnfab.frontends.torch_layers import (
     FUNCTIONS,
     METHODS,
@@ -39,9 +41,11 @@ from nnfab.frontends.torch_layers import (
     TRANSPARENT,
     Kind,
     OpCall,
+    _in_torch_order,
     bind,
     module_params,
     supported_list,
+    to_float64,
 )
 from nnfab.frontends.torch_layout import (
     CHANNELS_LAST,
@@ -297,6 +301,8 @@ class _Converter:
         """fx node -> (recurrent module call, index path into its output tuple)."""
         self.emitted_recurrent: dict[str, set[str]] = {}
         """recurrent module call -> the readings emitted (torch_recurrent.READINGS)."""
+        self.attention: dict[str, Any] = {}
+        """fx node name of an nn.MultiheadAttention call -> that fx node."""
 
     def _function_table(self) -> dict[Any, tuple[Kind, str]]:
         table: dict[Any, tuple[Kind, str]] = {}
@@ -338,7 +344,7 @@ class _Converter:
                 outputs = n.args[0]
             elif n.name not in live:
                 log.debug("skipping node %r: its value is never used", n.name)
-            elif self._recurrent_part(gm, n):
+            elif self._recurrent_part(gm, n) or self._attention_part(gm, n):
                 continue
             elif n.op == "get_attr" or n.name not in recorder.shapes:
                 self.constants.setdefault(n.name, f"<{n.op} {n.target}>")
@@ -407,6 +413,65 @@ class _Converter:
             )
         self._emit_recurrent(gm, n, call, reading)
         return True
+
+    # ------------------------------------------------------ attention modules
+    def _attention_part(self, gm: Any, n: Any) -> bool:
+        """An ``nn.MultiheadAttention`` call (recorded) or ``[0]`` of its output (the
+        attention nodes, ``torch_attention``); ``[1]`` (the weights) is refused."""
+        if n.op == "call_module":
+            if type(gm.get_submodule(n.target)).__name__ != ta.MODULE:
+                return False
+            self.attention[n.name] = n
+            return True
+        if not (n.op == "call_function" and n.target is operator.getitem
+                and getattr(n.args[0], "name", None) in self.attention):
+            return False
+        call = self.attention[n.args[0].name]
+        module = gm.get_submodule(call.target)
+        where = f"module {call.name!r} (MultiheadAttention)"
+        if n.args[1] != 0:
+            raise UnsupportedLayerError(
+                f"{where}: its output [{n.args[1]!r}] is used; supported: the attention "
+                "output [0] (not the attention weights)")
+        bound = ta.call_arguments(where, tuple(call.args), dict(call.kwargs))
+        weights = ta.attention_weights(where, module, to_float64)
+        tensors = []
+        for key in ("query", "key", "value"):
+            v = self._arg(bound[key])
+            if not isinstance(v, Value) or len(v.torch_shape) != 2:
+                raise UnsupportedLayerError(
+                    f"{where}: {key} must be a (batch, sequence, features) tensor computed by "
+                    "the model")
+            nodes, tensor = _in_torch_order(
+                OpCall(f"{call.name}_{key}", "MultiheadAttention", module, {}, v.torch_shape),
+                v, "in")
+            for node in nodes:
+                self._add_shaped(where, node)
+            tensors.append((tensor, v.torch_shape))
+        (q, q_shape), (k, _), (v_in, v_shape) = tensors
+        nodes = attention_nodes(sanitize(call.name), self._fresh, q, k, v_in,
+                                (q_shape[0], v_shape[0]), weights, "MultiheadAttention")
+        for node in nodes:
+            self._add_shaped(where, node)
+        out = nodes[-1].name
+        shape = self.graph.tensors[out].shape
+        self.values[n.name] = Value(out, shape, np.arange(int(np.prod(shape))).reshape(shape))
+        return True
+
+    def _add_shaped(self, where: str, node: Node) -> None:
+        try:
+            shape = op_spec(node).infer_shape(node, [self.graph.tensors[t].shape
+                                                     for t in node.inputs])
+            self.graph.add_node(node, shape)
+        except GraphError as e:
+            raise FrontendError(f"{where}: {e}") from e
+
+    def _fresh(self, base: str) -> str:
+        name, k = sanitize(base), 1
+        while name in self.graph.tensors:
+            name = f"{sanitize(base)}_{k}"
+            k += 1
+        return name
 
     def _call_node(self, gm: Any, name: str) -> Any:
         return next(x for x in gm.graph.nodes if x.name == name)
