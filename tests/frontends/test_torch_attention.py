@@ -223,3 +223,24 @@ def test_multihead_attention_module_verilog_and_csim(tmp_path: Path) -> None:
         pytest.skip("verilator is not available")
     result = hm.to_rtl(tmp_path / "rtl", style="dsp", pipeline=None).simulate(x)
     np.testing.assert_array_equal(np.asarray(result), want)
+
+
+def test_onnx_export_of_the_attention_equals_the_pytorch_path(tmp_path: Path) -> None:
+    """The same model through ``torch.onnx.export`` and the ONNX frontend (Transposes and
+    Reshapes into heads, MatMul of activations, the merge back before ``o``) gives the
+    PyTorch frontend's outputs bit for bit: both map to the same arithmetic."""
+    pytest.importorskip("onnx")
+    model = _attention()
+    path = tmp_path / "attention.onnx"
+    torch.onnx.export(model, (torch.zeros(2, STEPS, FEATURES),), str(path), dynamo=False,
+                      opset_version=17, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    cfg = {"Model": {"Precision": "ap_fixed<18,8>"}}
+    via_onnx = nnfab.convert_from_onnx_model(str(path), hls_config=cfg)
+    via_torch = nnfab.convert_from_pytorch_model(model, input_shape=(STEPS, FEATURES),
+                                                 hls_config=cfg)
+    assert [n.op for n in via_onnx.graph.nodes].count("MatMul") == 2
+    x = grid(np.random.default_rng(9), (60, STEPS, FEATURES), 2)
+    got = via_onnx.predict(x)
+    np.testing.assert_array_equal(got, via_torch.predict(x))
+    assert np.count_nonzero(got) > got.size // 2

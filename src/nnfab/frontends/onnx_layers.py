@@ -147,6 +147,12 @@ class Builder:
                     self.add(Node(name, "Permute", [src], {"perm": axes},
                                   source_class="Transpose"), where=where)
                     return name
+        if not self.matches(value, perm) and tuple(perm) == identity(value.rank):
+            # e.g. attention heads transposed back and merged by a Reshape: one Permute of
+            # the IR tensor's axes gives the ONNX order
+            found = self.unpermuted(value, where)
+            if found is not None:
+                return found
         if not self.matches(value, perm):
             raise UnsupportedLayerError(
                 f"{where}: its input (ONNX shape {value.shape}) is laid out in the IR in an "
