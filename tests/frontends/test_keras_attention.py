@@ -60,7 +60,8 @@ def attention_model(value_dim: int | None = None, cross: bool = False):
     return model, weights
 
 
-def test_matmul_bit_exact_against_numpy() -> None:
+@pytest.mark.parametrize("in_type", ["ap_fixed<10,4>", "ap_fixed<30,4>"])  # float / exact path
+def test_matmul_bit_exact_against_numpy(in_type: str) -> None:
     from tests.emulate.helpers import ref_cast
 
     g = Graph(name="mm")
@@ -69,12 +70,13 @@ def test_matmul_bit_exact_against_numpy() -> None:
     g.add_node(Node("mm", "MatMul", ["a", "b"]), (2, 3, 5))
     g.outputs = ["mm"]
     out_t = "ap_fixed<9,3,AP_RND_CONV,AP_SAT>"
-    model = nnfab.convert_graph(g, {"Model": {"Precision": "ap_fixed<10,4>"},
+    model = nnfab.convert_graph(g, {"Model": {"Precision": in_type},
                                     "LayerName": {"mm": {"Precision": {"result": out_t}}}})
     rng = np.random.default_rng(0)
     a, b = grid(rng, (40, 2, 3, 4), 1 / 16, 2), grid(rng, (40, 2, 4, 5), 1 / 16, 2)
-    in_t = fixed("ap_fixed<10,4>")
-    exact = in_t.quantize(a) @ in_t.quantize(b)  # products on a 2**-12 grid: exact in float64
+    in_t = fixed(in_type)
+    # inputs on a 2**-4 grid: every product and sum is exact in float64 here
+    exact = in_t.quantize(a) @ in_t.quantize(b)
     want = np.vectorize(lambda v: float(ref_cast(v, fixed(out_t))[0]))(exact)
     got = model.predict({"a": a, "b": b})
     np.testing.assert_array_equal(got, want)

@@ -87,6 +87,12 @@ class MatMulKernel(Kernel):
     activations (batched over the leading axes), exact products and sums, one cast."""
 
     def __call__(self, inputs: list[np.ndarray], counter: OverflowCounter) -> np.ndarray:
+        ta, tb = self.in_types
+        k = inputs[0].shape[-1]
+        if ta.width + tb.width + max(1, k).bit_length() <= 52:
+            # every partial sum is an integer multiple of the product grid below 2**53:
+            # float64 adds them exactly in any order (BLAS)
+            return counter.cast("result", self.out_type, inputs[0] @ inputs[1])
         a, b = (from_values(x, t) for x, t in zip(inputs, self.in_types, strict=True))
         products = mul(Exact(a.m[..., :, :, None], a.frac), Exact(b.m[..., None, :, :], b.frac))
         return cast_counted(counter, "result", total(products, axis=-2), self.out_type)
