@@ -537,7 +537,9 @@ def test_pytorch_exported_cnn(dynamo: bool, tmp_path: Any) -> None:
 # --------------------------------------------------------------- attention
 def _attention_onnx(heads: int) -> Any:
     """Self-attention as exporters write it: projections, Reshape + Transpose into heads,
-    MatMul of activations, Mul by 1/sqrt(d), Softmax, MatMul, Transpose + Reshape back."""
+    MatMul of activations, Mul by 1/sqrt(d), Softmax, MatMul, Transpose + Reshape back
+    (held permuted in the IR: the output projection, an identity so that SOFTMAX_TOL
+    applies, reads it through a Permute)."""
     t, f, d = 5, 8, 8 // heads
     nodes = [helper.make_node("MatMul", ["x", f"w{p}"], [p], name=f"{p}_proj") for p in "qkv"]
     inits = [init(f"w{p}", weights(f, f)) for p in "qkv"]
@@ -552,10 +554,11 @@ def _attention_onnx(heads: int) -> Any:
         helper.make_node("Softmax", ["s2"], ["p"], axis=-1, name="softmax"),
         helper.make_node("MatMul", ["p", "v_t"], ["c"], name="context"),
         helper.make_node("Transpose", ["c"], ["c_t"], perm=[0, 2, 1, 3], name="c_t"),
-        helper.make_node("Reshape", ["c_t", "flat_shape"], ["y"], name="merge"),
+        helper.make_node("Reshape", ["c_t", "flat_shape"], ["m"], name="merge"),
+        helper.make_node("MatMul", ["m", "wo"], ["y"], name="out_proj"),
     ]
     inits += [iinit("heads_shape", [-1, t, heads, d]), iinit("flat_shape", [-1, t, f]),
-              init("scale", np.array(1 / math.sqrt(d)))]
+              init("scale", np.array(1 / math.sqrt(d))), init("wo", np.eye(f))]
     return model(nodes, [tensor("x", "N", t, f)], [tensor("y", "N", t, f)], inits)
 
 

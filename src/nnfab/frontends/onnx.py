@@ -443,12 +443,6 @@ class _Walker:
                     layout = "unchanged" if perm == identity(item.rank) else "channels_last"
                     break
             else:
-                unpermuted = self.builder.unpermuted(item, f"graph output {name!r}")
-                if unpermuted is not None:
-                    meta["output_layouts"].append("unchanged")
-                    meta["onnx_output_shapes"].append(["N", *item.shape])
-                    self.graph.outputs.append(unpermuted)
-                    continue
                 ir, layout = item.ir, "permuted"
                 meta.setdefault("onnx_output_index", {})[ir] = item.index.ravel().tolist()
                 log.warning(

@@ -165,7 +165,7 @@ class Builder:
     def unpermuted(self, value: Value, where: str) -> str | None:
         """An IR tensor holding ``value`` in ONNX (row-major) order, made by one Permute of
         the IR tensor's axes (and a Reshape to the ONNX shape), or None when no axis order
-        gives it (e.g. attention heads transposed back and merged before a graph output)."""
+        gives it (e.g. attention heads transposed back and merged by a Reshape)."""
         shape = self.graph.tensors[value.ir].shape
         if len(shape) > 6:
             return None
