@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from bench_predict import rate
 
 PARTICLES, FEATURES, HEADS, KEY_DIM, CLASSES = 16, 8, 2, 8, 5
 
@@ -38,16 +39,6 @@ def build_model():
     x = keras.layers.Add(name="residual")([inp, att])
     x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
     return keras.Model(inp, keras.layers.Dense(CLASSES, name="head")(x), name="transformer")
-
-
-def rate(fn, n: int, repeats: int = 3) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
 
 
 def main() -> None:

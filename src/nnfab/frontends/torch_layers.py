@@ -464,13 +464,9 @@ def _scalar_operand(call: OpCall, mode: str) -> Converted | None:
             raise call.unsupported("operands", "a number divided by a tensor, or by 0",
                                    "a tensor divided by a nonzero number")
         scale, bias = 1.0 / c, 0.0
-    elif mode == "add":
-        scale, bias = 1.0, c * float(call.params.get("alpha", 1) if number_first else 1)
-        if not number_first:
-            bias = c * float(call.params.get("alpha", 1))
-    else:  # subtract
-        alpha = float(call.params.get("alpha", 1))
-        scale, bias = (-alpha, c) if number_first else (1.0, -alpha * c)
+    else:  # add / subtract: input +/- alpha * other
+        alpha = float(call.params.get("alpha", 1)) * (1.0 if mode == "add" else -1.0)
+        scale, bias = (alpha, c) if number_first else (1.0, alpha * c)
     n = v.shape[-1] if v.shape else 1
     node = call.node("BatchNormalization", [v.tensor], scale=np.full(n, scale),
                      bias=np.full(n, bias))

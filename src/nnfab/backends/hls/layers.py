@@ -870,18 +870,23 @@ def _render_extremum(ctx: RenderContext, node: Node, mode: str) -> LayerCode:
     return code
 
 
+def _product_sum_type(ta: FixedType, tb: FixedType, n: int) -> FixedType:
+    """A type holding any sum of ``n`` products of ``ta`` and ``tb`` values exactly."""
+    extra = math.ceil(math.log2(n)) if n > 1 else 0
+    return FixedType(ta.width + tb.width + extra, ta.integer + tb.integer + extra,
+                     ta.signed or tb.signed)
+
+
 @renderer("Dot")
 def render_dot(ctx: RenderContext, node: Node) -> LayerCode:
     """``result(sum_i x_i * z_i)``: exact products summed in a type that holds any sum."""
     a, b = node.inputs
     ta, tb = ctx.tensor_type(a), ctx.tensor_type(b)
     n = ctx.size(a)
-    extra = math.ceil(math.log2(n)) if n > 1 else 0
-    exact = FixedType(ta.width + tb.width + extra, ta.integer + tb.integer + extra,
-                      ta.signed or tb.signed)
     sum_t, acc = ctx.ident(node, "sum_t"), ctx.ident(node, "sum")
     code = LayerCode(node, typedefs=[_result_typedef(ctx, node),
-                                     (sum_t, exact, "exact sum of the products")])
+                                     (sum_t, _product_sum_type(ta, tb, n),
+                                      "exact sum of the products")])
     code.call = [
         f"{sum_t} {acc} = 0;",
         f"for (unsigned i = 0; i < {n}; i++) {{",
@@ -902,12 +907,10 @@ def render_matmul(ctx: RenderContext, node: Node) -> LayerCode:
     *lead, m, k = ctx.shape(a)
     n = ctx.shape(b)[-1]
     groups = math.prod(lead)
-    extra = math.ceil(math.log2(k)) if k > 1 else 0
-    exact = FixedType(ta.width + tb.width + extra, ta.integer + tb.integer + extra,
-                      ta.signed or tb.signed)
     sum_t, acc = ctx.ident(node, "sum_t"), ctx.ident(node, "sum")
     code = LayerCode(node, typedefs=[_result_typedef(ctx, node),
-                                     (sum_t, exact, "exact sum of the products")])
+                                     (sum_t, _product_sum_type(ta, tb, k),
+                                      "exact sum of the products")])
     out, out_t = ctx.array(node.name), ctx.type_name(node.name)
     code.call = [
         f"for (unsigned g = 0; g < {groups}; g++) {{",
