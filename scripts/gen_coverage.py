@@ -82,6 +82,10 @@ def rows() -> list[Row]:
         Row("MultiHeadAttention", "multi-head attention over the sequence (no masks): "
             "projections, per-head MatMul, softmax", ("Dense", "MatMul", "Softmax",
                                                     "Permute", "Reshape")),
+        Row("GarNet", "GarNet / GarNetStack (simplified, features + vertex count; mean, sum, "
+            "max collapse): Dense, exp(-d^2) table, vertex masks, MatMul, means",
+            ("Dense", "Activation", "VertexMask", "VertexMean", "MatMul", "GlobalPooling1D",
+             "Permute", "Reshape")),
         Row("Concatenate", "concatenate", ("Concatenate",)),
         Row("Flatten", "flatten", ("Flatten",)),
         Row("Reshape", "reshape", ("Reshape",)),
@@ -147,6 +151,8 @@ KERAS_ROWS: dict[str, tuple[str, ...]] = {
     "Dot": ("Dot",),
     "MultiHeadAttention": ("MultiHeadAttention",),
     "FixedPointQuantizer": ("ElementCast",),
+    "GarNet": ("GarNet",),
+    "GarNetStack": ("GarNet",),
     "Concatenate": ("Concatenate",),
     "Flatten": ("Flatten",),
     "Reshape": ("Reshape",),
@@ -460,10 +466,7 @@ BACKENDS = ("emulator", "HLS", "RTL")
 def _backend_cell(row: Row, ops: set[str]) -> str:
     if not row.ops:
         return row.no_op_cell
-    have = [op for op in row.ops if op in ops]
-    if len(have) == len(row.ops):
-        return "✓"
-    return "—" if not have else "partial (" + ", ".join(have) + ")"
+    return "✓" if all(op in ops for op in row.ops) else "—"
 
 
 # --------------------------------------------------------------- rendering
@@ -533,7 +536,9 @@ def render() -> str:
         "Concatenate, upsampling and Permute work only in vector (non-streamed) designs so "
         "far. In a pixel stream, cropping drops pixels, a zero padding read only by a "
         "convolution becomes that convolution's padding, and global pooling ends the stream "
-        "(it collects the feature map, as Flatten does).",
+        "(it collects the feature map, as Flatten does). The Verilog top has one input and one "
+        "output port: a graph with two inputs (GarNet's vertex count, a cross-attention's "
+        "second sequence) is refused at `to_rtl()`.",
         "- Sources: `keras_layers.SUPPORTED_LAYERS`, `keras_json.SUPPORTED_LAYERS` / "
         "`QKERAS_LAYERS`, `qkeras.QUANTIZER_PARAMS` / `ACTIVATION_QUANTIZERS`, "
         "`torch_layers.MODULES` / `FUNCTIONS` / `METHODS`, `onnx_layers.CONVERTERS`, "

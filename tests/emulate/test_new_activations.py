@@ -1,6 +1,6 @@
 """The new activations against an independent reference (Fractions, Python ints, math's libm).
 
-Tables (softplus, softsign; elu, celu, selu for x < 0) are rebuilt here from the rule in
+Tables (softplus, softsign, gaussian; elu, celu, selu for x < 0) are rebuilt here from the rule in
 docs/semantics.md; piecewise-linear functions (prelu, thresholded_relu, hard_tanh,
 hard_sigmoid with both slopes) are exact up to the one result cast.
 """
@@ -53,6 +53,7 @@ def inputs(t, edges, n=60, seed=0, width=6):
 FULL = {
     "softplus": lambda v: math.log1p(math.exp(v)),
     "softsign": lambda v: v / (1 + abs(v)),
+    "gaussian": lambda v: math.exp(-v * v),
 }
 
 
@@ -64,7 +65,7 @@ def negative_fn(fn, alpha):
     return lambda v: SELU_S * SELU_A * math.expm1(v)
 
 
-@pytest.mark.parametrize("fn", ["softplus", "softsign"])
+@pytest.mark.parametrize("fn", ["softplus", "softsign", "gaussian"])
 @pytest.mark.parametrize(("in_t", "size", "half"), [
     ("ap_fixed<16,6>", 1024, 8),  # finer than the bins, beyond the range on both sides
     ("ap_fixed<6,4,AP_RND,AP_SAT>", 64, 4),  # coarser than the bins

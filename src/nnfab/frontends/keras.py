@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from nnfab.errors import FrontendError, GraphError, UnsupportedLayerError
-from nnfab.frontends.keras_layers import LIVE_LAYERS, SUPPORTED_LAYERS, describe_layer
+from nnfab.frontends.keras_layers import (
+    CUSTOM_LAYERS,
+    LIVE_LAYERS,
+    SUPPORTED_LAYERS,
+    describe_layer,
+)
 from nnfab.frontends.keras_mapping import CONVERTERS, Converter, LayerCall, Shape
 from nnfab.frontends.qkeras3 import (
     describe_qkeras3_layer,
@@ -358,6 +363,8 @@ class _ModelWalker:
         converter = CONVERTERS.get(cls) if cls in LIVE_LAYERS else None
         if converter is not None and getattr(self.keras.layers, cls, None) is type(layer):
             return converter
+        if cls in CUSTOM_LAYERS and isinstance(layer, self.keras.layers.Layer):
+            return CONVERTERS[cls]
         hint = ""
         if isinstance(layer, self.keras.Model):
             hint = " (a nested model: build the model from its layers directly)"

@@ -24,6 +24,10 @@ NOT_LIVE: tuple[str, ...] = ("ActivityRegularization", "ThresholdedReLU",  # not
 """In the table for model files but not (yet) enabled for live models; enabling one also
 changes docs/coverage.md (``python scripts/gen_coverage.py``)."""
 
+CUSTOM_LAYERS: tuple[str, ...] = ("GarNet", "GarNetStack")
+"""Layers that are not in ``keras.layers``: a model's own class of this name is taken
+(its ``get_config()`` and named weights, as the published layer defines them)."""
+
 LIVE_LAYERS: tuple[str, ...] = tuple(n for n in KERAS_LAYERS if n not in NOT_LIVE)
 """``keras.layers`` classes converted for live models (``InputLayer``: the model walk)."""
 

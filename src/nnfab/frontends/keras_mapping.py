@@ -647,6 +647,11 @@ from nnfab.frontends.keras_hgq_proxy import HGQ_PROXY_CONVERTERS  # noqa: E402
 
 CONVERTERS.update(HGQ_PROXY_CONVERTERS)
 
+# GarNet / GarNetStack (graph layers over a padded vertex axis) live in keras_garnet.
+from nnfab.frontends.keras_garnet import GARNET_CONVERTERS  # noqa: E402
+
+CONVERTERS.update(GARNET_CONVERTERS)
+
 SUPPORTED_LAYERS: tuple[str, ...] = ("InputLayer", *CONVERTERS)
 
 QKERAS_LAYERS: tuple[str, ...] = tuple(name for name in CONVERTERS if name.startswith("Q"))

@@ -6,7 +6,8 @@ emulator and both backends, so that every one uses the same numbers
 
 Table functions come in two kinds:
 
-- full tables (``sigmoid``, ``tanh``, ``softplus``, ``softsign``): ``N`` bins over
+- full tables (``sigmoid``, ``tanh``, ``softplus``, ``softsign``, ``gaussian`` =
+  ``exp(-x**2)``): ``N`` bins over
   ``[-R, R)`` (``base = N/2``, ``step = 2R/N``); the output is the entry;
 - negative-half tables (``elu``, ``celu``, ``selu``): ``N`` bins over ``[-R, 0)``
   (``base = N``, ``step = R/N``) for ``x < 0``; for ``x >= 0`` the function is linear
@@ -34,13 +35,14 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 """The SELU constants (Klambauer et al.), as Keras, PyTorch and ONNX use them."""
 
-FULL_TABLE_FUNCTIONS = ("sigmoid", "tanh", "softplus", "softsign")
+FULL_TABLE_FUNCTIONS = ("sigmoid", "tanh", "softplus", "softsign", "gaussian")
 NEGATIVE_TABLE_FUNCTIONS = ("elu", "celu", "selu")
 PIECEWISE_FUNCTIONS = ("prelu", "thresholded_relu", "hard_tanh")
 
 TABLE_DEFAULTS_EXTRA: dict[str, dict[str, int | float]] = {
     "softplus": {"table_size": 1024, "table_range": 8.0},
     "softsign": {"table_size": 1024, "table_range": 16.0},
+    "gaussian": {"table_size": 1024, "table_range": 4.0},
     "elu": {"table_size": 1024, "table_range": 8.0},
     "celu": {"table_size": 1024, "table_range": 8.0},
     "selu": {"table_size": 1024, "table_range": 8.0},
@@ -50,6 +52,7 @@ TABLE_DEFAULTS_EXTRA: dict[str, dict[str, int | float]] = {
 TABLE_TYPE_EXTRA: dict[str, str] = {
     "softplus": "ap_ufixed<18,4,AP_RND_CONV,AP_SAT>",
     "softsign": "ap_fixed<18,1,AP_RND_CONV,AP_SAT>",
+    "gaussian": "ap_ufixed<18,1,AP_RND_CONV,AP_SAT>",
 }
 """Default ``table`` types; elu/celu/selu get ``negative_table_type`` (from alpha)."""
 
@@ -97,6 +100,8 @@ def table_reals(function: str, u: np.ndarray, attrs: Mapping[str, Any],
         return np.logaddexp(0.0, u)  # log(1 + exp(u)) without overflow
     if function == "softsign":
         return u / (1.0 + np.abs(u))
+    if function == "gaussian":
+        return np.exp(-u * u)
     if function == "elu":
         return number(attrs, "alpha", 1.0, layer) * np.expm1(u)
     if function == "celu":

@@ -27,6 +27,7 @@ from nnfab.ir.recurrent import (
     SIMPLE_RNN_PRECISION_KEYS,
     shape_recurrent,
 )
+from nnfab.ir.vertex import shape_vertex_mask, shape_vertex_mean
 from nnfab.ir.zoo import EMBEDDING_PRECISION_KEYS, LAYERNORM_PRECISION_KEYS
 from nnfab.ir.zoo import SHAPES as ZOO_SHAPES
 
@@ -48,6 +49,7 @@ ACTIVATIONS = (
     "prelu",
     "thresholded_relu",
     "hard_tanh",
+    "gaussian",  # exp(-x**2), the edge weight of distance-weighted graph layers (GarNet)
 )
 """Values of ``Activation.attrs['function']`` (relu with ``max_value`` is relu6 / bounded relu;
 prelu carries the weight ``alpha``)."""
@@ -286,6 +288,9 @@ OPS: dict[str, OpSpec] = {
         OpSpec("Conv2DTranspose", ZOO_SHAPES["Conv2DTranspose"], _WEIGHTED, ("kernel", "bias")),
         OpSpec("LayerNormalization", ZOO_SHAPES["LayerNormalization"], LAYERNORM_PRECISION_KEYS,
                ("gamma", "beta")),
+        # vertex counts of graph layers (nnfab.ir.vertex)
+        OpSpec("VertexMask", shape_vertex_mask, n_inputs=(2, 2)),
+        OpSpec("VertexMean", shape_vertex_mean, ("scale",), n_inputs=(2, 2)),
     ]
 }
 

@@ -27,6 +27,7 @@ from nnfab.ir.tables import (
 from nnfab.passes.activation_precision import activation_defaults
 from nnfab.passes.base import Pass
 from nnfab.passes.recurrent_precision import recurrent_defaults
+from nnfab.passes.vertex_precision import prepare_count_input
 from nnfab.passes.zoo_precision import ZOO_OPS, prepare_embedding_input, zoo_defaults
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ PASS_THROUGH = ("Flatten", "Reshape", "Dropout", "Pooling1D", "Pooling2D", "Glob
                 "GlobalPooling2D")
 PASS_THROUGH += ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
                  "UpSampling2D", "Permute")  # values moved, none computed (nnfab.ir.rearrange)
+PASS_THROUGH += ("VertexMask", "VertexMean")  # nnfab.ir.vertex
 WEIGHTED = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D",
             "BatchNormalization")
 
@@ -98,6 +100,7 @@ class InferPrecision(Pass):
             if node.op in ZOO_OPS:  # Embedding, Conv*Transpose, LayerNormalization
                 zoo_defaults(graph, node, in_types[0], default)
             prepare_embedding_input(graph, node, default)
+            prepare_count_input(graph, node)
             if out.type is None:
                 same_inputs = node.op == "Concatenate" and len(set(in_types)) == 1
                 if node.op == "ElementCast":  # holds every element's own type
@@ -111,7 +114,7 @@ class InferPrecision(Pass):
             elif node.op == "Softmax":
                 self._softmax_defaults(graph, node, in_types[0])
             elif node.op in ("Pooling1D", "Pooling2D", "GlobalPooling1D", "GlobalPooling2D",
-                             "Merge"):
+                             "Merge", "VertexMean"):
                 node.precision.setdefault("scale", FixedType.parse(TABLE_TYPE_DEFAULTS["scale"]))
             accum = node.precision.get("accum")
             if accum is not None and accum.overflow is not Overflow.WRAP:

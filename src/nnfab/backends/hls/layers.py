@@ -993,5 +993,9 @@ from nnfab.backends.hls import recurrent as _recurrent  # noqa: E402, F401
 # MultiThreshold (FINN / QONNX thresholds) registers its renderer in backends/hls/threshold.py.
 from nnfab.backends.hls import threshold as _threshold  # noqa: E402, F401
 
+# VertexMask and VertexMean (vertex counts of graph layers) register theirs in
+# backends/hls/vertex.py.
+from nnfab.backends.hls import vertex as _vertex  # noqa: E402, F401
+
 # Embedding, Conv1D/2DTranspose and LayerNormalization register theirs in backends/hls/zoo.py.
 from nnfab.backends.hls import zoo as _zoo  # noqa: E402, F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 KERNEL_MODULES = ("dense", "shape", "conv", "pool", "norm", "activation", "merge", "recurrent",
-                  "zoo", "threshold", "element_cast")
+                  "zoo", "threshold", "element_cast", "vertex")
 
 
 def load_all() -> None:
