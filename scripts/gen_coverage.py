@@ -536,9 +536,9 @@ def render() -> str:
         "Concatenate, upsampling and Permute work only in vector (non-streamed) designs so "
         "far. In a pixel stream, cropping drops pixels, a zero padding read only by a "
         "convolution becomes that convolution's padding, and global pooling ends the stream "
-        "(it collects the feature map, as Flatten does). The Verilog top has one input and one "
-        "output port: a graph with two inputs (GarNet's vertex count, a cross-attention's "
-        "second sequence) is refused at `to_rtl()`.",
+        "(it collects the feature map, as Flatten does). Vector designs take several inputs "
+        "(GarNet's vertex count, a cross-attention's second sequence) on one input bus, "
+        "input after input; pixel streams and the accelerator wrappers take one.",
         "- Sources: `keras_layers.SUPPORTED_LAYERS`, `keras_json.SUPPORTED_LAYERS` / "
         "`QKERAS_LAYERS`, `qkeras.QUANTIZER_PARAMS` / `ACTIVATION_QUANTIZERS`, "
         "`torch_layers.MODULES` / `FUNCTIONS` / `METHODS`, `onnx_layers.CONVERTERS`, "

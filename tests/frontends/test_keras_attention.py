@@ -188,3 +188,24 @@ def test_attention_verilog_matches_emulator(style: str, tmp_path: Path) -> None:
     result = rtl.simulate(x)
     np.testing.assert_array_equal(np.asarray(result), hm.predict(x))
     assert result.latency == rtl.latency
+
+
+@pytest.mark.verilator
+def test_cross_attention_verilog_takes_both_inputs(tmp_path: Path) -> None:
+    """Two inputs of different types share the top's input bus: Verilator == emulator."""
+    from nnfab.tools.verilator import verilator_available
+
+    if not verilator_available():
+        pytest.skip("verilator is not available")
+    model, _ = attention_model(cross=True)
+    cfg = {"Model": {"Precision": "ap_fixed<12,5,AP_RND,AP_SAT>"},
+           "LayerName": {"v": {"Precision": {"result": "ap_fixed<9,2,AP_RND,AP_SAT>"}}},
+           "LayerType": {"Softmax": {"Precision": {"result": "ap_ufixed<10,1,AP_RND,AP_SAT>"},
+                                     "TableSize": 256}}}
+    hm = nnfab.convert_from_keras_model(model, hls_config=cfg)
+    rng = np.random.default_rng(6)
+    xs = {"q": grid(rng, (60, STEPS, FEATURES), scale=2),
+          "v": grid(rng, (60, STEPS + 2, FEATURES - 2), scale=2)}
+    rtl = hm.to_rtl(tmp_path / "rtl", style="dsp", pipeline=None)
+    np.testing.assert_array_equal(np.asarray(rtl.simulate(xs)), hm.predict(xs))
+    assert [name for name, _, _ in rtl.design.inputs] == ["q", "v"]

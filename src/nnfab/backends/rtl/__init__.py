@@ -9,7 +9,7 @@ Yosys. Layer renderers: ``layers.py`` (Dense, Activation, Softmax, reshapes),
 (BatchNormalization, Merge, Concatenate; graphs may branch), ``recurrent.py``
 (SimpleRNN, LSTM, GRU: one time step per S cycles, II = steps * S), ``threshold.py``
 (MultiThreshold), ``zoo.py`` (Embedding, Conv1D/2DTranspose), ``layernorm.py``
-(LayerNormalization), ``stream.py``
+(LayerNormalization), ``vertex.py`` (VertexMask, VertexMean), ``stream.py``
 (convolutions and poolings as pixel streams with line buffers).
 """
 
@@ -20,6 +20,7 @@ from nnfab.backends.rtl import (  # noqa: F401  (register their renderers)
     recurrent,
     shape_ops,
     threshold,
+    vertex,
     zoo,
 )
 from nnfab.backends.rtl.design import generate

@@ -178,6 +178,36 @@ class SynthesisReport:
         return "\n".join(lines)
 
 
+def bus_mantissas(d: RtlDesign, x: Any) -> np.ndarray:
+    """Several inputs (a list in the graph's order, or a dict by name) as ``in_data``
+    mantissas: each cast to its own type (as the emulator's input layers do), then held
+    in the bus type, inputs one after the other."""
+    names = [name for name, _, _ in d.inputs]
+    if isinstance(x, dict):
+        missing = [n for n in names if n not in x]
+        if missing or set(x) - set(names):
+            raise BackendError(f"simulate: inputs by name must be exactly {names}; got "
+                               f"{sorted(x)}")
+        arrays = [x[n] for n in names]
+    elif isinstance(x, list | tuple) and len(x) == len(names):
+        arrays = list(x)
+    else:
+        raise BackendError(f"simulate: the design has {len(names)} inputs {names}; give a "
+                           "list of batches (one per input, in that order) or a dict by name")
+    parts = []
+    batch = None
+    for (name, t, shape), a in zip(d.inputs, arrays, strict=True):
+        a = np.asarray(a, dtype=np.float64)
+        size = int(np.prod(shape))
+        if a.ndim == 0 or a[0].size != size or (batch is not None and a.shape[0] != batch):
+            raise BackendError(f"simulate: input {name!r}: expected a batch of shape "
+                               f"(samples, {', '.join(map(str, shape))}), got {a.shape}")
+        batch = a.shape[0]
+        parts.append(t.quantize(a.reshape(batch, size)))
+    values = np.concatenate(parts, axis=1)
+    return np.asarray(d.in_type.to_mantissa(values), dtype=np.int64)
+
+
 def family_for_part(part: str) -> str:
     """``synth_xilinx -family`` for a part name (from ``devices.py`` or its prefix)."""
     info = part_info(part)
@@ -296,14 +326,17 @@ class RTLProject:
         if getattr(d, "streamed", False):  # pixel streams: stream_harness.py
             return simulate_stream(d, self.write(), x, self.output_dir, gap=gap,
                                    interval=interval, opt=opt)
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim == 0 or x[0].size != d.n_in:
-            raise BackendError(
-                f"simulate: expected a batch of inputs of shape {d.in_shape} (first axis = "
-                f"samples), got an array of shape {x.shape}"
-            )
-        mant_in = np.asarray(d.in_type.to_mantissa(x.reshape(x.shape[0], d.n_in)),
-                             dtype=np.int64)
+        if len(d.inputs) > 1:
+            mant_in = bus_mantissas(d, x)
+        else:
+            x = np.asarray(x, dtype=np.float64)
+            if x.ndim == 0 or x[0].size != d.n_in:
+                raise BackendError(
+                    f"simulate: expected a batch of inputs of shape {d.in_shape} (first axis "
+                    f"= samples), got an array of shape {x.shape}"
+                )
+            mant_in = np.asarray(d.in_type.to_mantissa(x.reshape(x.shape[0], d.n_in)),
+                                 dtype=np.int64)
         return simulate_mantissas(d, self.write(), mant_in, self.output_dir, gap=gap,
                                   interval=interval, opt=opt)
 

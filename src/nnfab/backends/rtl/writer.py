@@ -19,7 +19,13 @@ every ``ii`` edges (``RtlDesign.ii``: 1, or the largest reuse factor of the fold
 layers, ``folded.py``). ``in_data`` is registered on entry; every layer registers its
 output (reshapes are wires); there is no back-pressure.
 
-The graph may branch (one input, one output): layers are instantiated in topological
+Several inputs (GarNet's vertex count, a second sequence) share ``in_data``: input k's
+elements follow input k-1's, each element ``W_IN`` bits wide in the *bus type*, the
+union of the input types (``bus_type``: it holds every input type exactly), and the top
+takes each input's own mantissas out of it (a bit slice: the values are on their own
+grids). ``RTLProject.simulate`` packs a list of inputs that way.
+
+The graph may branch (one output): layers are instantiated in topological
 order, each starting in the cycle its last input is ready; earlier inputs pass through
 delay registers so that all inputs of a layer (a ``Merge``, a ``Concatenate``) carry the
 same sample. Folded layers get ``rst`` and their input's valid bit (a tap of the
@@ -62,6 +68,9 @@ class RtlDesign:
     options: RtlOptions
     graph_name: str = ""
     notes: list[str] = field(default_factory=list)
+    inputs: list[tuple[str, FixedType, tuple[int, ...]]] = field(default_factory=list)
+    """(name, type, shape) of each graph input on ``in_data``, in order (several inputs:
+    ``in_type`` is their bus type)."""
 
     @property
     def n_in(self) -> int:
@@ -133,7 +142,7 @@ def chain(graph: Graph) -> list[str]:
     """Names of the layers from the single input to the single output, in order."""
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise BackendError(
-            f"the RTL backend supports one input and one output for now; graph "
+            f"a streamed (pixel) RTL design takes one input and one output; graph "
             f"{graph.name!r} has inputs {graph.inputs} and outputs {graph.outputs}"
         )
     path = []
@@ -154,11 +163,12 @@ def chain(graph: Graph) -> list[str]:
 
 
 def dataflow(graph: Graph) -> list[str]:
-    """The layers the single output depends on, in topological order (the input first)."""
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+    """The graph inputs (in order), then the layers the single output depends on, in
+    topological order."""
+    if len(graph.outputs) != 1:
         raise BackendError(
-            f"the RTL backend supports one input and one output for now; graph "
-            f"{graph.name!r} has inputs {graph.inputs} and outputs {graph.outputs}"
+            f"the RTL backend supports one output for now; graph {graph.name!r} has outputs "
+            f"{graph.outputs}"
         )
     needed: set[str] = set()
     stack = [graph.outputs[0]]
@@ -167,11 +177,21 @@ def dataflow(graph: Graph) -> list[str]:
         if name not in needed:
             needed.add(name)
             stack.extend(graph.node(name).inputs)
-    order = [n.name for n in graph.nodes if n.name in needed]
-    if order[0] != graph.inputs[0]:
+    unused = [name for name in graph.inputs if name not in needed]
+    if unused:
         raise BackendError(f"the output {graph.outputs[0]!r} of graph {graph.name!r} does not "
-                           f"depend on its input {graph.inputs[0]!r}")
-    return order
+                           f"depend on its input(s) {unused}")
+    return [*graph.inputs, *(n.name for n in graph.nodes
+                             if n.name in needed and n.op != "Input")]
+
+
+def bus_type(types: list[FixedType]) -> FixedType:
+    """The narrowest type holding each of ``types`` exactly (signed if any is)."""
+    signed = any(t.signed for t in types)
+    magnitude = max(t.integer - int(t.signed) for t in types)
+    frac = max(t.frac for t in types)
+    integer = magnitude + int(signed)
+    return FixedType(max(1, integer + frac), integer, signed)
 
 
 def generate_parallel(graph: Graph, options: RtlOptions | None = None, top: str | None = None
@@ -183,15 +203,20 @@ def generate_parallel(graph: Graph, options: RtlOptions | None = None, top: str 
     names = Namespace()
     top_name = names(top or sanitize(graph.name or "nnfab_top"))
     order = dataflow(graph)
-    input_node = graph.node(order[0])
-    in_t = graph.tensors[input_node.name].type
+    n_inputs = len(graph.inputs)
+    in_types = [graph.tensors[name].type for name in graph.inputs]
     out_t = graph.tensors[order[-1]].type
-    if in_t is None or out_t is None:
+    if any(t is None for t in in_types) or out_t is None:
         raise BackendError("the graph has untyped tensors; run the precision passes first")
+    inputs = [(name, graph.tensors[name].type, graph.tensors[name].shape)
+              for name in graph.inputs]
+    in_t = in_types[0] if n_inputs == 1 else bus_type(in_types)  # type: ignore[arg-type]
+    in_shape = graph.tensors[order[0]].shape if n_inputs == 1 else (
+        sum(graph.tensors[name].size for name in graph.inputs),)
     modules: list[LayerModule] = []
-    ready = {order[0]: 1}  # cycle (after in_valid) in which each tensor holds the sample
+    ready = dict.fromkeys(graph.inputs, 1)  # cycle (after in_valid) each tensor holds the sample
     starts: dict[str, int] = {}
-    for name in order[1:]:
+    for name in order[n_inputs:]:
         node = graph.node(name)
         renderer = RENDERERS.get(node.op)
         if renderer is None:
@@ -212,27 +237,42 @@ def generate_parallel(graph: Graph, options: RtlOptions | None = None, top: str 
     latency = ready[order[-1]]
     ii = max((m.ii for m in modules), default=1)
     files = {f"{m.module}.v": m.text for m in modules}
-    files[f"{top_name}.v"] = _top_text(graph, top_name, order, modules, starts, latency, ii)
+    files[f"{top_name}.v"] = _top_text(graph, top_name, order, modules, starts, latency, ii,
+                                       in_t)
     ecp5.add_cell_models(files)
     return RtlDesign(
         top=top_name, files=files, layers=modules, latency=latency, ii=ii, in_type=in_t,
-        out_type=out_t, in_shape=graph.tensors[order[0]].shape,
+        out_type=out_t, in_shape=in_shape,
         out_shape=graph.tensors[order[-1]].shape, options=options, graph_name=graph.name,
+        inputs=inputs,  # type: ignore[arg-type]
     )
 
 
+def _input_comments(graph: Graph, bus: FixedType) -> list[str]:
+    """One comment line per input when several share ``in_data``."""
+    if len(graph.inputs) == 1:
+        return []
+    lines, offset = [], 0
+    for name in graph.inputs:
+        tensor = graph.tensors[name]
+        lines.append(f"//   input {name!r}: elements {offset}..{offset + tensor.size - 1}, "
+                     f"{tensor.type} on the bus type {bus}")
+        offset += tensor.size
+    return lines
+
+
 def _top_text(graph: Graph, top: str, order: list[str], modules: list[LayerModule],
-              starts: dict[str, int], latency: int, ii: int) -> str:
-    in_t = graph.tensors[order[0]].type
+              starts: dict[str, int], latency: int, ii: int, in_t: FixedType) -> str:
     out_t = graph.tensors[order[-1]].type
-    n_in = graph.tensors[order[0]].size
+    n_in = sum(graph.tensors[name].size for name in graph.inputs)
     n_out = graph.tensors[order[-1]].size
-    assert in_t is not None and out_t is not None
+    assert out_t is not None
     w_in, w_out = n_in * in_t.width, n_out * out_t.width
     local = Namespace()
     for reserved in ("clk", "rst", "in_valid", "in_data", "out_valid", "out_data", "valid_q"):
         local(reserved)
-    ready = {order[0]: 1, **{m.node: starts[m.node] + m.latency for m in modules}}
+    ready = {**dict.fromkeys(graph.inputs, 1),
+             **{m.node: starts[m.node] + m.latency for m in modules}}
     delays: dict[str, int] = {}  # longest delay line each tensor needs
     for m in modules:
         for t in graph.node(m.node).inputs:
@@ -244,10 +284,11 @@ def _top_text(graph: Graph, top: str, order: list[str], modules: list[LayerModul
         f"// Latency: {latency} clock cycles from in_valid to out_valid.",
         f"// in_data:  {n_in} x {in_t} (mantissas), element e in bits [e*{in_t.width} +: "
         f"{in_t.width}]",
+        *_input_comments(graph, in_t),
         f"// out_data: {n_out} x {out_t} (mantissas), element e in bits [e*{out_t.width} +: "
         f"{out_t.width}]",
         "// Layers (latency in cycles; the cycle after in_valid in which each one starts):",
-        f"//   input register {order[0]!r}: 1",
+        f"//   input register {', '.join(repr(n) for n in graph.inputs)}: 1",
         *[f"//   {m.node!r} ({m.op}) -> module {m.module}: {m.latency}, from cycle "
           f"{starts[m.node]}" + (f", II {m.ii}" if m.ii > 1 else "") for m in modules],
         f"module {top} (",
@@ -273,12 +314,28 @@ def _top_text(graph: Graph, top: str, order: list[str], modules: list[LayerModul
             shifts.append(f"    {reg} <= {prev};")
             taps[(tensor, d)] = prev = reg
 
-    first = local(order[0] + "_q")
+    first = local(order[0] + "_q" if len(graph.inputs) == 1 else "in_q")
     lines += [
         f"  reg [{w_in - 1}:0] {first};",
         f"  reg [{latency - 1}:0] valid_q;  // valid_q[k]: in_valid k + 1 edges ago",
     ]
-    declared(order[0], first, w_in)
+    if len(graph.inputs) == 1:
+        declared(order[0], first, w_in)
+    else:  # each input's own mantissas, sliced from the bus type's
+        offset = 0
+        for name in graph.inputs:
+            t = graph.tensors[name].type
+            size = graph.tensors[name].size
+            assert t is not None
+            shift = in_t.frac - t.frac
+            parts = [f"{first}[{(offset + e) * in_t.width + shift} +: {t.width}]"
+                     for e in range(size)]
+            wire = local(f"{name}_x")
+            lines.append(f"  wire [{size * t.width - 1}:0] {wire} = "
+                         + ("{" + ", ".join(reversed(parts)) + "}" if size > 1 else parts[0])
+                         + ";")
+            declared(name, wire, size * t.width)
+            offset += size
     for m in modules:
         node = graph.node(m.node)
         wire = local(f"{m.node}_y")
