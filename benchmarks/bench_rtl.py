@@ -16,6 +16,13 @@ peak memory of the synthesis process.
 ``--pnr MHz`` also places and routes the same Verilog on the LFE5U-85F (Yosys
 ``synth_ecp5`` + nextpnr-ecp5, out of context; an hour or more for this network here)
 and prints its Fmax beside LUT4 / CCU2C / FF.
+
+The whole network generated for ECP5 needs about 94 % of the 85F's logic cells and does
+not place. ``--pnr-layers MHz`` instead generates each layer alone for ECP5 at that
+target (its input registered, as in the network, where every layer registers its
+output) and places and routes it: the network's clock is bounded by its slowest layer::
+
+    python3 benchmarks/bench_rtl.py --pnr-layers 150     # per-layer ECP5 Fmax table
 """
 
 from __future__ import annotations
@@ -103,6 +110,42 @@ def run(style: str, reuse: int, work: Path, simulate: bool, synth: bool,
     return row
 
 
+def layer_graph(model: nnfab.NnfabModel, name: str) -> Graph:
+    """``Input -> name``: one typed layer of ``model`` alone (same types and weights)."""
+    src = model.graph.node(name)
+    (inp,) = src.inputs
+    g = Graph(name=f"reference_{name}")
+    shape = model.graph.tensors[inp].shape
+    g.add_node(Node("inp", "Input", [], attrs={"shape": shape}), shape)
+    g.add_node(Node(name, src.op, ["inp"], attrs=dict(src.attrs), weights=dict(src.weights),
+                    precision=dict(src.precision)), model.graph.tensors[name].shape)
+    g.tensors["inp"].type = model.graph.tensors[inp].type
+    g.tensors[name].type = model.graph.tensors[name].type
+    g.outputs = [name]
+    return g
+
+
+def pnr_layers(mhz: float, work: Path) -> None:
+    """Each layer alone for ECP5 at ``mhz``, placed and routed: a table."""
+    model = reference_model()
+    layers = [n.name for n in model.graph.nodes if n.op == "Dense"]
+    print("layer | in x out | latency | LUT4 | CCU2C | FF | Fmax MHz | target | synth+pnr s")
+    slowest = None
+    for name in layers:
+        g = layer_graph(model, name)
+        t0 = time.perf_counter()
+        prj = RTLProject(g, work / f"layer_{name}", style="lut",
+                         pipeline={"clock_period": 1000.0 / mhz, "family": "ecp5"})
+        rep = prj.place_and_route(clock_mhz=mhz)
+        fmax = rep.fmax_mhz or 0.0
+        slowest = fmax if slowest is None else min(slowest, fmax)
+        shape = f"{g.tensors['inp'].shape[0]} x {g.tensors[name].shape[0]}"
+        print(f"{name} | {shape} | {prj.latency} | {rep.lut4} | {rep.ccu2c} | {rep.ff} | "
+              f"{fmax:.1f} | {mhz:g} | {time.perf_counter() - t0:.0f}", flush=True)
+    print(f"slowest layer: {slowest:.1f} MHz ({100 * (slowest or 0) / mhz:.0f} % of the target; "
+          f"LFE5U-85F speed 6, out of context; projects in {work})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--styles", nargs="+", default=["lut", "dsp"], choices=["lut", "dsp"])
@@ -115,9 +158,15 @@ def main() -> None:
     ap.add_argument("--pipeline", nargs="+", type=float, default=[0.0],
                     help="Clock targets in ns (UltraScale+ delay model; 0: registers at "
                          "layer boundaries only), e.g. --pipeline 0 5")
+    ap.add_argument("--pnr-layers", type=float, default=None, metavar="MHZ",
+                    help="Only place and route each layer alone on the LFE5U-85F at this "
+                         "target (the whole network does not fit there).")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = args.work or Path(tempfile.mkdtemp(prefix="nnfab_bench_rtl_"))
+    if args.pnr_layers:
+        pnr_layers(args.pnr_layers, work)
+        return
     cols = ["style", "R", "clock_ns", "generate_s", "latency", "ii", "measured_latency",
             "bit_exact", "verilator_build_s", "sim_100k_s", "lut", "ff", "dsp", "synth_s",
             "peak_mib", "ecp5_fmax", "lut4", "ccu2c", "ecp5_ff"]

@@ -532,9 +532,10 @@ def render() -> str:
         "conversion and named in the error; see [frontends.md](frontends.md).",
         "- RTL: a graph with a convolution or pooling becomes a pixel stream (one pixel per "
         "cycle, line buffers; with `ReuseFactor` R > 1, Conv 1-D/2-D and per-pixel Dense "
-        "kernels fold and pixels come every R cycles); BatchNormalization, merges, "
-        "Concatenate, upsampling and Permute work only in vector (non-streamed) designs so "
-        "far. In a pixel stream, cropping drops pixels, a zero padding read only by a "
+        "kernels fold and pixels come every R cycles; BatchNormalization, LayerNormalization "
+        "and per-channel ElementCast run per pixel); merges, Concatenate, upsampling and "
+        "Permute work only in vector (non-streamed) designs so far. In a pixel stream, "
+        "cropping drops pixels, a zero padding read only by a "
         "convolution becomes that convolution's padding, and global pooling ends the stream "
         "(it collects the feature map, as Flatten does). Vector designs take several inputs "
         "(GarNet's vertex count, a cross-attention's second sequence) on one input bus, "

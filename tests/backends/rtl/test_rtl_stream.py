@@ -537,3 +537,64 @@ def test_reuse_factors_a_stream_cannot_use(tmp_path: Path, caplog: Any) -> None:
     strict = {**config, "Model": {**config["Model"], "ReuseFactorPolicy": "strict"}}
     with pytest.raises(ConfigError, match=r"'fc'.*exceeds"):
         RTLProject(convert(small_cnn(), strict), tmp_path)
+
+
+# -------------------------------------------- per-pixel normalizations and casts
+def _pixel_norm_net(per_channel_cast: bool = True, seed: int = 8) -> Graph:
+    """Conv 3x3 -> relu -> BatchNormalization (after the activation: not folded) ->
+    LayerNormalization over the channels -> ElementCast (per-channel types) -> pool ->
+    Conv 1x1 -> Flatten -> Dense."""
+    rng = np.random.default_rng(seed)
+    g = Graph(name="pixel_norms")
+    g.add_node(Node("inp", "Input", [], attrs={"shape": (6, 6, 2)}), (6, 6, 2))
+    _add(g, Node("c1", "Conv2D", ["inp"], weights={"kernel": rng.normal(size=(3, 3, 2, 4)),
+                                                   "bias": rng.normal(size=4)}))
+    _add(g, Node("r1", "Activation", ["c1"], attrs={"function": "relu"}))
+    _add(g, Node("bn", "BatchNormalization", ["r1"],
+                 weights={"scale": rng.uniform(0.3, 1.5, 4), "bias": rng.normal(size=4)}))
+    _add(g, Node("ln", "LayerNormalization", ["bn"],
+                 weights={"gamma": rng.uniform(0.5, 1.5, 4), "beta": rng.normal(size=4) / 4}))
+    shape = (1, 1, 4) if per_channel_cast else (4, 4, 4)
+    bits = rng.integers(0, 7, size=shape)
+    bits.flat[0] = 0  # a pruned channel: always 0
+    _add(g, Node("q", "ElementCast", ["ln"], attrs={"rounding": "AP_RND", "overflow": "AP_SAT"},
+                 weights={"keep_negative": np.ones(shape, dtype=np.int64), "bits": bits,
+                          "integers": rng.integers(1, 3, size=shape)}))
+    _add(g, Node("p1", "Pooling2D", ["q"], attrs={"mode": "max", "pool_size": (2, 2)}))
+    _add(g, Node("c2", "Conv2D", ["p1"], weights={"kernel": rng.normal(size=(1, 1, 4, 3)),
+                                                  "bias": rng.normal(size=3)}))
+    _add(g, Node("flat", "Flatten", ["c2"]))
+    _add(g, Node("fc", "Dense", ["flat"], weights={"kernel": rng.normal(size=(12, 3)) * 0.5,
+                                                   "bias": rng.normal(size=3)}))
+    g.outputs = ["fc"]
+    return g
+
+
+PIXEL_NORM_CONFIG = {
+    "Model": {"Precision": "ap_fixed<10,4,AP_RND,AP_SAT>"},
+    "LayerName": {
+        "inp": {"Precision": {"result": IN_T}},
+        "c1": {"Precision": {"weight": "ap_fixed<6,2>", "result": "ap_fixed<9,4,AP_RND,AP_SAT>"}},
+        "bn": {"Precision": {"weight": "ap_fixed<7,1>", "bias": "ap_fixed<7,2>",
+                             "result": "ap_fixed<9,4,AP_RND_CONV,AP_SAT>"}},
+        "ln": {"Precision": {"result": "ap_fixed<8,3,AP_RND,AP_SAT>"}},
+    },
+}
+
+
+@pytest.mark.parametrize("style", ["lut", "dsp"])
+@sim
+def test_per_pixel_batchnorm_layernorm_and_element_cast(style: str, tmp_path: Path) -> None:
+    model = convert(_pixel_norm_net(), PIXEL_NORM_CONFIG)
+    assert {n.op for n in model.graph.nodes} >= {"BatchNormalization", "LayerNormalization",
+                                                 "ElementCast"}
+    project = check(model, tmp_path, style, batch=8, gaps=style == "lut")
+    stages = {s.node: s.kind for s in project.design.stages}
+    assert stages["bn"] == stages["ln"] == stages["q"] == "pixel"
+
+
+def test_per_element_cast_in_a_stream_is_refused(tmp_path: Path) -> None:
+    model = convert(_pixel_norm_net(per_channel_cast=False), PIXEL_NORM_CONFIG)
+    with pytest.raises(BackendError, match=r"'q' \(ElementCast\): weight 'bits' differs from "
+                                           "pixel to pixel"):
+        RTLProject(model, tmp_path)

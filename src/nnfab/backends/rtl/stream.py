@@ -45,7 +45,9 @@ last image's results come out without extra input. (When a stream pauses inside 
 image, the previous image's last outputs wait for that image's next pixels.)
 
 Layers between windowed layers that act per pixel (``Activation``, ``Dense`` on the
-channel axis, ``Softmax``, ``Dropout``) run on each pixel with the regular renderers.
+channel axis, ``Softmax``, ``Dropout``, ``MultiThreshold``, ``BatchNormalization``,
+``LayerNormalization`` over the channels, an ``ElementCast`` or ``prelu`` whose values
+depend on the channel only) run on each pixel with the regular renderers.
 ``Cropping1D/2D`` drops the pixels outside the crop (``crop_stream.py``); a
 ``ZeroPadding1D/2D`` read only by a convolution becomes that convolution's padding
 (``padding.py``); ``GlobalPooling1D/2D`` collects the feature map as ``Flatten`` does and
@@ -105,8 +107,11 @@ log = logging.getLogger(__name__)
 WINDOW_OPS = ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "Pooling1D",
               "Pooling2D")
 """Ops that make a design streamed (a window slides over the pixel stream)."""
-PIXEL_OPS = ("Activation", "Dense", "Softmax", "Dropout", "MultiThreshold")
-"""Ops applied to each pixel of a stream on its own (over the channel axis)."""
+PIXEL_OPS = ("Activation", "Dense", "Softmax", "Dropout", "MultiThreshold",
+             "BatchNormalization", "LayerNormalization", "ElementCast")
+"""Ops applied to each pixel of a stream on its own (over the channel axis; an
+``ElementCast`` whose types depend on the channel only, a ``prelu`` with per-channel
+alphas)."""
 COLLECT_OPS = ("Flatten", "GlobalPooling1D", "GlobalPooling2D")
 """Ops that collect the whole feature map, then run once per image (vector layers)."""
 """Ops that end the stream: the pixels of an image are collected into one vector."""
@@ -678,12 +683,38 @@ def _pixel_stage(graph: Graph, node: Node, shape: tuple[int, ...], out_shape: tu
             raise BackendError(f"layer {node.name!r} (MultiThreshold): {rows} threshold rows "
                                f"(one per element); in a pixel stream the thresholds must be "
                                f"shared (1 row) or per channel ({c_in} rows)")
-    sub = _sub_graph(node, t_in, (c_in,), t_out, (c_out,), attrs=attrs, reuse=reuse)
+    weights = _pixel_weights(node, shape)
+    sub = _sub_graph(node, t_in, (c_in,), t_out, (c_out,), attrs=attrs, weights=weights,
+                     reuse=reuse)
     module = RENDERERS[node.op](LayerContext(sub.node(node.name), sub,
                                              names(f"{top}_{node.name}"), options,
                                              folding=reuse > 1))
     return Stage("pixel", node.name, node.op, module.latency, c_in * t_in.width,
                  c_out * t_out.width, module=module, reuse=module.ii)
+
+
+PER_ELEMENT_WEIGHTS = {"ElementCast": ("keep_negative", "bits", "integers"),
+                       "Activation": ("alpha",)}
+"""Weights that broadcast against the whole sample; a pixel stage needs them per channel."""
+
+
+def _pixel_weights(node: Node, shape: tuple[int, ...]) -> dict[str, np.ndarray] | None:
+    """The node's weights for one pixel (``None``: as they are): a per-element weight
+    must repeat the same row of channels at every pixel, else ``BackendError``."""
+    keys = [k for k in PER_ELEMENT_WEIGHTS.get(node.op, ()) if k in node.weights]
+    if not keys:
+        return None
+    out = dict(node.weights)
+    for key in keys:
+        full = np.broadcast_to(np.asarray(node.weights[key]), shape).reshape(-1, shape[-1])
+        if np.any(full != full[0]):
+            raise BackendError(
+                f"layer {node.name!r} ({node.op}): weight {key!r} differs from pixel to pixel; "
+                "a pixel stream applies one row of channels to every pixel (per-channel "
+                "values; use io_parallel-style vector designs, i.e. no convolution, for "
+                "per-element ones)")
+        out[key] = np.array(full[0])
+    return out
 
 
 def _vector_stage(graph: Graph, node: Node, names: Namespace, top: str,
