@@ -154,19 +154,21 @@ def test_attention_with_a_separate_key() -> None:
     np.testing.assert_allclose(got, model.predict(xs, verbose=0), rtol=0, atol=0.05)
 
 
-def _narrow():
+def _narrow(io_type: str = "io_parallel"):
     model, _ = attention_model()
     cfg = {"Model": {"Precision": "ap_fixed<12,5,AP_RND,AP_SAT>"},
            "LayerType": {"Softmax": {"Precision": {"result": "ap_ufixed<10,1,AP_RND,AP_SAT>"},
                                      "TableSize": 256}}}
-    return nnfab.convert_from_keras_model(model, hls_config=cfg)
+    return nnfab.convert_from_keras_model(model, hls_config=cfg, io_type=io_type)
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
-def test_attention_csim_matches_emulator(tmp_path: Path) -> None:
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_attention_csim_matches_emulator(io_type: str, tmp_path: Path) -> None:
     from nnfab.backends.hls import CSimLibrary
 
-    hm = _narrow()
+    hm = _narrow(io_type)
+    assert hm.io_type == io_type
     x = grid(np.random.default_rng(4), (64, STEPS, FEATURES), scale=2)
     want = hm.predict(x)
     np.testing.assert_array_equal(CSimLibrary(hm, cache_dir=tmp_path).predict(x), want)

@@ -134,3 +134,59 @@ def test_stream_project_is_named_and_unsupported_cases_are_clear() -> None:
     g.node("cat").inputs = ["add", "add", "mul", "avg"]
     with pytest.raises(BackendError, match=r"'cat'.*same tensor twice"):
         render_project(_stream(g, CNN_CONFIG).graph)
+
+
+# ------------------------------------------- ops on the whole sample, per-channel casts
+def _cast_cnn(per_element: bool) -> Graph:
+    """Conv -> ElementCast (per channel, or per element) -> MatMul of the feature map
+    with its own transpose (a Gram matrix) -> Flatten -> Dense."""
+    from nnfab.ir import Node
+    from nnfab.ir.ops import infer_shapes
+
+    rng = np.random.default_rng(12)
+    g = Graph(name="casts")
+    g.add_node(Node("img", "Input", [], attrs={"shape": (5, 5, 2)}), (5, 5, 2))
+    g.add_node(Node("conv", "Conv2D", ["img"], weights={
+        "kernel": rng.normal(size=(3, 3, 2, 3)) * 0.3, "bias": rng.normal(size=3)}),
+        (3, 3, 3))
+    shape = (3, 3, 3) if per_element else (1, 1, 3)
+    bits = rng.integers(0, 8, size=shape)
+    g.add_node(Node("q", "ElementCast", ["conv"],
+                    attrs={"rounding": "AP_RND_CONV", "overflow": "AP_SAT"},
+                    weights={"keep_negative": rng.integers(0, 2, size=shape), "bits": bits,
+                             "integers": rng.integers(1, 4, size=shape)}), (3, 3, 3))
+    g.add_node(Node("rows", "Reshape", ["q"], attrs={"target_shape": (9, 3)}), (9, 3))
+    g.add_node(Node("cols", "Permute", ["rows"], attrs={"perm": (1, 0)}), (3, 9))
+    g.add_node(Node("gram", "MatMul", ["cols", "rows"]), (3, 3))
+    g.add_node(Node("flat", "Flatten", ["gram"]), (9,))
+    g.add_node(Node("fc", "Dense", ["flat"], weights={"kernel": rng.normal(size=(9, 2)),
+                                                      "bias": rng.normal(size=2)}), (2,))
+    g.outputs = ["fc"]
+    infer_shapes(g)
+    return g
+
+
+@pytest.mark.parametrize("per_element", [False, True])
+def test_element_cast_and_matmul_in_io_stream(per_element: bool, csim_cache: Path) -> None:
+    cfg = {"Model": {"Precision": "ap_fixed<14,6,AP_RND,AP_SAT>"},
+           "LayerName": {"gram": {"Precision": {"result": "ap_fixed<12,6,AP_RND,AP_SAT>"}}}}
+    lib = check_model(_stream(_cast_cnn(per_element), cfg), csim_cache)
+    top = lib.project.files["firmware/myproject.cpp"]
+    cast_fn = top[top.index("static void q_layer"):].split("\n}\n")[0]
+    assert ("conv_out[27];" in cast_fn) == per_element  # per element: the sample, buffered
+    assert "static void gram_layer" in top
+
+
+def test_garnet_in_io_stream(csim_cache: Path, tmp_path: Path) -> None:
+    """VertexMask / VertexMean (and the MatMuls) of a GarNet layer, two input streams."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "frontends"))
+    from test_keras_garnet import GARNET_CONFIG, _file_weights, _write
+
+    from nnfab.frontends.keras_json import graph_from_keras_json
+
+    path = _write(tmp_path, {**GARNET_CONFIG, "output_activation": "relu"}, _file_weights())
+    cfg = {"Model": {"Precision": "ap_fixed<12,5,AP_RND,AP_SAT>"}}
+    model = _stream(graph_from_keras_json(path, tmp_path / "w.h5"), cfg)
+    check_model(model, csim_cache, n=150)

@@ -10,7 +10,11 @@ function (a dataflow process) reading its input streams and writing its output s
   per-pixel kernel functor; global pooling: ``nnfab::global_pool_stream``;
 - Flatten / Reshape / Dropout: ``nnfab::repack_stream``; concatenation on another axis:
   the input streams one after the other;
-- SimpleRNN / LSTM / GRU: ``nnfab::recurrent_stream`` (one time step per transaction).
+- SimpleRNN / LSTM / GRU: ``nnfab::recurrent_stream`` (one time step per transaction);
+- ``ElementCast`` whose types depend on the channel only: a row op; ops that need the
+  whole sample (``MatMul``, ``VertexMask``, ``VertexMean``, a per-element
+  ``ElementCast``): every input read into a local array, the io_parallel code, the
+  result written back transaction by transaction (``_buffered_body``).
 
 A tensor read by several layers (or also a graph output) is copied by a clone process.
 """
@@ -20,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from nnfab.backends.hls.layers import LayerCode, RenderContext, render_layer
 from nnfab.backends.hls.recurrent import stream_call
@@ -36,6 +42,9 @@ REPACK_OPS = ("Flatten", "Reshape", "Dropout")
 RECURRENT_OPS = ("SimpleRNN", "LSTM", "GRU")
 """One time step (row) per transaction; the state is kept across the steps of a sample."""
 STRATEGY_OPS = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D")
+BUFFERED_OPS = ("MatMul", "VertexMask", "VertexMean", "ElementCast")
+"""Ops rendered on the whole sample, buffered (an ``ElementCast`` with per-channel types is
+a row op instead)."""
 
 
 @dataclass
@@ -194,6 +203,10 @@ def _render_node(ctx: RenderContext, graph: Graph, net: StreamNetwork, node: Nod
                 f"{src.sinks[node.name]}, {out.source});"]
     elif node.op == "Concatenate":
         body = _concat_body(ctx, graph, net, node, ins, out)
+    elif node.op == "ElementCast" and (row := _per_channel(node, graph)) is not None:
+        body = _row_body(ctx, net, row, ins, out)
+    elif node.op in BUFFERED_OPS:
+        body = _buffered_body(ctx, net, node, ins, out)
     elif node.op in RECURRENT_OPS:  # one time step per transaction (nnfab_recurrent.h)
         (src,) = ins
         code, body = stream_call(ctx, node, src.pack, out.pack, src.sinks[node.name],
@@ -243,6 +256,56 @@ def _row_body(ctx: RenderContext, net: StreamNetwork, node: Node, ins: list[Stre
         f"    {out.pack} {result};",
         f"    {ctx.type_name(node.name)}* const {ctx.array(node.name)} = {result}.data;",
         *(f"    {line}" for line in code.call),
+        f"    {out.source}.write({result});",
+        "  }",
+    ]
+    return lines
+
+
+def _per_channel(node: Node, graph: Graph) -> Node | None:
+    """The ElementCast with its per-element weights cut to one row of channels, when every
+    row (transaction) has the same types; else None."""
+    from nnfab.ir.element_cast import WEIGHTS
+
+    shape = graph.tensors[node.name].shape
+    rows = {}
+    for key in WEIGHTS:
+        full = np.broadcast_to(np.asarray(node.weights[key]), shape).reshape(-1, shape[-1])
+        if np.any(full != full[0]):
+            return None
+        rows[key] = np.array(full[0])
+    return dataclasses.replace(node, weights={**node.weights, **rows})
+
+
+def _buffered_body(ctx: RenderContext, net: StreamNetwork, node: Node,
+                   ins: list[StreamTensor], out: StreamTensor) -> list[str]:
+    """The whole sample: inputs read into local arrays, the io_parallel code, the result
+    written back as transactions."""
+    code = render_layer(ctx, node)
+    net.codes.append(code)
+    lines: list[str] = []
+    for t in [*ins, out]:
+        array = ctx.array(t.name)
+        lines += [f"  {ctx.type_name(t.name)} {array}[{t.n_tx * t.width}];",
+                  f"  NNFAB_PRAGMA(HLS ARRAY_PARTITION variable={array} complete)"]
+    for t in ins:
+        value = ctx.ident(t.name, "value")
+        lines += [
+            f"  for (unsigned t = 0; t < {t.n_tx}; t++) {{",
+            "    NNFAB_PRAGMA(HLS PIPELINE II=1)",
+            f"    const {t.pack} {value} = {t.sinks[node.name]}.read();",
+            f"    for (unsigned c = 0; c < {t.width}; c++) {ctx.array(t.name)}[t * {t.width} + c]"
+            f" = {value}.data[c];",
+            "  }",
+        ]
+    lines += [f"  {line}" for line in code.call]
+    result = ctx.ident(node, "value")
+    lines += [
+        f"  for (unsigned t = 0; t < {out.n_tx}; t++) {{",
+        "    NNFAB_PRAGMA(HLS PIPELINE II=1)",
+        f"    {out.pack} {result};",
+        f"    for (unsigned c = 0; c < {out.width}; c++) {result}.data[c] = "
+        f"{ctx.array(out.name)}[t * {out.width} + c];",
         f"    {out.source}.write({result});",
         "  }",
     ]
