@@ -598,3 +598,71 @@ def test_per_element_cast_in_a_stream_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match=r"'q' \(ElementCast\): weight 'bits' differs from "
                                            "pixel to pixel"):
         RTLProject(model, tmp_path)
+
+
+# ------------------------------------------------ branches that meet on the stream
+def _residual_net(seed: int = 9) -> Graph:
+    """conv 3x3 'same' -> relu -> [conv 3x3 'same' -> add(relu)] -> [conv 1x1 | max pool
+    3x3 'same' stride 1] concatenated on the channels -> pool -> Flatten -> Dense: a skip
+    connection around a convolution, and two branches of different delays."""
+    rng = np.random.default_rng(seed)
+    g = Graph(name="residual")
+    g.add_node(Node("inp", "Input", [], attrs={"shape": (6, 7, 2)}), (6, 7, 2))
+    _add(g, Node("c1", "Conv2D", ["inp"], attrs={"pads": (1, 1, 1, 1)},
+                 weights={"kernel": rng.normal(size=(3, 3, 2, 3)), "bias": rng.normal(size=3)}))
+    _add(g, Node("r1", "Activation", ["c1"], attrs={"function": "relu"}))
+    _add(g, Node("c2", "Conv2D", ["r1"], attrs={"pads": (1, 1, 1, 1)},
+                 weights={"kernel": rng.normal(size=(3, 3, 3, 3)) * 0.5,
+                          "bias": rng.normal(size=3)}))
+    _add(g, Node("add", "Merge", ["c2", "r1"], attrs={"mode": "add"}))
+    _add(g, Node("c3", "Conv2D", ["add"], weights={"kernel": rng.normal(size=(1, 1, 3, 2)),
+                                                   "bias": rng.normal(size=2)}))
+    _add(g, Node("mp", "Pooling2D", ["add"], attrs={"mode": "max", "pool_size": (3, 3),
+                                                    "strides": (1, 1), "pads": (1, 1, 1, 1)}))
+    _add(g, Node("cat", "Concatenate", ["c3", "mp"], attrs={"axis": 2}))
+    _add(g, Node("p", "Pooling2D", ["cat"], attrs={"mode": "avg", "pool_size": (2, 2)}))
+    _add(g, Node("flat", "Flatten", ["p"]))
+    _add(g, Node("fc", "Dense", ["flat"], weights={"kernel": rng.normal(size=(45, 3)) * 0.3,
+                                                   "bias": rng.normal(size=3)}))
+    g.outputs = ["fc"]
+    return g
+
+
+RESIDUAL_CONFIG = {
+    "Model": {"Precision": "ap_fixed<10,4,AP_RND,AP_SAT>"},
+    "LayerName": {
+        "inp": {"Precision": {"result": IN_T}},
+        "c1": {"Precision": {"weight": "ap_fixed<6,2>", "result": "ap_fixed<9,4,AP_RND,AP_SAT>"}},
+        "r1": {"Precision": {"result": "ap_ufixed<7,3,AP_RND_CONV,AP_SAT>"}},
+        "add": {"Precision": {"result": "ap_fixed<9,4,AP_RND,AP_SAT>"}},
+        "cat": {"Precision": {"result": "ap_fixed<8,3,AP_RND_CONV,AP_SAT>"}},
+    },
+}
+
+
+@pytest.mark.parametrize("style", ["lut", "dsp"])
+@sim
+def test_branches_join_on_the_stream(style: str, tmp_path: Path) -> None:
+    model = convert(_residual_net(), RESIDUAL_CONFIG)
+    project = check(model, tmp_path, style, batch=6)  # also with idle cycles and image gaps
+    kinds = [(s.node, s.kind) for s in project.design.stages]
+    assert ("add", "join") in kinds and ("cat", "join") in kinds
+    joins = [s for s in project.design.stages if s.kind == "join"]
+    assert all("mem1 [0:" in s.wrapper_text for s in joins)
+    if style == "lut":
+        assert lint(project.write(), project.top, tmp_path / "lint.log") == []
+
+
+def test_joins_that_a_stream_cannot_take_are_named(tmp_path: Path) -> None:
+    g = single_layer("Conv2D", (6, 6, 1), size=(3, 3), filters=2, pads=(1, 1, 1, 1))
+    _add(g, Node("cat", "Concatenate", ["layer", "layer"], attrs={"axis": 1}))
+    g.outputs = ["cat"]
+    with pytest.raises(BackendError, match=r"'cat' \(Concatenate\): axis 1; a pixel stream "
+                                           "concatenates on the channel axis only"):
+        RTLProject(convert(g, CONFIG), tmp_path)
+    g = single_layer("Conv2D", (6, 6, 1), size=(3, 3), filters=2, pads=(1, 1, 1, 1))
+    _add(g, Node("flat", "Flatten", ["layer"]))
+    _add(g, Node("twice", "Merge", ["flat", "flat"], attrs={"mode": "add"}))
+    g.outputs = ["twice"]
+    with pytest.raises(BackendError, match=r"'twice'.*branches must join on the pixel stream"):
+        RTLProject(convert(g, CONFIG), tmp_path)

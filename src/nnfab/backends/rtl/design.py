@@ -3,7 +3,8 @@ poolings, the fully parallel / folded vector design (``writer.py``) otherwise.
 
 The RTL backend's modules build on each other in one direction::
 
-    verilog -> adders -> layers -> folded, merges -> writer -> stream -> design
+    verilog -> adders -> layers -> folded, merges, vertex -> writer -> stream_join, stream
+    -> design
     harness -> sim -> stream_harness -> project (RTLProject)
 """
 

@@ -53,6 +53,12 @@ depend on the channel only) run on each pixel with the regular renderers.
 (``padding.py``); ``GlobalPooling1D/2D`` collects the feature map as ``Flatten`` does and
 then runs once per image (``shape_ops.py``).
 
+The stream may branch and meet again before the Flatten (skip connections, parallel
+convolutions): a tensor read by several layers feeds them all, and a ``Merge`` or a
+``Concatenate`` on the channels joins its branches in one FIFO each
+(``stream_join.py``), then runs per pixel. After the Flatten the vector layers form a
+chain.
+
 Folding (reuse factors). A ``Conv1D``/``Conv2D`` or a per-pixel ``Dense`` with
 ``reuse_factor`` R > 1 gets a folded kernel: the window's weighted sum is rendered as a
 folded Dense over the window vector (``folded.py``: ``ceil(taps*C*F / R)`` shared
@@ -95,8 +101,14 @@ from nnfab.backends.rtl.layers import (
     input_signals,
 )
 from nnfab.backends.rtl.padding import fold_zero_padding
+from nnfab.backends.rtl.stream_join import (
+    fifo_depth,
+    join_times,
+    join_wrapper_text,
+    occupancy,
+)
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, literal
-from nnfab.backends.rtl.writer import RtlDesign, chain
+from nnfab.backends.rtl.writer import RtlDesign, dataflow
 from nnfab.errors import BackendError, ConfigError
 from nnfab.ir import FixedType, Graph, Namespace, Node, sanitize
 from nnfab.ir.rearrange import REARRANGE_OPS
@@ -379,6 +391,10 @@ class Stage:
     interval: int = 1
     keep: tuple[bool, ...] = ()
     """``crop``: for each pixel of an input image, whether it is passed on."""
+    sources: tuple[int, ...] | None = None
+    """Indices of the stages it reads (-1: the input register); None: the stage before."""
+    widths: tuple[int, ...] = ()
+    """``join``: the pixel width of each branch."""
 
     def times(self, times: list[int]) -> list[int]:
         """Output valid cycles given the input valid cycles (see ``window_times``)."""
@@ -444,10 +460,18 @@ class StreamDesign(RtlDesign):
             if b - a < p:
                 raise BackendError(f"stream schedule: input pixels at cycles {a} and {b}; this "
                                    f"design takes one pixel every {p} cycles at most")
-        times = [i + 1 for i in in_cycles]  # the input register
-        for stage in self.stages:
-            times = stage.times(times)
-        return [t - 1 for t in times]
+        return [t - 1 for t in self.stage_times(in_cycles)[-1]]
+
+    def stage_times(self, in_cycles: list[int]) -> list[list[int]]:
+        """The edges at which each stage's output is loaded (``schedule`` without checks)."""
+        done: dict[int, list[int]] = {-1: [i + 1 for i in in_cycles]}  # the input register
+        for k, stage in enumerate(self.stages):
+            srcs = stage.sources if stage.sources is not None else (k - 1,)
+            if stage.kind == "join":
+                done[k] = join_times([done[i] for i in srcs])
+            else:
+                done[k] = stage.times(done[srcs[0]])
+        return [done[k] for k in range(len(self.stages))]
 
     def manifest(self) -> dict[str, Any]:
         data = super().manifest()
@@ -479,13 +503,14 @@ class StreamDesign(RtlDesign):
 # ------------------------------------------------------------- generation
 def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | None = None
                     ) -> StreamDesign:
-    """Render a streamed design (see the module docstring) for a chain of layers."""
+    """Render a streamed design (see the module docstring) for the layers the output
+    depends on."""
     options = options or RtlOptions()
     graph.validate()
     graph = fold_zero_padding(graph)  # ZeroPadding -> Conv: the convolution's own pads
     names = Namespace()
     top_name = names(top or sanitize(graph.name or "nnfab_top"))
-    order = chain(graph)
+    order = stream_order(graph)
     in_tensor = graph.tensors[order[0]]
     in_t = in_tensor.type
     out_t = graph.tensors[order[-1]].type
@@ -503,13 +528,19 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
     mode = "stream"
     shape = in_tensor.shape
     image_interval = 0  # cycles between images after the Flatten (at least)
+    producer: dict[str, int] = {order[0]: -1}  # tensor -> index of the stage computing it
     for name in order[1:]:
         node = graph.node(name)
         for t in (*node.inputs, node.name):
             if graph.tensors[t].type is None:
                 raise BackendError(f"layer {name!r}: tensor {t!r} has no fixed-point type")
         out_shape = graph.tensors[name].shape
-        if mode == "stream":
+        shape = graph.tensors[node.inputs[0]].shape
+        first = len(stages)
+        if mode == "stream" and node.op in JOIN_OPS:
+            stages.extend(_join_stages(graph, node, [producer[t] for t in node.inputs], names,
+                                       top_name, options))
+        elif mode == "stream":
             if node.op in WINDOW_OPS:
                 stages.append(_window_stage(graph, node, shape, names, top_name, options,
                                             reuse.get(name, 1), interval))
@@ -547,9 +578,16 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
                     f"layer {name!r} ({node.op}) follows a Flatten; the streamed RTL design "
                     "supports windowed layers only before the Flatten"
                 )
+            if len(node.inputs) != 1 or producer[node.inputs[0]] != len(stages) - 1:
+                raise BackendError(
+                    f"layer {name!r} ({node.op}): after the Flatten (or global pooling) a "
+                    "streamed RTL design is a chain of vector layers; branches must join "
+                    "on the pixel stream, before it")
             stages.append(_vector_stage(graph, node, names, top_name, options,
                                         image_interval))
-        shape = out_shape
+        if stages[first].sources is None:
+            stages[first].sources = (producer[node.inputs[0]],)
+        producer[name] = len(stages) - 1
     for s in stages:
         s.interval = interval
     pixel_in = in_tensor.shape[-1]
@@ -573,6 +611,7 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
     if len(out_cycles) != 2 * items:
         raise AssertionError(f"stream schedule produced {len(out_cycles)} items, "
                              f"expected {2 * items}")
+    _size_joins(design, period, interval)
     design.latency_first = out_cycles[0] + 1
     design.latency = out_cycles[items - 1] + 1
     steady = out_cycles[2 * items - 1] - out_cycles[items - 1]
@@ -597,6 +636,87 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
              "per image (pixel interval %d)", graph.name, design.latency_first, design.latency,
              period, interval)
     return design
+
+
+JOIN_OPS = ("Merge", "Concatenate")
+"""Ops where branches of the stream meet (``stream_join.py``); Concatenate on the channels."""
+
+
+def stream_order(graph: Graph) -> list[str]:
+    """The input, then the layers the output depends on, in topological order."""
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise BackendError(
+            f"a streamed (pixel) RTL design takes one input and one output; graph "
+            f"{graph.name!r} has inputs {graph.inputs} and outputs {graph.outputs}")
+    return dataflow(graph)
+
+
+def _join_stages(graph: Graph, node: Node, sources: list[int], names: Namespace, top: str,
+                 options: RtlOptions) -> list[Stage]:
+    """A join (one FIFO per branch) and the merge itself per pixel on the joined pixel."""
+    shapes = [graph.tensors[t].shape for t in node.inputs]
+    out_shape = graph.tensors[node.name].shape
+    if len({tuple(sh[:-1]) for sh in shapes}) != 1:
+        raise BackendError(f"layer {node.name!r} ({node.op}): inputs of spatial shapes "
+                           f"{[sh[:-1] for sh in shapes]}; a pixel stream joins branches of "
+                           "one image size")
+    rank = len(out_shape)
+    if node.op == "Concatenate" and node.attrs.get("axis") != rank - 1:
+        raise BackendError(f"layer {node.name!r} (Concatenate): axis {node.attrs.get('axis')!r};"
+                           " a pixel stream concatenates on the channel axis only (a vector "
+                           "design, with no convolution or pooling, takes any axis)")
+    types = [graph.tensors[t].type for t in node.inputs]
+    t_out = graph.tensors[node.name].type
+    assert t_out is not None and all(t is not None for t in types)
+    widths = tuple(sh[-1] * t.width for sh, t in zip(shapes, types, strict=True))  # type: ignore[union-attr]
+    wrapper = names(f"{top}_{node.name}_join")
+    join = Stage("join", node.name, "join", 2, sum(widths), sum(widths), wrapper=wrapper,
+                 sources=tuple(sources), widths=widths)
+    g = Graph(name=f"{node.name}_part")
+    inputs = []
+    for k, (sh, t) in enumerate(zip(shapes, types, strict=True)):
+        name = f"{node.name}_x{k}"
+        g.add_node(Node(name, "Input", [], attrs={"shape": (sh[-1],)}), (sh[-1],), t)
+        inputs.append(name)
+    attrs = dict(node.attrs)
+    if node.op == "Concatenate":
+        attrs["axis"] = 0
+    g.add_node(Node(node.name, node.op, inputs, attrs=attrs, weights=dict(node.weights),
+                    precision=dict(node.precision), source_class=node.source_class),
+               (out_shape[-1],), t_out)
+    g.outputs = [node.name]
+    module = RENDERERS[node.op](LayerContext(g.node(node.name), g, names(f"{top}_{node.name}"),
+                                             options, folding=False))
+    merge = Stage("pixel", node.name, node.op, module.latency, sum(widths),
+                  out_shape[-1] * t_out.width, module=module)
+    return [join, merge]
+
+
+def _size_joins(design: StreamDesign, period: int, interval: int) -> None:
+    """FIFO depths of the joins from generation-time schedules, then their Verilog."""
+    joins = [k for k, st in enumerate(design.stages) if st.kind == "join"]
+    if not joins:
+        return
+    pixels = design.pixels_per_image
+    patterns = [
+        list(range(0, 2 * period, interval)),  # images back to back
+        [k * 2 * interval for k in range(2 * pixels)],  # an idle slot after every pixel
+        [k * interval + (k // pixels) * 3 * period for k in range(2 * pixels)],  # image gaps
+    ]
+    peaks = {k: [0] * len(design.stages[k].sources or ()) for k in joins}
+    for cycles in patterns:
+        times = design.stage_times(cycles)
+        for k in joins:
+            srcs = design.stages[k].sources or ()
+            for b, src in enumerate(srcs):
+                branch = times[src] if src >= 0 else [i + 1 for i in cycles]
+                peaks[k][b] = max(peaks[k][b], occupancy(branch, times[k]))
+    for k in joins:
+        st = design.stages[k]
+        depths = [fifo_depth(p) for p in peaks[k]]
+        st.wrapper_text = join_wrapper_text(st.wrapper, list(st.widths), depths,
+                                            st.node)
+        log.info("layer %r: pixel-stream join, FIFO depths %s", st.node, depths)
 
 
 FOLDED_WINDOW_OPS = ("Conv1D", "Conv2D")
@@ -1288,7 +1408,8 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
     for s in d.stages:
         what = {"window": "window layer, from the pixel completing a window",
                 "pixel": "per pixel", "collect": "collect an image", "vector": "per image",
-                "crop": "drops the pixels outside the crop"}
+                "crop": "drops the pixels outside the crop",
+                "join": "branches meet: one FIFO each, popped together"}
         lines.append(f"//   {s.node!r} ({s.op}, {what[s.kind]}): {s.latency}"
                      + (f", folded by reuse factor {s.reuse}" if s.reuse > 1 else ""))
     lines += [
@@ -1310,13 +1431,20 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
         f"    {v_in} <= rst ? 1'b0 : in_valid;",
         "  end",
     ]
-    cur_d, cur_v = d_in, v_in
-    for s in d.stages:
-        tag = f"{s.node}_c" if s.kind == "collect" else s.node
+    outs = {-1: (d_in, v_in)}
+    for k, s in enumerate(d.stages):
+        srcs = s.sources if s.sources is not None else (k - 1,)
+        cur_d, cur_v = outs[srcs[0]]
+        tag = {"collect": f"{s.node}_c", "join": f"{s.node}_j"}.get(s.kind, s.node)
         dw, vw = local(f"{tag}_y"), local(f"{tag}_v")
         lines.append(f"  wire [{s.out_width - 1}:0] {dw};")
         lines.append(f"  wire {vw};")
-        if s.kind in ("window", "collect", "crop"):
+        if s.kind == "join":
+            ports = "".join(f".v_in{b}({outs[src][1]}), .x_in{b}({outs[src][0]}), "
+                            for b, src in enumerate(srcs))
+            lines.append(f"  {s.wrapper} u_{dw} (.clk(clk), .rst(rst), {ports}.v_out({vw}), "
+                         f".y_out({dw}));")
+        elif s.kind in ("window", "collect", "crop"):
             lines.append(f"  {s.wrapper} u_{dw} (.clk(clk), .rst(rst), .v_in({cur_v}), "
                          f".x_in({cur_d}), .v_out({vw}), .y_out({dw}));")
         else:
@@ -1336,7 +1464,8 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
                        else f"{cur_v};"),
                     f"  assign {vw} = {q}[{s.latency - 1}];",
                 ]
-        cur_d, cur_v = dw, vw
+        outs[k] = (dw, vw)
+    cur_d, cur_v = outs[len(d.stages) - 1]
     lines += [
         f"  assign out_data = {cur_d};",
         f"  assign out_valid = {cur_v};",
