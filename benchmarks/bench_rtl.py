@@ -20,7 +20,8 @@ and prints its Fmax beside LUT4 / CCU2C / FF.
 The whole network generated for ECP5 needs about 94 % of the 85F's logic cells and does
 not place. ``--pnr-layers MHz`` instead generates each layer alone for ECP5 at that
 target (its input registered, as in the network, where every layer registers its
-output) and places and routes it: the network's clock is bounded by its slowest layer::
+output) and places and routes it (nextpnr's router2: router1 needs hours on the larger
+layers): the network's clock is bounded by its slowest layer::
 
     python3 benchmarks/bench_rtl.py --pnr-layers 150     # per-layer ECP5 Fmax table
 """
@@ -136,7 +137,7 @@ def pnr_layers(mhz: float, work: Path) -> None:
         t0 = time.perf_counter()
         prj = RTLProject(g, work / f"layer_{name}", style="lut",
                          pipeline={"clock_period": 1000.0 / mhz, "family": "ecp5"})
-        rep = prj.place_and_route(clock_mhz=mhz)
+        rep = prj.place_and_route(clock_mhz=mhz, router="router2")
         fmax = rep.fmax_mhz or 0.0
         slowest = fmax if slowest is None else min(slowest, fmax)
         shape = f"{g.tensors['inp'].shape[0]} x {g.tensors[name].shape[0]}"

@@ -365,9 +365,12 @@ def _parse_pipeline(text: str) -> int | float:
 @click.option("--pnr-clock", "pnr_clock", type=click.FloatRange(min=0, min_open=True),
               default=None, metavar="MHZ",
               help="Target clock of --pnr in MHz (default 100).")
+@click.option("--pnr-router", "pnr_router", type=click.Choice(["router1", "router2"]),
+              default="router1", show_default=True,
+              help="nextpnr router of --pnr; router2 is much faster on large designs.")
 def rtl(project: Path, output_dir: Path | None, style: str, adders_per_stage: int | None,
         pipeline: str | None, sim_input: Path | None, synth: bool, part: str, pnr: bool,
-        pnr_clock: float | None) -> None:
+        pnr_clock: float | None, pnr_router: str) -> None:
     """Write synthesizable Verilog for a converted PROJECT (its nnfab_model.json)."""
     from nnfab.ir import Graph
     from nnfab.model import NnfabModel
@@ -411,7 +414,7 @@ def rtl(project: Path, output_dir: Path | None, style: str, adders_per_stage: in
         console.print(report.table())
     if pnr:
         with console.status(f"ECP5 place and route (logs in {prj.output_dir}/pnr)"):
-            pnr_report = prj.place_and_route(clock_mhz=pnr_clock)
+            pnr_report = prj.place_and_route(clock_mhz=pnr_clock, router=pnr_router)
         console.print(pnr_report.table(), markup=False, highlight=False)
 
 

@@ -76,6 +76,10 @@ class Ecp5Device:
         return [self.flag, "--package", self.package, "--speed", str(self.speed)]
 
 
+ROUTERS = ("router1", "router2")
+"""nextpnr's routers (``--router``)."""
+
+
 def parse_device(device: str) -> Ecp5Device:
     """``LFE5U-85F`` or an ordering code such as ``LFE5U-85F-8BG381C`` -> nextpnr options.
 
@@ -475,13 +479,16 @@ def place_and_route(
     registered_io: bool = True,
     seed: int = 1,
     timeout: float | None = None,
+    router: str = "router1",
 ) -> PnrResult:
     """Synthesize ``sources`` for ECP5 and place and route them out of context.
 
     ``top`` is the top module, ``clock_mhz`` the target of every clock (nextpnr
     ``--freq``; timing-driven placement works towards it, a miss is not an error),
     ``registered_io`` wraps the top in registers (see the module docstring), ``seed``
-    is nextpnr's placer seed and ``timeout`` bounds the whole flow in seconds. The
+    is nextpnr's placer seed and ``timeout`` bounds the whole flow in seconds;
+    ``router``: nextpnr's ``router1`` (the default, what the delay model was calibrated
+    with) or ``router2`` (much faster on designs of tens of thousands of cells). The
     sources are copied (never modified); everything is written in ``work_dir``.
     """
     dev = parse_device(device)
@@ -491,6 +498,8 @@ def place_and_route(
         raise ConfigError(f"clock_mhz must be a positive number of MHz, got {clock_mhz!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
+    if router not in ROUTERS:
+        raise ConfigError(f"router must be one of {', '.join(ROUTERS)}, got {router!r}")
     if not sources:
         raise ConfigError("place_and_route: no Verilog sources given")
     tools = find_ecp5_tools()
@@ -539,7 +548,7 @@ def place_and_route(
     start = time.perf_counter()
     _step([tools.nextpnr, *dev.args, "--out-of-context", "--json", "synth.json",
            "--top", synth_top, "--freq", f"{float(clock_mhz):g}", "--timing-allow-fail",
-           "--seed", str(seed), "--report", REPORT_FILE],
+           "--seed", str(seed), "--router", router, "--report", REPORT_FILE],
           nextpnr_log, work, "nextpnr-ecp5", deadline, timeout)
     nextpnr_seconds = time.perf_counter() - start
     fmax, util, critical = parse_report(work / REPORT_FILE)

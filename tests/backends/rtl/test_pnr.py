@@ -59,6 +59,8 @@ def test_bad_device_and_clock_fail_before_any_tool_runs(tmp_path: Path) -> None:
         prj.place_and_route("LFE5U-99F")
     with pytest.raises(ConfigError, match="clock_mhz"):
         prj.place_and_route(clock_mhz=-5)
+    with pytest.raises(ConfigError, match="router must be one of router1, router2"):
+        prj.place_and_route(router="router3")
     assert not (tmp_path / "prj" / "pnr").exists()
 
 

@@ -372,19 +372,21 @@ class RTLProject:
 
     # ----------------------------------------------------- place and route
     def place_and_route(self, device: str = "LFE5U-85F", clock_mhz: float | None = None, *,
-                        timeout: float | None = None) -> PnrReport:
+                        timeout: float | None = None, router: str = "router1") -> PnrReport:
         """Yosys ``synth_ecp5`` + ``nextpnr-ecp5`` out of context, ports registered.
 
         ``device``: an ECP5 device (``nnfab.tools.nextpnr.DEVICES``) or ordering code;
         ``clock_mhz``: the target (default: 1000 / the project's ``clock_period`` in ns
-        when it has one, else 100). Files and ``report.json`` go to ``<dir>/pnr``.
+        when it has one, else 100); ``router``: ``router1`` or the faster ``router2``
+        (``nnfab.tools.nextpnr.place_and_route``). Files and ``report.json`` go to
+        ``<dir>/pnr``.
         """
         if clock_mhz is None:
             clock_mhz = 1000.0 / self.clock_period if self.clock_period else 100.0
         work = self.output_dir / "pnr"
         (work / "report.json").unlink(missing_ok=True)
         result = ecp5_place_and_route(self.write(), self.design.top, work, device=device,
-                                      clock_mhz=clock_mhz, timeout=timeout)
+                                      clock_mhz=clock_mhz, timeout=timeout, router=router)
         report = PnrReport(result, latency=self.latency, ii=self.ii)
         (work / "report.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
         return report
