@@ -63,12 +63,16 @@ def test_vertex_mask(x_t: str, out_t: str) -> None:
     # a coarse scale (1/3, 1/5, 1/6, 1/7 round), a result that rounds and saturates
     ("ap_fixed<8,6,AP_RND,AP_SAT>", "ap_ufixed<5,1,AP_RND,AP_SAT>",
      "ap_fixed<7,4,AP_RND_INF,AP_SAT_SYM>"),
+    # 40 + 3 + 24 bits: past float64's 53, the exact integer path
+    ("ap_fixed<40,12>", "ap_ufixed<24,1,AP_RND_CONV,AP_SAT>", "ap_fixed<48,14,AP_RND>"),
 ])
 def test_vertex_mean(x_t: str, scale_t: str, out_t: str) -> None:
     x, n = data(x_t, seed=1)
     g = single_op_graph("VertexMean", [(V, C), (1,)], [x_t, "ap_fixed<10,7>"], out_t,
                         precision={"scale": scale_t})
     res = run(g, x, n)
+    kernel_exact = fixed(x_t).width + V.bit_length() + fixed(scale_t).width <= 52
+    assert kernel_exact == (fixed(x_t).width < 40)  # both emulator paths are covered
     expected = np.empty((x.shape[0], C), dtype=object)
     xs = fr_array(x)
     for s in range(x.shape[0]):
