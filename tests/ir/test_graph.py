@@ -734,8 +734,23 @@ def test_unknown_op() -> None:
         infer_shapes(g)
 
 
+@pytest.mark.parametrize(("data", "op", "expected"), [
+    ((7, 3), "VertexMask", (7, 3)), ((7, 2, 3), "VertexMask", (7, 2, 3)),
+    ((7, 3), "VertexMean", (3,)), ((5, 4, 2), "VertexMean", (4, 2)),
+])
+def test_shape_vertex_ops(data: tuple, op: str, expected: tuple) -> None:
+    g = multi(op, [data, (1,)], {})
+    infer_shapes(g)
+    assert g.tensors["n"].shape == expected
+    with pytest.raises(GraphError, match=r"'n' \(Vertex.*count input has shape \(3,\)"):
+        infer_shapes(multi(op, [data, (3,)], {}))
+    with pytest.raises(GraphError, match=r"'n'.*2..2 inputs, got 1"):
+        infer_shapes(multi(op, [data], {}))
+
+
 TESTED_OPS = {
     "Input",
+    "VertexMask", "VertexMean",  # test_shape_vertex_ops
     "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",  # test_shape_rearrangements
     "UpSampling1D", "UpSampling2D", "Permute",
     "Dot", "MultiThreshold",  # test_shape_dot_and_multithreshold
