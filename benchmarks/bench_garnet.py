@@ -7,14 +7,16 @@ The model: 32 vertices x 4 features with the vertex count as a second input, a
 simplified GarNet (4 aggregators, 8 propagated features, 8 filters, relu, mean over the
 real vertices), Dense(1); the Keras layer of ``tests/frontends/garnet_reference.py``
 with random weights; nnfab's default types (ap_fixed<16,6>, the 1024-entry exp(-d^2)
-table). The samples' vertex counts are uniform in 0..32, padding vertices zero.
+table). The samples' vertex counts are uniform in 1..32, padding vertices zero.
 
 Prints one table: samples/s of the bit-exact emulator (hm.predict) against Keras'
 model.predict (the baseline, same process, same batch), the C simulation build time in
 an empty cache and its agreement with the emulator (must be exact); ``--synth`` adds the
-Yosys LUT/FF of the ``lut`` Verilog at the default 5 ns target (xcvu9p, synth_xilinx),
-and ``--pnr MHZ`` the same network generated for ECP5 at that target, placed and routed
-(LUT4 / CCU2C / FF and Fmax on the LFE5U-85F).
+Yosys LUT/FF/DSP of the Verilog (``--style dsp``, the default: the 2 x V x A x P = 2,048
+products of activations become DSPs; ``lut`` builds each from gated adders, which
+Yosys did not finish within 30 minutes) at the default 5 ns target (xcvu9p,
+synth_xilinx), and ``--pnr MHZ`` the same network generated for ECP5 at that target,
+placed and routed (LUT4 / CCU2C / FF and Fmax on the LFE5U-85F).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2k samples instead of 20k")
     ap.add_argument("--synth", action="store_true", help="also synthesize the Verilog")
+    ap.add_argument("--style", choices=["dsp", "lut"], default="dsp",
+                    help="Verilog style of --synth / --pnr")
     ap.add_argument("--pnr", type=float, default=None, metavar="MHZ",
                     help="also place and route for ECP5 at this target (slow)")
     args = ap.parse_args()
@@ -85,13 +89,14 @@ def main() -> None:
             ("C simulation == emulator", str(exact))]
     with tempfile.TemporaryDirectory() as work:
         if args.synth:
-            rtl = hm.to_rtl(Path(work) / "rtl", style="lut")
+            rtl = hm.to_rtl(Path(work) / "rtl", style=args.style)
             rep = rtl.synthesize("xcvu9p-flgb2104-2l-e")
-            rows += [("Verilog (lut, 5 ns) LUT / FF", f"{rep.lut:,} / {rep.ff:,}"),
+            rows += [(f"Verilog ({args.style}, 5 ns) LUT / FF / DSP",
+                      f"{rep.lut:,} / {rep.ff:,} / {rep.dsp:,}"),
                      ("Verilog latency (cycles)", str(rtl.latency)),
                      ("Yosys seconds", f"{rep.seconds:.0f}")]
         if args.pnr:
-            rtl = hm.to_rtl(Path(work) / "ecp5", style="lut",
+            rtl = hm.to_rtl(Path(work) / "ecp5", style=args.style,
                             pipeline={"clock_period": 1000 / args.pnr, "family": "ecp5"})
             pnr = rtl.place_and_route(clock_mhz=args.pnr)
             rows += [(f"ECP5 at {args.pnr:g} MHz: LUT4 / CCU2C / FF",

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -174,9 +175,17 @@ def predict(project: Path, input_path: Path, output_path: Path | None, dataset: 
         console.print(outputs[0][:5])
 
 
-def _read_array(path: Path) -> np.ndarray:
+def _read_array(path: Path) -> Any:
+    """A batch from .npy / .csv / text, or one batch per model input from an .npz (in the
+    file's order; a dict when its names are the inputs' own)."""
     if path.suffix == ".npy":
         return np.load(path)
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+        if not arrays:
+            raise click.BadParameter(f"{path}: the .npz file holds no arrays")
+        return list(arrays.values()) if all(k.startswith("arr_") for k in arrays) else arrays
     try:
         return np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
     except ValueError as e:
@@ -352,8 +361,9 @@ def _parse_pipeline(text: str) -> int | float:
                    "Default: the project's clock period. Not together with "
                    "--adders-per-stage.")
 @click.option("-s", "--simulate", "sim_input", type=click.Path(exists=True, path_type=Path),
-              default=None, help="Inputs (.npy/.csv) to run through Verilator and compare, bit "
-                                 "for bit, with the emulator.")
+              default=None, help="Inputs (.npy/.csv; .npz with one array per input for "
+                                 "models with several) to run through Verilator and compare, "
+                                 "bit for bit, with the emulator.")
 @click.option("--synth", is_flag=True, help="Synthesize with Yosys (synth_xilinx) and print "
                                             "the resources.")
 @click.option("--part", default="xcvu9p-flgb2104-2l-e", show_default=True,
@@ -396,10 +406,13 @@ def rtl(project: Path, output_dir: Path | None, style: str, adders_per_stage: in
                   + (f", {aps} adder level(s) per pipeline stage" if aps else ""))
     if sim_input is not None:
         x = _read_array(sim_input)
-        with console.status(f"Verilator: building and simulating {x.shape[0]} samples"):
+        first = next(iter(x.values())) if isinstance(x, dict) else x[0] if isinstance(
+            x, list) else x
+        count = len(first)
+        with console.status(f"Verilator: building and simulating {count} samples"):
             sim = prj.simulate(x)
         equal = bool(np.array_equal(sim.outputs, np.asarray(hm.predict(x))))
-        console.print(f"Verilator: {x.shape[0]} samples, measured latency {sim.latency} cycles, "
+        console.print(f"Verilator: {count} samples, measured latency {sim.latency} cycles, "
                       f"II {sim.ii}; build {sim.build_seconds:.1f} s, run {sim.sim_seconds:.2f} s; "
                       "bit-exact with the emulator: "
                       + ("yes" if equal else "[red]NO[/red]"))

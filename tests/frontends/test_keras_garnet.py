@@ -304,3 +304,26 @@ def test_garnet_verilog_matches_emulator(tmp_path: Path) -> None:
     assert str(prj.design.in_type).startswith("ap_fixed<13,6")
     with pytest.raises(BackendError, match=r"2 inputs \['x', 'n'\]"):
         prj.simulate(x)
+
+
+@pytest.mark.verilator
+def test_cli_rtl_simulates_both_inputs_from_an_npz(tmp_path: Path) -> None:
+    """``nnfab rtl PROJECT -s inputs.npz``: one array per input, by name or in order."""
+    from click.testing import CliRunner
+
+    from nnfab.cli import cli
+    from nnfab.tools.verilator import verilator_available
+
+    if not verilator_available():
+        pytest.skip("verilator not installed")
+    root = tmp_path / "prj"
+    root.mkdir()
+    _narrow(tmp_path).save_ir(root / "nnfab_model.json")
+    x, n = samples(40, seed=13)
+    np.savez(tmp_path / "named.npz", n=n, x=x)
+    np.savez(tmp_path / "ordered.npz", x, n)
+    for name in ("named", "ordered"):
+        res = CliRunner().invoke(cli, ["rtl", str(root), "-o", str(tmp_path / "out"), "-s",
+                                       str(tmp_path / f"{name}.npz")])
+        assert res.exit_code == 0, res.output
+        assert "40 samples" in res.output and "bit-exact with the emulator: yes" in res.output
