@@ -24,6 +24,7 @@ output) and places and routes it (nextpnr's router2: router1 needs hours on the 
 layers): the network's clock is bounded by its slowest layer::
 
     python3 benchmarks/bench_rtl.py --pnr-layers 150     # per-layer ECP5 Fmax table
+    python3 benchmarks/bench_rtl.py --pnr-layers 150 --layers fc3
 """
 
 from __future__ import annotations
@@ -126,10 +127,11 @@ def layer_graph(model: nnfab.NnfabModel, name: str) -> Graph:
     return g
 
 
-def pnr_layers(mhz: float, work: Path) -> None:
-    """Each layer alone for ECP5 at ``mhz``, placed and routed: a table."""
+def pnr_layers(mhz: float, work: Path, only: list[str] | None = None) -> None:
+    """Each layer (or those in ``only``) alone for ECP5 at ``mhz``, placed and routed."""
     model = reference_model()
-    layers = [n.name for n in model.graph.nodes if n.op == "Dense"]
+    layers = [n.name for n in model.graph.nodes if n.op == "Dense" and (
+        not only or n.name in only)]
     print("layer | in x out | latency | LUT4 | CCU2C | FF | Fmax MHz | target | synth+pnr s")
     slowest = None
     for name in layers:
@@ -162,11 +164,13 @@ def main() -> None:
     ap.add_argument("--pnr-layers", type=float, default=None, metavar="MHZ",
                     help="Only place and route each layer alone on the LFE5U-85F at this "
                          "target (the whole network does not fit there).")
+    ap.add_argument("--layers", nargs="+", default=None, metavar="NAME",
+                    help="With --pnr-layers: only these layers (fc0 .. fc3).")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = args.work or Path(tempfile.mkdtemp(prefix="nnfab_bench_rtl_"))
     if args.pnr_layers:
-        pnr_layers(args.pnr_layers, work)
+        pnr_layers(args.pnr_layers, work, args.layers)
         return
     cols = ["style", "R", "clock_ns", "generate_s", "latency", "ii", "measured_latency",
             "bit_exact", "verilator_build_s", "sim_100k_s", "lut", "ff", "dsp", "synth_s",

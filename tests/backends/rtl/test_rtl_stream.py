@@ -666,3 +666,11 @@ def test_joins_that_a_stream_cannot_take_are_named(tmp_path: Path) -> None:
     g.outputs = ["twice"]
     with pytest.raises(BackendError, match=r"'twice'.*branches must join on the pixel stream"):
         RTLProject(convert(g, CONFIG), tmp_path)
+
+
+@sim
+def test_branches_join_on_a_folded_stream(tmp_path: Path) -> None:
+    """The residual network with its inner convolution folded by 3: pixels every 3 cycles,
+    the joins' FIFOs sized for that pacing, slower pacing and gaps."""
+    model = convert(_residual_net(), _with_reuse(RESIDUAL_CONFIG, {"c2": 3}))
+    check_folded(model, tmp_path, "dsp", 3, batch=4)
