@@ -111,3 +111,36 @@ def test_coyote_on_the_simulated_u55c(tmp_path: Path) -> None:
         good = subprocess.run([exe, deploy / "X_test.bin", deploy / "X_test.bin"],
                               capture_output=True, text=True)
         assert good.returncode == 0 and "bit-exact" in good.stdout
+
+
+@pytest.mark.skipif(not verilator_available(), reason="needs Verilator")
+def test_two_input_network_on_the_simulated_pynq_z2(tmp_path: Path) -> None:
+    """A GarNet layer (features and the vertex count) through the Verilog route: the
+    driver packs both inputs onto the one bus; the HLS route refuses two inputs."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "frontends"))
+    from test_keras_garnet import GARNET_CONFIG, _file_weights, _write, samples
+
+    from nnfab.errors import ConfigError
+    from nnfab.frontends.keras_json import graph_from_keras_json
+
+    path = _write(tmp_path, {**GARNET_CONFIG, "output_activation": "relu"}, _file_weights())
+    config = {"Model": {"Precision": "ap_fixed<12,5,AP_RND,AP_SAT>"}}
+    x, n = samples(30, seed=4)
+    hm = convert_graph(graph_from_keras_json(path, tmp_path / "w.h5"), config,
+                       output_dir=tmp_path / "prj", backend="VivadoAccelerator",
+                       board="pynq-z2", interface="fixed", route="rtl")
+    hm.write([x, n])
+    board = simulate(Path(hm.output_dir), engine="verilator", in_gap=0.2, out_stall=0.3, seed=5)
+    assert [p["name"] for p in board.desc["inputs"]] == ["x", "n"]
+    want = np.asarray(hm.predict([x, n]))
+    np.testing.assert_array_equal(board.predict([x, n]), want)
+    np.testing.assert_array_equal(board.predict({"n": n, "x": x}), want)
+    np.testing.assert_array_equal(expected_outputs(hm, [x, n]), want)
+    code, text = board.run_validate()  # deploy/X_test.npy holds the packed bus batch
+    assert code == 0, text
+    with pytest.raises(ConfigError, match=r"2 inputs \['x', 'n'\].*Verilog route"):
+        convert_graph(graph_from_keras_json(path, tmp_path / "w.h5"), config,
+                      output_dir=tmp_path / "hls", backend="VivadoAccelerator",
+                      board="pynq-z2", interface="fixed", route="hls").write([x, n])

@@ -84,11 +84,23 @@ def port_description(t: FixedType, shape: tuple[int, ...], interface: str) -> di
 
 def describe(graph: Graph, settings: AccelSettings, project_name: str) -> dict[str, Any]:
     """The accelerator's interface document (``accel/accel.json``, ``nnfab_nn.json``)."""
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise ConfigError(f"the accelerator wrappers take one input and one output; model "
-                          f"{graph.name!r} has {len(graph.inputs)} and {len(graph.outputs)}")
+    if len(graph.outputs) != 1:
+        raise ConfigError(f"the accelerator wrappers take one output; model {graph.name!r} "
+                          f"has {len(graph.outputs)}")
+    if len(graph.inputs) > 1 and (settings.route != "rtl" or settings.interface != "fixed"):
+        raise ConfigError(
+            f"model {graph.name!r} has {len(graph.inputs)} inputs {graph.inputs}; the "
+            "Verilog route (route='rtl', interface='fixed') carries several inputs on one "
+            "bus, the HLS route takes one")
     tin = graph.tensors[graph.inputs[0]]
     tout = graph.tensors[graph.outputs[0]]
+    in_type, in_shape = tin.type, tuple(tin.shape)
+    if len(graph.inputs) > 1:  # one bus: input after input, in their union type
+        from nnfab.backends.rtl.writer import bus_type
+
+        tensors = [graph.tensors[name] for name in graph.inputs]
+        in_type = bus_type([t.type for t in tensors])
+        in_shape = (sum(t.size for t in tensors),)
     doc = {
         "format": FORMAT,
         "board": settings.board.name,
@@ -99,10 +111,15 @@ def describe(graph: Graph, settings: AccelSettings, project_name: str) -> dict[s
         "route": settings.route,
         "clock_mhz": settings.board.clock_mhz,
         "project": sanitize(project_name),
-        "input": port_description(tin.type, tuple(tin.shape), settings.interface),
+        "input": port_description(in_type, in_shape, settings.interface),
         "output": port_description(tout.type, tuple(tout.shape), settings.interface),
         "bitfile": BITFILE_STEM,
     }
+    if len(graph.inputs) > 1:
+        doc["inputs"] = [{"name": name, **port_description(graph.tensors[name].type,
+                                                           tuple(graph.tensors[name].shape),
+                                                           settings.interface)}
+                         for name in graph.inputs]
     for side in ("input", "output"):
         lane = doc[side]["lane"]
         if lane > settings.bus_width:

@@ -92,11 +92,35 @@ def load_accel_model(root: str | Path) -> Any:
                       accel=settings)
 
 
-def default_test_inputs(model: Any, n: int = DEFAULT_TEST_SAMPLES, seed: int = 0) -> np.ndarray:
-    """Inputs spread over the input type's range, for a project written without data."""
-    t = model.graph.tensors[model.graph.inputs[0]]
+def default_test_inputs(model: Any, n: int = DEFAULT_TEST_SAMPLES, seed: int = 0) -> Any:
+    """Inputs spread over the input type's range, for a project written without data (a
+    list, one batch per input, for a network with several)."""
     rng = np.random.default_rng(seed)
-    return rng.uniform(t.type.min, t.type.max, size=(n, *t.shape))
+    xs = [rng.uniform(t.type.min, t.type.max, size=(n, *t.shape))
+          for t in (model.graph.tensors[name] for name in model.graph.inputs)]
+    return xs[0] if len(xs) == 1 else xs
+
+
+def bus_inputs(model: Any, x: Any) -> np.ndarray:
+    """The batch the bus carries: ``x`` itself, or several inputs packed (``pack_inputs``)."""
+    if len(model.graph.inputs) > 1 and isinstance(x, list | tuple | dict):
+        from nnfab.accel.drivers.nnfab_driver import pack_inputs
+        from nnfab.accel.interface import describe
+
+        return pack_inputs(describe(model.graph, model.accel, "p"), x)
+    return np.asarray(x)
+
+
+def split_inputs(model: Any, packed: np.ndarray) -> Any:
+    """The bus batch of a network with several inputs back as one batch per input."""
+    if len(model.graph.inputs) == 1:
+        return packed
+    out, offset = [], 0
+    for name in model.graph.inputs:
+        t = model.graph.tensors[name]
+        out.append(packed[:, offset:offset + t.size].reshape(len(packed), *t.shape))
+        offset += t.size
+    return out
 
 
 def expected_outputs(model: Any, x: np.ndarray) -> np.ndarray:
@@ -108,7 +132,8 @@ def expected_outputs(model: Any, x: np.ndarray) -> np.ndarray:
     if model.accel.interface == "float":
         y = np.asarray(model.predict(np.asarray(x, dtype=np.float32)))
         return y.astype(np.float32).astype(np.float64)
-    return np.asarray(model.predict(x), dtype=np.float64)
+    return np.asarray(model.predict(split_inputs(model, bus_inputs(model, x))),
+                      dtype=np.float64)
 
 
 def axis_wrapper(model: Any) -> Any:
@@ -218,7 +243,7 @@ def write_deploy(model: Any, root: Path, doc: dict[str, Any], x_test: Any = None
     if x_test is None:
         old = deploy / "X_test.npy"
         x_test = np.load(old) if old.is_file() else default_test_inputs(model)
-    x_test = np.asarray(x_test)
+    x_test = bus_inputs(model, x_test)  # several inputs: the packed bus batch
     y_test = expected_outputs(model, x_test)
     np.save(deploy / "X_test.npy", x_test)
     np.save(deploy / "y_test.npy", y_test)

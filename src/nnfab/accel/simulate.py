@@ -461,7 +461,12 @@ class SimulatedBoard:
             return cls(self.bitfile, x_shape, y_shape, **kw)
 
     def predict(self, x: Any, profile: bool = False, *, max_batch: int | None = None) -> Any:
-        """``NeuralNetworkOverlay.predict`` through the simulated transport."""
+        """``NeuralNetworkOverlay.predict`` through the simulated transport (a network with
+        several inputs: a list or dict of batches, or the packed bus batch)."""
+        if self.desc.get("inputs") and isinstance(x, list | tuple | dict):
+            from nnfab.accel.drivers.nnfab_driver import pack_inputs
+
+            x = pack_inputs(self.desc, x)
         x = np.asarray(x)
         batch_shape = x.shape if x.ndim == len(self.desc["input"]["shape"]) + 1 else None
         nn = self.overlay(batch_shape, None, max_batch=max_batch)

@@ -143,6 +143,34 @@ def from_mantissas(m: np.ndarray, port: dict[str, Any]) -> np.ndarray:
     return np.asarray(m, dtype=np.float64) * (2.0 ** -int(port["frac"]))
 
 
+def pack_inputs(desc: dict[str, Any], xs: Any) -> np.ndarray:
+    """Several inputs (a list in the network's order, or a dict by name) -> the one batch
+    the bus carries: each cast to its own type, flattened, input after input."""
+    ports = desc.get("inputs")
+    if not ports:
+        raise ValueError("this network has one input: pass its batch itself")
+    names = [p["name"] for p in ports]
+    if isinstance(xs, dict):
+        if sorted(xs) != sorted(names):
+            raise ValueError(f"inputs by name must be exactly {names}, got {sorted(xs)}")
+        arrays = [xs[n] for n in names]
+    else:
+        arrays = list(xs)
+        if len(arrays) != len(ports):
+            raise ValueError(f"the network has {len(ports)} inputs {names}, got "
+                             f"{len(arrays)} arrays")
+    parts = []
+    for k, port in enumerate(ports):
+        a = np.asarray(arrays[k], dtype=np.float64)
+        shape = tuple(int(d) for d in port["shape"])
+        if a.ndim != len(shape) + 1 or tuple(a.shape[1:]) != shape or (
+                parts and a.shape[0] != parts[0].shape[0]):
+            raise ValueError(f"input {port['name']!r}: expected a batch of shape "
+                             f"(n, {_dims(shape)}), got {a.shape}")
+        parts.append(from_mantissas(to_mantissas(a, port), port).reshape(a.shape[0], -1))
+    return np.concatenate(parts, axis=1)
+
+
 # ------------------------------------------------------------------ encoding
 class Codec:
     """Samples <-> transfer bytes for one interface document (``nnfab_nn.json``)."""
@@ -199,7 +227,10 @@ class Codec:
                              f"({_dims(self.out_shape)})")
 
     def check_input(self, x: Any) -> np.ndarray:
-        """Validated batch: a real array of shape (n, *input shape), finite."""
+        """Validated batch: a real array of shape (n, *input shape), finite; a network
+        with several inputs also takes them as a list or dict (``pack_inputs``)."""
+        if self.desc.get("inputs") and isinstance(x, (list, tuple, dict)):
+            x = pack_inputs(self.desc, x)
         x = np.asarray(x)
         if x.dtype.kind not in "fiu":
             raise TypeError(f"inputs must be a real (float or integer) array, got dtype {x.dtype}")
