@@ -540,7 +540,8 @@ def render() -> str:
         "convolution becomes that convolution's padding, and global pooling ends the stream "
         "(it collects the feature map, as Flatten does). Vector designs take several inputs "
         "(GarNet's vertex count, a cross-attention's second sequence) on one input bus, "
-        "input after input; pixel streams and the accelerator wrappers take one.",
+        "input after input (the accelerator's Verilog route carries them the same way; its HLS "
+        "route and pixel streams take one input).",
         "- Sources: `keras_layers.SUPPORTED_LAYERS`, `keras_json.SUPPORTED_LAYERS` / "
         "`QKERAS_LAYERS`, `qkeras.QUANTIZER_PARAMS` / `ACTIVATION_QUANTIZERS`, "
         "`torch_layers.MODULES` / `FUNCTIONS` / `METHODS`, `onnx_layers.CONVERTERS`, "
