@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from bench_predict import rate
+from bench_predict import print_rows, rate
 
 PARTICLES, FEATURES, HEADS, KEY_DIM, CLASSES = 16, 8, 2, 8, 5
 
@@ -74,10 +74,7 @@ def main() -> None:
             rows += [("Verilog (dsp) LUT / FF / DSP", f"{rep.lut:,} / {rep.ff:,} / {rep.dsp:,}"),
                      ("Verilog latency (cycles)", str(rtl.latency)),
                      ("Yosys seconds", f"{rep.seconds:.0f}")]
-    width = max(len(k) for k, _ in rows)
-    print(f"{'measure':<{width}}  value")
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    print_rows(rows)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "frontends"))
-from bench_predict import rate
+from bench_predict import print_rows, rate
 
 VERTICES, FEATURES, AGGREGATORS, PROPAGATE, FILTERS = 32, 4, 4, 8, 8
 
@@ -103,10 +103,7 @@ def main() -> None:
                       f"{pnr.lut4:,} / {pnr.ccu2c:,} / {pnr.ff:,}"),
                      ("ECP5 Fmax (MHz)", f"{pnr.fmax_mhz or 0:.1f}"),
                      ("ECP5 latency (cycles)", str(rtl.latency))]
-    width = max(len(k) for k, _ in rows)
-    print(f"{'measure':<{width}}  value")
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    print_rows(rows)
 
 
 if __name__ == "__main__":

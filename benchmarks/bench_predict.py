@@ -62,6 +62,14 @@ def rate(fn, n: int, repeats: int = 3) -> float:
     return n / best
 
 
+def print_rows(rows: list[tuple[str, str]]) -> None:
+    """A two-column table (measure, value), as the single-model benchmarks print it."""
+    width = max(len(k) for k, _ in rows)
+    print(f"{'measure':<{width}}  value")
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=100_000)

@@ -15,7 +15,7 @@ import numpy as np
 
 from nnfab.errors import GraphError
 from nnfab.ir.graph import Node
-from nnfab.ir.types import FixedType, Overflow, Rounding
+from nnfab.ir.types import FixedType, Overflow, Rounding, union_of
 
 WEIGHTS = ("keep_negative", "bits", "integers")
 
@@ -71,10 +71,4 @@ def union_type(node: Node, shape: tuple[int, ...]) -> FixedType:
     rounding, overflow = modes(node)
     types = [element_type(*key, rounding, overflow) for key in element_types(node, shape)]
     present = [t for t in types if t is not None]
-    if not present:
-        return FixedType(1, 1, False)
-    signed = any(t.signed for t in present)
-    magnitude = max(t.integer - int(t.signed) for t in present)  # integer bits without sign
-    frac = max(t.frac for t in present)
-    integer = magnitude + int(signed)
-    return FixedType(max(1, integer + frac), integer, signed)
+    return union_of(present) if present else FixedType(1, 1, False)

@@ -401,6 +401,16 @@ class FixedType:
         return out
 
 
+def union_of(types: list[FixedType]) -> FixedType:
+    """The narrowest type holding each of ``types`` exactly (signed if any is; ``AP_TRN``,
+    ``AP_WRAP``): the widest integer part without sign, the finest step."""
+    signed = any(t.signed for t in types)
+    magnitude = max(t.integer - int(t.signed) for t in types)  # integer bits without sign
+    frac = max(t.frac for t in types)
+    integer = magnitude + int(signed)
+    return FixedType(max(1, integer + frac), integer, signed)
+
+
 def _range_contains(outer: FixedType, inner: FixedType) -> bool:
     """Exact comparison of ranges on the common grid (Python ints, no float rounding)."""
     shift = max(outer.frac, inner.frac)

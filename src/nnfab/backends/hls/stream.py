@@ -25,13 +25,12 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from nnfab.backends.hls.layers import LayerCode, RenderContext, render_layer
 from nnfab.backends.hls.recurrent import stream_call
 from nnfab.errors import BackendError
 from nnfab.ir import Graph, Node
 from nnfab.ir.rearrange import REARRANGE_OPS
+from nnfab.ir.rows import row_weights
 
 ROW_OPS = ("Dense", "Activation", "BatchNormalization", "Merge", "Dot", "MultiThreshold")
 LAST_AXIS_OPS = ("Softmax", "Concatenate")
@@ -267,14 +266,8 @@ def _per_channel(node: Node, graph: Graph) -> Node | None:
     row (transaction) has the same types; else None."""
     from nnfab.ir.element_cast import WEIGHTS
 
-    shape = graph.tensors[node.name].shape
-    rows = {}
-    for key in WEIGHTS:
-        full = np.broadcast_to(np.asarray(node.weights[key]), shape).reshape(-1, shape[-1])
-        if np.any(full != full[0]):
-            return None
-        rows[key] = np.array(full[0])
-    return dataclasses.replace(node, weights={**node.weights, **rows})
+    rows = row_weights(node, graph.tensors[node.name].shape, WEIGHTS)
+    return None if rows is None else dataclasses.replace(node, weights=rows)
 
 
 def _buffered_body(ctx: RenderContext, net: StreamNetwork, node: Node,

@@ -112,6 +112,7 @@ from nnfab.backends.rtl.writer import RtlDesign, dataflow
 from nnfab.errors import BackendError, ConfigError
 from nnfab.ir import FixedType, Graph, Namespace, Node, sanitize
 from nnfab.ir.rearrange import REARRANGE_OPS
+from nnfab.ir.rows import row_weights
 from nnfab.ir.tables import pool_counts, reciprocal
 
 log = logging.getLogger(__name__)
@@ -824,17 +825,15 @@ def _pixel_weights(node: Node, shape: tuple[int, ...]) -> dict[str, np.ndarray] 
     keys = [k for k in PER_ELEMENT_WEIGHTS.get(node.op, ()) if k in node.weights]
     if not keys:
         return None
-    out = dict(node.weights)
-    for key in keys:
-        full = np.broadcast_to(np.asarray(node.weights[key]), shape).reshape(-1, shape[-1])
-        if np.any(full != full[0]):
-            raise BackendError(
-                f"layer {node.name!r} ({node.op}): weight {key!r} differs from pixel to pixel; "
-                "a pixel stream applies one row of channels to every pixel (per-channel "
-                "values; use io_parallel-style vector designs, i.e. no convolution, for "
-                "per-element ones)")
-        out[key] = np.array(full[0])
-    return out
+    rows = row_weights(node, shape, keys)
+    if rows is None:
+        key = next(k for k in keys if row_weights(node, shape, [k]) is None)
+        raise BackendError(
+            f"layer {node.name!r} ({node.op}): weight {key!r} differs from pixel to "
+            "pixel; a pixel stream applies one row of channels to every pixel (per-channel "
+            "values; use io_parallel-style vector designs, i.e. no convolution, for "
+            "per-element ones)")
+    return rows
 
 
 def _vector_stage(graph: Graph, node: Node, names: Namespace, top: str,

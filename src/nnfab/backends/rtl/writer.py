@@ -45,6 +45,7 @@ from nnfab.backends.rtl import ecp5
 from nnfab.backends.rtl.layers import RENDERERS, LayerContext, LayerModule, RtlOptions
 from nnfab.errors import BackendError
 from nnfab.ir import FixedType, Graph, Namespace, sanitize
+from nnfab.ir.types import union_of
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +187,8 @@ def dataflow(graph: Graph) -> list[str]:
 
 
 def bus_type(types: list[FixedType]) -> FixedType:
-    """The narrowest type holding each of ``types`` exactly (signed if any is)."""
-    signed = any(t.signed for t in types)
-    magnitude = max(t.integer - int(t.signed) for t in types)
-    frac = max(t.frac for t in types)
-    integer = magnitude + int(signed)
-    return FixedType(max(1, integer + frac), integer, signed)
+    """The type of the input bus: the narrowest holding each input type exactly."""
+    return union_of(types)
 
 
 def generate_parallel(graph: Graph, options: RtlOptions | None = None, top: str | None = None
