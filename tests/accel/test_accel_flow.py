@@ -113,23 +113,25 @@ def test_coyote_on_the_simulated_u55c(tmp_path: Path) -> None:
         assert good.returncode == 0 and "bit-exact" in good.stdout
 
 
-@pytest.mark.skipif(not verilator_available(), reason="needs Verilator")
-def test_two_input_network_on_the_simulated_pynq_z2(tmp_path: Path) -> None:
-    """A GarNet layer (features and the vertex count) through the Verilog route: the
-    driver packs both inputs onto the one bus; the HLS route refuses two inputs."""
+def _garnet(tmp_path: Path):
     import sys
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "frontends"))
     from test_keras_garnet import GARNET_CONFIG, _file_weights, _write, samples
 
-    from nnfab.errors import ConfigError
     from nnfab.frontends.keras_json import graph_from_keras_json
 
     path = _write(tmp_path, {**GARNET_CONFIG, "output_activation": "relu"}, _file_weights())
+    return graph_from_keras_json(path, tmp_path / "w.h5"), samples(30, seed=4)
+
+
+@pytest.mark.skipif(not verilator_available(), reason="needs Verilator")
+def test_two_input_network_on_the_simulated_pynq_z2(tmp_path: Path) -> None:
+    """A GarNet layer (features and the vertex count) through the Verilog route: the
+    driver packs both inputs onto the one bus."""
+    graph, (x, n) = _garnet(tmp_path)
     config = {"Model": {"Precision": "ap_fixed<12,5,AP_RND,AP_SAT>"}}
-    x, n = samples(30, seed=4)
-    hm = convert_graph(graph_from_keras_json(path, tmp_path / "w.h5"), config,
-                       output_dir=tmp_path / "prj", backend="VivadoAccelerator",
+    hm = convert_graph(graph, config, output_dir=tmp_path / "prj", backend="VivadoAccelerator",
                        board="pynq-z2", interface="fixed", route="rtl")
     hm.write([x, n])
     board = simulate(Path(hm.output_dir), engine="verilator", in_gap=0.2, out_stall=0.3, seed=5)
@@ -140,7 +142,48 @@ def test_two_input_network_on_the_simulated_pynq_z2(tmp_path: Path) -> None:
     np.testing.assert_array_equal(expected_outputs(hm, [x, n]), want)
     code, text = board.run_validate()  # deploy/X_test.npy holds the packed bus batch
     assert code == 0, text
-    with pytest.raises(ConfigError, match=r"2 inputs \['x', 'n'\].*Verilog route"):
-        convert_graph(graph_from_keras_json(path, tmp_path / "w.h5"), config,
-                      output_dir=tmp_path / "hls", backend="VivadoAccelerator",
-                      board="pynq-z2", interface="fixed", route="hls").write([x, n])
+
+
+def _two_input_keras():
+    import keras
+
+    a, b = keras.Input((6,), name="a"), keras.Input((3,), name="b")
+    h = keras.layers.Concatenate()([keras.layers.Dense(4, activation="relu", name="da")(a),
+                                    keras.layers.Dense(2, name="db")(b)])
+    return keras.Model([a, b], keras.layers.Dense(3, name="out")(h))
+
+
+@pytest.mark.parametrize(("board_name", "interface", "io_type"),
+                         [("pynq-z2", "fixed", "io_parallel"), ("zcu102", "fixed", "io_stream"),
+                          ("alveo-u250", "float", "io_parallel")])
+def test_two_inputs_through_the_hls_route(tmp_path: Path, board_name: str, interface: str,
+                                          io_type: str) -> None:
+    """Two inputs of different types on the HLS top's one stream (C simulation of the
+    AXI4-Stream top, or of the Alveo kernel): by list, by dict and packed, bit-exact."""
+    from nnfab.api import convert_from_keras_model
+
+    config = {"Model": {"Precision": "ap_fixed<12,5>"},
+              "LayerName": {"a": {"Precision": "ap_fixed<8,3>"},
+                            "b": {"Precision": "ap_ufixed<7,0,AP_RND,AP_SAT>"}}}
+    hm = convert_from_keras_model(_two_input_keras(), hls_config=config,
+                                  output_dir=str(tmp_path / "prj"),
+                                  backend=BACKENDS[board_name], board=board_name,
+                                  interface=interface, io_type=io_type)
+    rng = np.random.default_rng(7)
+    x = [rng.uniform(-5, 5, (27, 6)), rng.uniform(-0.2, 1.2, (27, 3))]  # b saturates
+    hm.write(x)
+    board = simulate(Path(hm.output_dir), engine="csim")
+    desc = board.desc
+    assert [p["type"] for p in desc["inputs"]] == ["ap_fixed<8,3>",
+                                                   "ap_ufixed<7,0,AP_RND,AP_SAT>"]
+    if interface == "fixed":  # the bus type: 2 integer bits + sign, 7 fraction bits
+        assert desc["input"]["type"] == "ap_fixed<10,3>"
+    want = np.asarray(hm.predict(x))
+    np.testing.assert_array_equal(expected_outputs(hm, x), want)
+    np.testing.assert_array_equal(board.predict(x, max_batch=10), want)
+    np.testing.assert_array_equal(board.predict({"b": x[1], "a": x[0]}), want)
+    from nnfab.accel.project import bus_inputs
+
+    np.testing.assert_array_equal(board.predict(bus_inputs(hm, x)), want)
+    code, text = board.run_validate()
+    assert code == 0, text

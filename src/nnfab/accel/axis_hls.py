@@ -58,11 +58,10 @@ def render_axis_top(model: Any) -> dict[str, str]:
         raise ConfigError("the AXI4-Stream top needs accelerator settings (backend "
                           "'VivadoAccelerator' / 'VitisAccelerator' and a board)")
     project = render_project(model.graph, settings_of(model))
-    if len(project.inputs) != 1 or len(project.outputs) != 1:
-        raise BackendError(f"the AXI4-Stream top takes one input and one output; "
-                           f"{project.top!r} has {len(project.inputs)} and "
+    if len(project.outputs) != 1:
+        raise BackendError(f"the AXI4-Stream top takes one output; {project.top!r} has "
                            f"{len(project.outputs)}")
-    pin, pout = project.inputs[0], project.outputs[0]
+    pout = project.outputs[0]
     doc = model_interface(model)
     stream = model.graph.io_type == "io_stream"
     top = project.top
@@ -71,10 +70,10 @@ def render_axis_top(model: Any) -> dict[str, str]:
     env = _env()
     values = dict(
         common, bus=settings.bus_width, in_lane=doc["input"]["lane"],
-        out_lane=doc["output"]["lane"], n_in=pin.size, n_out=pout.size,
-        in_type=pin.type_name, out_type=pout.type_name, stream=stream,
-        in_pack=pin.pack, out_pack=pout.pack, in_tx=pin.n_tx, out_tx=pout.n_tx,
-        in_width=pin.width, out_width=pout.width)
+        out_lane=doc["output"]["lane"], n_in=sum(p.size for p in project.inputs),
+        n_out=pout.size, inputs=_input_ports(project.inputs), bus_type=_bus_type(model.graph),
+        out_type=pout.type_name, stream=stream, out_pack=pout.pack, out_tx=pout.n_tx,
+        out_width=pout.width)
     vitis = model.hls_backend == "Vitis"
     return {
         f"firmware/{top}_axi.h": env.get_template("axis_top.h.j2").render(**values),
@@ -86,6 +85,28 @@ def render_axis_top(model: Any) -> dict[str, str]:
             vlnv=ip_vlnv(top), vendor=IP_VENDOR, library=IP_LIBRARY, ip_version=IP_VERSION),
         "accel/csim/main.cpp": env.get_template("axis_csim_main.cpp.j2").render(**common),
     }
+
+
+def _input_ports(ports: list[Any]) -> list[dict[str, Any]]:
+    """The network's inputs as the top reads them: a local array each (``x`` for one
+    input, ``x0``, ``x1`` ... for several), their lanes ``[offset, end)`` of a sample."""
+    out, offset = [], 0
+    for k, p in enumerate(ports):
+        out.append({"array": "x" if len(ports) == 1 else f"x{k}", "tensor": p.tensor,
+                    "type": p.type_name, "size": p.size, "offset": offset,
+                    "end": offset + p.size, "pack": p.pack, "tx": p.n_tx, "width": p.width,
+                    "stream": f"net_in{k}" if len(ports) > 1 else "net_in"})
+        offset += p.size
+    return out
+
+
+def _bus_type(graph: Any) -> str:
+    """The C++ type of the input lanes' mantissas with ``interface="fixed"``: several
+    inputs share the bus type (``docs/axi_stream.md``)."""
+    from nnfab.backends.hls.cpp import cpp_type
+    from nnfab.ir.types import union_of
+
+    return cpp_type(union_of([graph.tensors[name].type for name in graph.inputs]))
 
 
 def model_interface(model: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from nnfab.accel.boards import BUS_WIDTHS, Board, get_board
 from nnfab.accel.drivers.nnfab_driver import lane_width
 from nnfab.errors import ConfigError
 from nnfab.ir import FixedType, Graph, sanitize
+from nnfab.ir.types import union_of
 
 INTERFACES = ("float", "fixed")
 ROUTES = ("hls", "rtl")
@@ -87,19 +88,12 @@ def describe(graph: Graph, settings: AccelSettings, project_name: str) -> dict[s
     if len(graph.outputs) != 1:
         raise ConfigError(f"the accelerator wrappers take one output; model {graph.name!r} "
                           f"has {len(graph.outputs)}")
-    if len(graph.inputs) > 1 and (settings.route != "rtl" or settings.interface != "fixed"):
-        raise ConfigError(
-            f"model {graph.name!r} has {len(graph.inputs)} inputs {graph.inputs}; the "
-            "Verilog route (route='rtl', interface='fixed') carries several inputs on one "
-            "bus, the HLS route takes one")
     tin = graph.tensors[graph.inputs[0]]
     tout = graph.tensors[graph.outputs[0]]
     in_type, in_shape = tin.type, tuple(tin.shape)
     if len(graph.inputs) > 1:  # one bus: input after input, in their union type
-        from nnfab.backends.rtl.writer import bus_type
-
         tensors = [graph.tensors[name] for name in graph.inputs]
-        in_type = bus_type([t.type for t in tensors])
+        in_type = union_of([t.type for t in tensors])
         in_shape = (sum(t.size for t in tensors),)
     doc = {
         "format": FORMAT,

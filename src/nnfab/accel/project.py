@@ -130,7 +130,8 @@ def expected_outputs(model: Any, x: np.ndarray) -> np.ndarray:
     values) and outputs come back as float32.
     """
     if model.accel.interface == "float":
-        y = np.asarray(model.predict(np.asarray(x, dtype=np.float32)))
+        x32 = np.asarray(bus_inputs(model, x), dtype=np.float32).astype(np.float64)
+        y = np.asarray(model.predict(split_inputs(model, x32)))
         return y.astype(np.float32).astype(np.float64)
     return np.asarray(model.predict(split_inputs(model, bus_inputs(model, x))),
                       dtype=np.float64)
