@@ -173,6 +173,9 @@ KERAS_ROWS: dict[str, tuple[str, ...]] = {
     "QDepthwiseConv2D": ("DepthwiseConv2D",),
     "QActivation": ("ActQuant", "Activation"),
     "QBatchNormalization": ("BatchNormalization",),
+    "QSimpleRNN": ("SimpleRNN",),
+    "QLSTM": ("LSTM",),
+    "QGRU": ("GRU",),
 }
 """Keras / QKeras class -> rows (``()``: the model input, in every backend)."""
 
@@ -534,9 +537,11 @@ def render() -> str:
         "cycle, line buffers; with `ReuseFactor` R > 1, Conv 1-D/2-D and per-pixel Dense "
         "kernels fold and pixels come every R cycles; BatchNormalization, LayerNormalization "
         "and per-channel ElementCast run per pixel; branches meet in a Merge or a Concatenate "
-        "on the channels, one FIFO per branch); upsampling and Permute work only in vector "
-        "(non-streamed) designs so far. In a pixel stream, "
-        "cropping drops pixels, a zero padding read only by a "
+        "on the channels, one FIFO per branch); Permute works only in vector (non-streamed) "
+        "designs so far. In a pixel stream, "
+        "cropping drops pixels, nearest upsampling repeats pixels and rows from a buffer "
+        "(the input is then paced so that the larger feature map fits in an image's "
+        "cycles), a zero padding read only by a "
         "convolution becomes that convolution's padding, and global pooling ends the stream "
         "(it collects the feature map, as Flatten does). Vector designs take several inputs "
         "(GarNet's vertex count, a cross-attention's second sequence) on one input bus, "

@@ -34,15 +34,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import tensorflow as tf
 from qkeras import (
+    QGRU,
+    QLSTM,
     QActivation,
     QBatchNormalization,
     QConv1D,
     QConv2D,
     QDense,
     QDepthwiseConv2D,
+    QSimpleRNN,
 )
 from qkeras.utils import _add_supported_quantized_objects
 from tensorflow import keras
+from tensorflow.python.ops import array_ops as _array_ops
+from tensorflow.python.util import nest as _nest
+
+# QKeras 0.9's QSimpleRNN and QGRU call two TensorFlow names that TF 2.14 moved.
+if not hasattr(_nest, "is_sequence"):
+    _nest.is_sequence = _nest.is_nested
+if not hasattr(_array_ops, "unstack"):
+    _array_ops.unstack = tf.unstack
 
 L = keras.layers
 SEED = 20240611
@@ -225,6 +236,44 @@ def build_qbn() -> keras.Model:
     return keras.Model(x_in, x, name="qbn")
 
 
+K6 = "quantized_bits(6,0,alpha=1)"
+B8 = "quantized_bits(8,2,alpha=1)"
+
+
+def build_qlstm() -> keras.Model:
+    """Two QLSTMs: quantized_tanh / QKeras' hard_sigmoid, state quantizers, sequences."""
+    x_in = keras.Input((8, 3), name="x")
+    x = QLSTM(5, return_sequences=True, kernel_quantizer=K6, recurrent_quantizer=K6,
+              bias_quantizer=B8, state_quantizer="quantized_bits(8,2,alpha=1)",
+              activation="quantized_tanh(8)", name="lstm1")(x_in)
+    x = QActivation("quantized_bits(8,1,alpha=1)", name="a1")(x)
+    x = QLSTM(4, kernel_quantizer=K6, recurrent_quantizer="quantized_bits(5,0,alpha=1)",
+              bias_quantizer=B8, state_quantizer="quantized_bits(7,1,alpha=1)",
+              activation="quantized_tanh(6)", recurrent_activation="quantized_sigmoid(6)",
+              go_backwards=True, name="lstm2")(x)
+    x = QDense(3, kernel_quantizer=K6, bias_quantizer=B8, name="out")(x)
+    return keras.Model(x_in, x, name="qlstm")
+
+
+def build_qgru() -> keras.Model:
+    """QGRU with reset_after false and true, and a QSimpleRNN head."""
+    x_in = keras.Input((7, 4), name="x")
+    x = QGRU(5, return_sequences=True, reset_after=False, kernel_quantizer=K6,
+             recurrent_quantizer=K6, bias_quantizer=B8,
+             state_quantizer="quantized_bits(8,2,alpha=1)", activation="quantized_tanh(7)",
+             recurrent_activation="quantized_sigmoid(6)", name="gru1")(x_in)
+    x = QActivation("quantized_bits(8,1,alpha=1)", name="a1")(x)
+    x = QGRU(4, return_sequences=True, reset_after=True, kernel_quantizer=K6,
+             recurrent_quantizer=K6, bias_quantizer=B8,
+             state_quantizer="quantized_bits(8,1,alpha=1)", activation="quantized_tanh(8)",
+             name="gru2")(x)
+    x = QActivation("quantized_bits(8,1,alpha=1)", name="a2")(x)
+    x = QSimpleRNN(3, kernel_quantizer=K6, recurrent_quantizer=K6, bias_quantizer=B8,
+                   state_quantizer="quantized_bits(8,1,alpha=1)",
+                   activation="quantized_tanh(8)", name="rnn")(x)
+    return keras.Model(x_in, x, name="qgru")
+
+
 # --------------------------------------------------------------- running
 def layer_outputs(model: keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:
     layers = [lyr for lyr in model.layers if not isinstance(lyr, L.InputLayer)]
@@ -331,6 +380,16 @@ def main(argv: list[str] | None = None) -> int:
     x = random_inputs(rng, (6,), 10, 3, 500)
     write_case(out, manifest, "qbn", model, x, type_text(10, 3), files,
                exact=["d1"], approx=["qbn"])
+
+    # QKeras recurrent layers: float arithmetic that is exact for these widths.
+    for case, build, shape in (("qlstm", build_qlstm, (8, 3)), ("qgru", build_qgru, (7, 4))):
+        model = build()
+        set_weights(model, rng)
+        files = save_model_files(model, out, case)
+        x = random_inputs(rng, shape, 8, 3, 600)
+        names = [lyr.name for lyr in model.layers if not isinstance(lyr, L.InputLayer)]
+        write_case(out, manifest, case, model, x, type_text(8, 3), files, exact=names,
+                   approx=[])
 
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     print(f"wrote {len(manifest['cases'])} cases to {out}", file=sys.stderr)

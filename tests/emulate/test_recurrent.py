@@ -48,25 +48,43 @@ class Table:
         return self.entries[min(max(k, 0), self.size - 1)]
 
 
+class Hard:
+    """hard_sigmoid(p) = clip(p/2 + 1/2, 0, 1) or hard_tanh(p) = clip(p, -1, 1), cast to t."""
+
+    def __init__(self, fn: str, t: FixedType) -> None:
+        self.fn, self.t = fn, t
+
+    def __call__(self, p: Fraction) -> Fraction:
+        if self.fn == "hard_sigmoid":
+            v = min(max(p / 2 + Fraction(1, 2), Fraction(0)), Fraction(1))
+        else:
+            v = min(max(p, Fraction(-1)), Fraction(1))
+        return ref_value(v, self.t)
+
+
+def _activation(fn: str, size: int, half: float, t: FixedType) -> Table | Hard:
+    return Hard(fn, t) if fn.startswith("hard_") else Table(fn, size, half, t)
+
+
 class Reference:
     """One recurrent layer, computed sample by sample and step by step."""
 
     def __init__(self, op: str, attrs: dict[str, Any], weights: dict[str, np.ndarray],
                  types: dict[str, FixedType]) -> None:
         self.op, self.attrs, self.t = op, attrs, types
-        self.counts = {"accum": 0, "preact": 0, "state": 0, "result": 0}
+        self.counts = {"accum": 0, "preact": 0, "state": 0, "state_read": 0, "result": 0}
         q = lambda a, key: [[ref_value(Fraction(float(v)), types[key]) for v in row]  # noqa: E731
                             for row in np.atleast_2d(a)]
         self.W = q(weights["kernel"], "weight")
         self.U = q(weights["recurrent_kernel"], "recurrent_weight")
         self.B = q(weights["bias"], "bias")  # one row, or two (GRU reset_after)
         self.units = len(self.U)
-        self.act = Table(attrs.get("activation", "tanh"), attrs["table_size"],
-                         attrs["table_range"], types["table"])
+        self.act = _activation(attrs.get("activation", "tanh"), attrs["table_size"],
+                               attrs["table_range"], types["table"])
         if op != "SimpleRNN":
-            self.ract = Table(attrs.get("recurrent_activation", "sigmoid"),
-                              attrs["recurrent_table_size"], attrs["recurrent_table_range"],
-                              types["recurrent_table"])
+            self.ract = _activation(attrs.get("recurrent_activation", "sigmoid"),
+                                    attrs["recurrent_table_size"],
+                                    attrs["recurrent_table_range"], types["recurrent_table"])
 
     def cast(self, v: Fraction, key: str) -> Fraction:
         out, over = ref_cast(v, self.t[key])
@@ -98,6 +116,9 @@ class Reference:
              ) -> tuple[list[Fraction], list[Fraction]]:
         u, op = self.units, self.op
         b = self.B[0]
+        if "state_read" in self.t:  # the step reads the states through this cast
+            h = [self.cast(v, "state_read") for v in h]
+            c = [self.cast(v, "state_read") for v in c]
         if op == "SimpleRNN":
             return [self.cast(self.act(self.cast(self.acc(j, x, h, [b[j]]), "preact")), "state")
                     for j in range(u)], c
@@ -176,6 +197,13 @@ WIDE = {  # int64 and Python-int paths of the exact sums (products of 32-bit val
     "recurrent_table": "ap_ufixed<24,1,AP_RND_CONV,AP_SAT>",
     "result": "ap_fixed<40,12>",
 }
+HARD = {  # computed activations and a cast where each step reads the state
+    **MODERATE,
+    "state": "ap_fixed<14,4,AP_RND_CONV,AP_SAT>",
+    "state_read": "ap_fixed<5,1,AP_RND_CONV,AP_SAT>",
+    "table": "ap_fixed<6,1,AP_RND_CONV,AP_SAT>",
+    "recurrent_table": "ap_ufixed<5,0,AP_RND_CONV,AP_SAT>",
+}
 VARIANTS = [("SimpleRNN", {}), ("LSTM", {}), ("GRU", {"reset_after": True}),
             ("GRU", {"reset_after": False})]
 FLAGS = [(False, False), (True, False), (True, True), (False, True)]
@@ -231,6 +259,20 @@ def test_matches_reference_saturating(op: str, extra: dict, seq: bool, back: boo
         assert result.overflows["op"].get(key, 0) == ref.counts[key], key
     # the case must really exercise saturation and wrap-around
     assert ref.counts["preact"] > 0 and ref.counts["accum"] > 0
+
+
+@pytest.mark.parametrize("op,extra", VARIANTS)
+@pytest.mark.parametrize("seq,back", FLAGS[:2])
+def test_matches_reference_hard_functions_and_state_read(op: str, extra: dict, seq: bool,
+                                                         back: bool) -> None:
+    """hard_tanh / hard_sigmoid (QKeras' quantized_tanh / quantized_sigmoid) and the
+    state_read cast (QKeras' state_quantizer), against the reference."""
+    extra = {**extra, "activation": "hard_tanh", "recurrent_activation": "hard_sigmoid"}
+    actual, expected, ref, result = _case(op, extra, seq, back, HARD, 1.5, 5)
+    assert_bits(actual, expected)
+    for key in ("accum", "preact", "state", "state_read", "result"):
+        assert result.overflows["op"].get(key, 0) == ref.counts[key], key
+    assert ref.counts["state_read"] > 0  # the read cast really saturates
 
 
 @pytest.mark.parametrize("op,extra", VARIANTS)

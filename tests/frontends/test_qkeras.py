@@ -503,7 +503,7 @@ def test_qkeras_3layer_matches_integer_reference() -> None:
 
 # ============================================================ the QKeras oracle
 ORACLE_CASES = ["qkeras_3layer", "qdense_mix", "qconv1d", "qconv2d", "qactivations", "qleaky",
-                "keras2_float", "qbn"]
+                "keras2_float", "qbn", "qlstm", "qgru"]
 
 
 def _oracle() -> tuple[Path, dict[str, Any]]:
@@ -565,3 +565,32 @@ def test_qkeras_oracle(case: str, source: str) -> None:
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4,
                                            err_msg=f"{case}/{source} layer {name!r}")
     assert compared >= max(1, len(info["exact"]) // 2)
+
+
+@pytest.mark.parametrize("case", ["qlstm", "qgru"])
+def test_qkeras_recurrent_csim_and_verilog(case: str, tmp_path: Path) -> None:
+    """QLSTM / QGRU / QSimpleRNN from the oracle: the C simulation and the Verilog under
+    Verilator equal the emulator (which equals QKeras, test_qkeras_oracle)."""
+    import shutil
+
+    from nnfab.backends.hls import CSimLibrary
+    from nnfab.backends.rtl import RTLProject
+    from nnfab.tools.verilator import verilator_available
+
+    if shutil.which("g++") is None:
+        pytest.skip("needs g++")
+    root, manifest = _oracle()
+    info = manifest["cases"][case]
+    graph = graph_from_keras_json(root / info["json"], root / info["weights"])
+    node = next(n for n in graph.nodes if n.op in ("LSTM", "GRU"))
+    assert node.attrs["exact_internals"] and "state_read" in node.precision
+    config = {"Model": {"Precision": WIDE},
+              "LayerName": {graph.inputs[0]: {"Precision": {"result": info["input_type"]}}}}
+    model = nnfab.convert_graph(graph, config)
+    x = np.load(root / info["npz"])["x"][:200]
+    want = model.predict(x)
+    np.testing.assert_array_equal(CSimLibrary(model, cache_dir=tmp_path / "csim").predict(x),
+                                  want)
+    if verilator_available():
+        result = RTLProject(model, tmp_path / "rtl").simulate(x[:60])
+        np.testing.assert_array_equal(result.outputs, want[:60])

@@ -6,6 +6,11 @@ unchanged. Dropout settings are inference no-ops and ``unroll`` changes nothing;
 ``stateful``, ``return_state`` and ``time_major`` are rejected with the allowed values.
 ``TimeDistributed`` is converted around a Dense only.
 
+QKeras' ``QSimpleRNN`` / ``QLSTM`` / ``QGRU`` (``convert_q_recurrent``) quantize their
+weights with their quantizers; their activations are quantizers or functions (see
+``q_recurrent_function``) and their ``state_quantizer`` becomes the ``state_read`` type
+(with ``exact_internals``: QKeras computes the rest in float, exactly for these widths).
+
 ``Bidirectional(SimpleRNN | LSTM | GRU)`` becomes the forward node, the backward node
 (``go_backwards``; with ``return_sequences`` also ``reverse_sequence``, as Keras flips
 the backward sequence back to input time order) and, by ``merge_mode``, a
@@ -16,27 +21,38 @@ the backward sequence back to input time order) and, by ``merge_mode``, a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnfab.errors import FrontendError
+from nnfab.frontends import qkeras as qk
 from nnfab.ir.graph import Node
-from nnfab.ir.recurrent import GATES, RECURRENT_FUNCTIONS, RECURRENT_OPS
+from nnfab.ir.recurrent import GATES, RECURRENT_FUNCTIONS, RECURRENT_OPS, TABLE_FUNCTIONS
+from nnfab.ir.types import FixedType
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from nnfab.frontends.keras_mapping import LayerCall
 
 
-def _function(call: LayerCall, key: str, default: str) -> str:
-    spec = call.get(key, default)
-    name = spec
+def _function_name(spec: Any) -> Any:
     if isinstance(spec, dict):  # {"class_name": "function", "config": "tanh", ...}
         inner = spec.get("config")
-        name = inner if isinstance(inner, str) else spec.get("class_name")
-    if name not in RECURRENT_FUNCTIONS:
-        raise call.unsupported(key, spec, ", ".join(repr(f) for f in RECURRENT_FUNCTIONS))
+        return inner if isinstance(inner, str) else spec.get("class_name")
+    return spec
+
+
+def _function(call: LayerCall, key: str, default: str,
+              allowed: tuple[str, ...] = TABLE_FUNCTIONS) -> str:
+    spec = call.get(key, default)
+    name = _function_name(spec)
+    if name not in allowed:
+        raise call.unsupported(key, spec, ", ".join(repr(f) for f in allowed))
     return str(name)
 
 
@@ -51,7 +67,8 @@ def _check_flags(call: LayerCall) -> None:
         )
 
 
-def _recurrent(op: str) -> Callable[[LayerCall], list[Node]]:
+def _recurrent(op: str, allowed: tuple[str, ...] = TABLE_FUNCTIONS
+               ) -> Callable[[LayerCall], list[Node]]:
     def convert(call: LayerCall) -> list[Node]:
         _check_flags(call)
         units = int(call.get("units"))
@@ -62,10 +79,11 @@ def _recurrent(op: str) -> Callable[[LayerCall], list[Node]]:
             "units": units,
             "return_sequences": bool(call.get("return_sequences", False)),
             "go_backwards": bool(call.get("go_backwards", False)),
-            "activation": _function(call, "activation", "tanh"),
+            "activation": _function(call, "activation", "tanh", allowed),
         }
         if op != "SimpleRNN":
-            attrs["recurrent_activation"] = _function(call, "recurrent_activation", "sigmoid")
+            attrs["recurrent_activation"] = _function(call, "recurrent_activation", "sigmoid",
+                                                      allowed)
         shape: tuple[int, ...] = (GATES[op] * units,)
         if op == "GRU":
             attrs["reset_after"] = bool(call.get("reset_after", True))
@@ -88,8 +106,6 @@ TIME_DISTRIBUTED_LAYERS = ("Dense",)
 
 def convert_time_distributed(call: LayerCall) -> list[Node]:
     """``TimeDistributed(Dense)``: the Dense itself (IR Dense maps the last axis)."""
-    from dataclasses import replace
-
     from nnfab.frontends.keras_mapping import CONVERTERS  # lazy: that module imports this one
 
     inner = call.get("layer")
@@ -100,7 +116,92 @@ def convert_time_distributed(call: LayerCall) -> list[Node]:
     return CONVERTERS[cls](replace(call, cls=cls, config=dict(inner["config"])))
 
 
+# ------------------------------------------------------ QKeras recurrent layers
+Q_DEFAULTS = {"activation": "quantized_tanh", "recurrent_activation": "hard_sigmoid"}
+"""QKeras' defaults of QSimpleRNN / QLSTM / QGRU (its own hard_sigmoid)."""
+
+
+def q_recurrent_function(call: LayerCall, key: str) -> tuple[str, FixedType | None]:
+    """A QKeras recurrent layer's ``activation`` / ``recurrent_activation`` as an IR
+    function and the table type that quantizes it (None: the exact value).
+
+    - ``quantized_tanh(b)`` -> ``hard_tanh`` cast to ``fixed<b, 1, RND_CONV, SAT>``;
+      ``quantized_sigmoid(b)`` -> ``hard_sigmoid`` cast to ``ufixed<b, 0, RND_CONV, SAT>``;
+      ``quantized_bits`` with a range inside [-1, 1] -> ``hard_tanh`` and its type;
+    - ``hard_sigmoid`` (QKeras': ``clip(x/2 + 1/2, 0, 1)``) -> ``hard_sigmoid``, exact;
+    - ``tanh`` / ``sigmoid`` (the float functions) -> nnfab's tables (not bit-exact);
+      ``use_real_tanh`` / ``use_real_sigmoid`` -> the table, then the quantizer's type.
+    """
+    spec = call.get(key, Q_DEFAULTS[key])
+    name = _function_name(spec)
+    where = call.where(key)
+    if name == "hard_sigmoid":
+        return "hard_sigmoid", None
+    if name in TABLE_FUNCTIONS:
+        log.warning("%s: %r is computed in float by QKeras; nnfab reads it from a table "
+                    "(not bit-exact)", where, name)
+        return str(name), None
+    if not qk.is_quantizer(spec):
+        raise call.unsupported(key, spec, "quantized_tanh, quantized_sigmoid, quantized_bits "
+                               "(range within [-1, 1]), hard_sigmoid, tanh, sigmoid")
+    q = qk.parse_quantizer(spec, where)
+    assert q is not None
+    mapping = qk.activation_mapping(q, where)
+    fn = mapping.attrs.get("function")
+    t = mapping.result
+    if fn == "linear" and t.min >= -1 and t.max <= 1:  # clip(x, -1, 1), then the cast
+        return "hard_tanh", t
+    if fn == "hard_sigmoid" or fn in TABLE_FUNCTIONS:
+        return str(fn), t
+    raise call.unsupported(key, q.text, "quantized_tanh, quantized_sigmoid, or quantized_bits "
+                           "whose range lies within [-1, 1] (a recurrent activation)")
+
+
+def _q_recurrent(op: str) -> Callable[[LayerCall], list[Node]]:
+    base = _recurrent(op, RECURRENT_FUNCTIONS)
+
+    def convert(call: LayerCall) -> list[Node]:
+        from nnfab.frontends.keras_mapping import _quantized_weight  # that module imports this
+
+        keys = [("activation", "table")]
+        if op != "SimpleRNN":
+            keys.append(("recurrent_activation", "recurrent_table"))
+        config = dict(call.config)
+        types = {}
+        for key, tkey in keys:
+            config[key], types[tkey] = q_recurrent_function(call, key)
+        if op == "GRU" and call.get("recurrent_quantizer") is None:
+            raise call.unsupported(
+                "recurrent_quantizer", None, "a quantizer: without one QKeras 0.9's QGRU "
+                "multiplies the state by the input kernel instead of the recurrent kernel")
+        (node,) = base(replace(call, config=config))
+        for tkey, t in types.items():
+            if t is not None:
+                node.precision[tkey] = t
+        _quantized_weight(call, node, "kernel", "weight", "kernel_quantizer", "kernel")
+        _quantized_weight(call, node, "recurrent_kernel", "recurrent_weight",
+                          "recurrent_quantizer", "kernel")
+        _quantized_weight(call, node, "bias", "bias", "bias_quantizer", "bias")
+        state = call.get("state_quantizer")
+        if state is None:
+            log.warning("%s: no state_quantizer, so QKeras carries the states in float; nnfab "
+                        "casts them to the layer's 'state' type (not bit-exact)", call.where())
+            return [node]
+        q = qk.parse_quantizer(state, call.where("state_quantizer"))
+        assert q is not None
+        mapping = qk.activation_mapping(q, call.where("state_quantizer"))
+        if mapping.attrs.get("function") != "linear":
+            raise call.unsupported("state_quantizer", q.text, "quantized_bits (a cast)")
+        node.precision["state_read"] = mapping.result
+        node.attrs["state_quantizer"] = q.text
+        node.attrs["exact_internals"] = True
+        return [node]
+
+    return convert
+
+
 RECURRENT_CONVERTERS = {op: _recurrent(op) for op in ("SimpleRNN", "LSTM", "GRU")}
+RECURRENT_CONVERTERS.update({f"Q{op}": _q_recurrent(op) for op in ("SimpleRNN", "LSTM", "GRU")})
 RECURRENT_CONVERTERS["TimeDistributed"] = convert_time_distributed
 """Keras class name -> converter, merged into ``keras_mapping.CONVERTERS``."""
 
@@ -135,16 +236,15 @@ def wrapped_weight_name(path: str, layer: str) -> str:
 def _inner(call: LayerCall, key: str) -> tuple[str, dict[str, Any]]:
     inner = call.get(key)
     cls = inner.get("class_name") if isinstance(inner, dict) else None
-    if cls not in RECURRENT_OPS or not isinstance(inner.get("config"), dict):
+    wrapped = (*RECURRENT_OPS, *(f"Q{op}" for op in RECURRENT_OPS))
+    if cls not in wrapped or not isinstance(inner.get("config"), dict):
         raise call.unsupported(key, cls if cls else inner,
-                               ", ".join(RECURRENT_OPS) + " (wrapped recurrent layers)")
+                               ", ".join(wrapped) + " (wrapped recurrent layers)")
     return str(cls), dict(inner["config"])
 
 
 def convert_bidirectional(call: LayerCall) -> list[Node]:
     """``Bidirectional``: forward node, backward node, Concatenate or Merge (``call.name``)."""
-    from dataclasses import replace
-
     mode = call.get("merge_mode", "concat")
     if mode not in BIDIRECTIONAL_MERGES:
         raise call.unsupported("merge_mode", mode, ", ".join(map(repr, BIDIRECTIONAL_MERGES)))

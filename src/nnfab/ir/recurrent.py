@@ -22,15 +22,20 @@ from nnfab.ir.types import FixedType
 RECURRENT_OPS = ("SimpleRNN", "LSTM", "GRU")
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 """Number of gate blocks G of each op."""
-RECURRENT_FUNCTIONS = ("sigmoid", "tanh")
-"""Values allowed for ``activation`` and ``recurrent_activation`` (table functions)."""
+TABLE_FUNCTIONS = ("sigmoid", "tanh")
+"""Activations read from a lookup table (``nnfab.ir.tables``)."""
+HARD_FUNCTIONS = ("hard_sigmoid", "hard_tanh")
+"""Activations computed exactly, then cast to the table type: ``hard_sigmoid(x) =
+clip(x/2 + 1/2, 0, 1)`` (QKeras' definition) and ``hard_tanh(x) = clip(x, -1, 1)``."""
+RECURRENT_FUNCTIONS = TABLE_FUNCTIONS + HARD_FUNCTIONS
+"""Values allowed for ``activation`` and ``recurrent_activation``."""
 
 RECURRENT_PRECISION_KEYS = (
-    "weight", "recurrent_weight", "bias", "accum", "preact", "state", "table",
+    "weight", "recurrent_weight", "bias", "accum", "preact", "state", "state_read", "table",
     "recurrent_table",
 )
 SIMPLE_RNN_PRECISION_KEYS = (
-    "weight", "recurrent_weight", "bias", "accum", "preact", "state", "table",
+    "weight", "recurrent_weight", "bias", "accum", "preact", "state", "state_read", "table",
 )
 
 RECURRENT_WEIGHTS = ("kernel", "recurrent_kernel", "bias")
@@ -54,6 +59,11 @@ def recurrent_attrs(node: Node) -> dict[str, Any]:
         "activation": str(a.get("activation", "tanh")),
         "recurrent_activation": str(a.get("recurrent_activation", "sigmoid")),
     }
+
+
+def is_table_function(fn: str) -> bool:
+    """Whether ``fn`` is read from a lookup table (else computed exactly, HARD_FUNCTIONS)."""
+    return fn in TABLE_FUNCTIONS
 
 
 def recurrent_table_attrs(attrs: Mapping[str, Any], recurrent: bool) -> dict[str, Any]:

@@ -33,8 +33,10 @@ LAYERS: dict[str, tuple[str, dict[str, Any]]] = {
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 
 
-def recurrent_graph(scale: float, seed: int = 0, only: str | None = None) -> Graph:
-    """Input -> every layer of LAYERS in parallel (or only the one named ``only``)."""
+def recurrent_graph(scale: float, seed: int = 0, only: str | None = None,
+                    hard: bool = False) -> Graph:
+    """Input -> every layer of LAYERS in parallel (or only the one named ``only``);
+    ``hard``: hard_tanh / hard_sigmoid activations instead of the tables."""
     rng = np.random.default_rng(seed)
     g = Graph("rnns")
     g.add_node(Node("x", "Input", [], attrs={"shape": (STEPS, FEATURES)}), (STEPS, FEATURES))
@@ -51,6 +53,8 @@ def recurrent_graph(scale: float, seed: int = 0, only: str | None = None) -> Gra
         tables: dict[str, Any] = {"table_size": 64, "table_range": 4.0}
         if op != "SimpleRNN":
             tables.update(recurrent_table_size=32, recurrent_table_range=8.0)
+        if hard:
+            tables = {"activation": "hard_tanh", "recurrent_activation": "hard_sigmoid"}
         g.add_node(Node(name, op, ["x"], attrs={"units": UNITS, **attrs, **tables},
                         weights=weights), (1,))
     g.outputs = [only] if only else list(LAYERS)
@@ -85,13 +89,26 @@ CONFIGS: dict[str, dict[str, Any]] = {
     },
     # the defaults of the passes (exact accumulators), default-size tables
     "defaults": {"Model": {"Precision": "ap_fixed<16,6>"}},
+    # hard_tanh / hard_sigmoid cast to narrow types, a saturating state_read cast
+    "hard_state_read": {
+        "Model": {"Precision": "ap_fixed<16,6>"},
+        "LayerName": {
+            "x": {"Precision": {"result": "ap_fixed<9,3,AP_RND,AP_SAT>"}},
+            **_precision(state="ap_fixed<14,4,AP_RND_CONV,AP_SAT>",
+                         state_read="ap_fixed<6,1,AP_RND_CONV,AP_SAT>",
+                         table="ap_fixed<6,1,AP_RND_CONV,AP_SAT>",
+                         recurrent_table="ap_ufixed<5,0,AP_RND_CONV,AP_SAT>",
+                         result="ap_fixed<10,3,AP_RND_CONV,AP_SAT>"),
+        },
+    },
 }
 
 
 @needs_gxx
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_recurrent_csim_matches_emulator(name: str, csim_cache: Path) -> None:
-    graph = recurrent_graph(scale=1.5 if name == "rounding_saturating" else 0.6)
+    graph = recurrent_graph(scale=1.5 if name == "rounding_saturating" else 0.6,
+                            hard=name == "hard_state_read")
     if name == "defaults":
         for node in graph.nodes[1:]:
             for key in ("table_size", "table_range", "recurrent_table_size",
@@ -113,6 +130,8 @@ def test_recurrent_csim_matches_emulator(name: str, csim_cache: Path) -> None:
             f"{layer}: {len(bad)} of {g.size} values differ, first at {bad[0]}: "
             f"C++ {g[tuple(bad[0])]!r} emulator {w[tuple(bad[0])]!r}"
         )
+    if name == "hard_state_read":
+        assert model.overflow_report()["lstm"]["state_read"] > 0
     if name == "rounding_saturating":  # the inputs must really reach the corner cases
         report = model.overflow_report()
         assert report["lstm"]["accum"] > 0 and report["gru_before"]["preact"] > 0

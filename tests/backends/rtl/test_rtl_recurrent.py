@@ -190,3 +190,35 @@ def test_recurrent_defaults_exact_accumulator(tmp_path: Path) -> None:
         model = rnn_model(op, attrs, config="defaults")
         project = RTLProject(model, tmp_path / op, adders_per_stage=3)
         _check(model, project, inputs(120, seed=3), f"{op} defaults")
+
+
+HARD_VARIANTS = {  # op, attrs, style, adders_per_stage
+    "rnn_hard": ("SimpleRNN", {"return_sequences": True}, "lut", None),
+    "lstm_hard_piped": ("LSTM", {"go_backwards": True}, "dsp", 2),
+    "gru_after_hard": ("GRU", {"reset_after": True, "return_sequences": True}, "lut", None),
+    "gru_before_hard": ("GRU", {"reset_after": False}, "lut", 2),
+}
+
+
+@with_verilator
+@pytest.mark.parametrize("name", sorted(HARD_VARIANTS))
+def test_hard_activations_and_state_read(name: str, tmp_path: Path) -> None:
+    """hard_tanh / hard_sigmoid cast to narrow types and a saturating state_read cast
+    (QKeras' quantized_tanh / quantized_sigmoid / state_quantizer): Verilator == emulator."""
+    op, attrs, style, aps = HARD_VARIANTS[name]
+    attrs = {**attrs, "activation": "hard_tanh", "recurrent_activation": "hard_sigmoid"}
+    precision = {**ROUNDING, "state": "ap_fixed<12,3,AP_RND_CONV,AP_SAT>",
+                 "state_read": "ap_fixed<6,0,AP_RND_CONV,AP_SAT>",
+                 "table": "ap_fixed<6,1,AP_RND_CONV,AP_SAT>",
+                 "recurrent_table": "ap_ufixed<5,0,AP_RND_CONV,AP_SAT>"}
+    if op == "SimpleRNN":
+        precision.pop("recurrent_table")
+    model = convert(rnn_graph(op, attrs, tables=False), {
+        "Model": {"Precision": "ap_fixed<12,4,AP_RND_CONV,AP_SAT>"},
+        "LayerName": {"x": {"Precision": {"result": "ap_fixed<9,3,AP_RND,AP_SAT>"}},
+                      "rnn": {"Precision": precision}},
+    })
+    project = RTLProject(model, tmp_path, style=style, adders_per_stage=aps)
+    _check(model, project, inputs(200, seed=5), name)
+    assert lint(project.write(), project.top, tmp_path / "lint.log") == []
+    assert model.overflow_report()["rnn"]["state_read"] > 0

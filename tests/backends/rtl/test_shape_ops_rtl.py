@@ -155,14 +155,15 @@ def test_padding_that_cannot_fold_names_the_layer(case: str, config: dict) -> No
     assert "folds into the convolution it feeds" in str(e.value)
 
 
-def test_upsampling_inside_a_pixel_stream_names_the_layer() -> None:
+def test_permute_inside_a_pixel_stream_names_the_layer() -> None:
+    # (upsampling runs inside pixel streams: tests/backends/rtl/test_stream_upsample.py)
     g = padded_cnn((0, 0, 0, 0))
-    g.add_node(Node("up", "UpSampling2D", ["conv"], attrs={"size": (2, 2)}), ())
-    g.outputs = ["up"]
+    g.add_node(Node("perm", "Permute", ["conv"], attrs={"perm": (1, 0, 2)}), ())
+    g.outputs = ["perm"]
     infer_shapes(g)
     model = nnfab.convert_graph(g)
-    with pytest.raises(BackendError, match=r"'up'.*UpSampling2D.*not supported inside a "
-                                           r"streamed RTL design.*need a vector design"):
+    with pytest.raises(BackendError, match=r"'perm'.*Permute.*not supported inside a "
+                                           r"streamed RTL design.*needs a vector design"):
         model.to_rtl()
 
 

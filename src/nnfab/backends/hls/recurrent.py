@@ -41,6 +41,8 @@ from nnfab.ir.tables import activation_table
 log = logging.getLogger(__name__)
 
 FUNCTIONS = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
+HARD_MODES = {"hard_sigmoid": 1, "hard_tanh": 2}
+"""``act_mode`` / ``ract_mode`` of the computed activations (0: the table)."""
 
 
 def render_recurrent(ctx: RenderContext, node: Node) -> LayerCode:
@@ -64,10 +66,12 @@ def render_recurrent(ctx: RenderContext, node: Node) -> LayerCode:
             "max_partition = %d / %d; the vendor tool may refuse to unroll it",
             node.name, node.op, products, ctx.max_unroll, ctx.max_partition,
         )
-    keys = ["weight", "recurrent_weight", "bias", "accum", "preact", "state", "table"]
+    keys = ["weight", "recurrent_weight", "bias", "accum", "preact", "state", "state_read",
+            "table"]
     if uses_recurrent_activation(node.op):
         keys.append("recurrent_table")
-    types = {k: _precision(node, k) for k in keys}
+    types = {k: _precision(node, k) for k in keys if k != "state_read"}
+    types["state_read"] = node.precision.get("state_read", types["state"])  # unset: no cast
     names = {k: ctx.ident(node, f"{k}_t") for k in keys}
     config = ctx.ident(node, "config")
     code = LayerCode(node, includes=["nnfab_recurrent.h"], config_name=config)
@@ -88,6 +92,15 @@ def render_recurrent(ctx: RenderContext, node: Node) -> LayerCode:
     if uses_recurrent_activation(node.op):
         tables.append(("recurrent_table", "r", True, attrs["recurrent_activation"]))
     for key, prefix, recurrent, fn in tables:
+        mode = HARD_MODES.get(fn, 0)
+        fields.append(ConfigField(f"{prefix}act_mode", "int", str(mode)))
+        if mode:  # computed, no table: a one-entry placeholder keeps the signature
+            arrays.append(ConstArray(ctx.ident(node, key), names[key], types[key],
+                                     np.zeros(1), comment=f"unused: {fn} is computed"))
+            fields += [ConfigField(f"{prefix}table_size", "unsigned", "1"),
+                       ConfigField(f"{prefix}table_base", "int", "0"),
+                       ConfigField(f"{prefix}step_log2", "int", "0")]
+            continue
         for a in ("table_size", "table_range"):
             _attr(node, ("recurrent_" if recurrent else "") + a)
         table = activation_table(fn, recurrent_table_attrs(node.attrs, recurrent), types[key],

@@ -252,8 +252,8 @@ class RTLProject:
     Dense layers with a reuse factor R > 1 are folded (``folded.py``): ``.ii`` is then
     the largest R and ``simulate`` presents a sample every ``.ii`` cycles. In streamed
     designs (``stream.py``) convolutions and per-pixel Dense layers with R > 1 fold too:
-    pixels come every ``design.pixel_interval`` (the largest R) cycles and ``.ii`` is the
-    cycles per image.
+    pixels come every ``design.pixel_interval`` cycles (the largest R, or more when an
+    upsampling enlarges a feature map) and ``.ii`` is the cycles per image.
     """
 
     def __init__(self, model: Any, output_dir: str | Path = "nnfab_rtl", *, style: str = "lut",

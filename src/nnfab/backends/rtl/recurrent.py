@@ -52,7 +52,12 @@ from nnfab.backends.rtl.layers import (
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, cast_int, const, literal
 from nnfab.errors import BackendError, GraphError
 from nnfab.ir import FixedType
-from nnfab.ir.recurrent import GATES, check_recurrent, recurrent_table_attrs
+from nnfab.ir.recurrent import (
+    GATES,
+    check_recurrent,
+    is_table_function,
+    recurrent_table_attrs,
+)
 from nnfab.ir.tables import LookupTable, activation_table
 
 log = logging.getLogger(__name__)
@@ -75,6 +80,19 @@ class Table:
 
 
 @dataclass
+class Hard:
+    """A computed activation (``hard_sigmoid`` / ``hard_tanh``) cast to its table type."""
+
+    name: str
+    function: str
+    type: FixedType
+
+    @property
+    def frac(self) -> int:
+        return self.type.frac
+
+
+@dataclass
 class Step:
     """What builds one time step: the module builder, the options and the layer's types."""
 
@@ -89,6 +107,7 @@ class Step:
     kernel: np.ndarray
     recurrent: np.ndarray
     bias: list[list[int]]
+    state_read: FixedType | None = None  # None: the step reads the state as it is
     builders: list[SumBuilder] = field(default_factory=list)
     multipliers: int = 0
     rom_names: dict[tuple[str, str, str], str] = field(default_factory=dict)
@@ -151,9 +170,22 @@ class Step:
         """The part ``x_t * W`` of a gate sum."""
         return xs, self.x_t.frac, self.kernel, self.w_t.frac
 
-    def states(self, hs: list[Sig]) -> tuple[list[Sig], int, np.ndarray, int]:
-        """The part ``h * U`` of a gate sum (``hs`` of the state type)."""
-        return hs, self.state.frac, self.recurrent, self.r_t.frac
+    @property
+    def read_type(self) -> FixedType:
+        """The type the step reads the state in (``state_read``, else ``state``)."""
+        return self.state_read or self.state
+
+    def read(self, base: str, hs: list[Sig]) -> list[Sig]:
+        """The state registers as the step reads them (cast to ``state_read``)."""
+        if self.state_read is None or self.state_read == self.state:
+            return hs
+        return [self.mb.cast(f"{base}{j}", h, self.state.frac, self.state_read)
+                for j, h in enumerate(hs)]
+
+    def states(self, hs: list[Sig], frac: int | None = None
+               ) -> tuple[list[Sig], int, np.ndarray, int]:
+        """The part ``h * U`` of a gate sum (``hs`` of the read type, or on ``frac``)."""
+        return hs, self.read_type.frac if frac is None else frac, self.recurrent, self.r_t.frac
 
     def exact_sum(self, base: str, parts: list[tuple[Term, int]]) -> Value:
         """``sum`` of terms, each with its frac (exact), as one value."""
@@ -177,13 +209,15 @@ class Step:
         return self.mb.cast(base, v[0], v[1], t)
 
     # ----------------------------------------------------------- tables
-    def lookup(self, base: str, v: Sig, t: FixedType, table: Table,
+    def lookup(self, base: str, v: Sig, t: FixedType, table: Table | Hard,
                then: FixedType | None = None) -> tuple[Value, list[int]]:
         """``table`` at ``v`` (a mantissa of ``t``); ``then``: the entries cast to ``then``.
 
         Returns the looked-up value and every value the lookup can give (for ``lut``
         products gated by it).
         """
+        if isinstance(table, Hard):
+            return self.hard(base, v, t.frac, table, then)
         lo, hi = t.min_mantissa, t.max_mantissa
         if not v.is_const:  # the whole type's range: every lookup shares one ROM
             v = self.mb.wire(f"{base}_v", v.ext(t.width), lo, hi, v.stage, t.width, t.signed)
@@ -201,13 +235,39 @@ class Step:
         return (self.cut(sig), frac), values
 
 
-def _tables(ctx: LayerContext, attrs: dict) -> tuple[Table, Table | None]:
+    def hard(self, base: str, v: Sig, frac: int, fn: Hard, then: FixedType | None
+             ) -> tuple[Value, list[int]]:
+        """``hard_sigmoid(v) = clip(v/2 + 1/2, 0, 1)`` or ``hard_tanh(v) = clip(v, -1, 1)``
+        (``v`` on the grid ``2**-frac``) cast to the table type, then to ``then``."""
+        mb = self.mb
+        if frac < 0:  # onto the integer grid first (exact)
+            v, frac = mb.shift_left(f"{base}_i", v, -frac), 0
+        if fn.function == "hard_sigmoid":  # m + 2**frac on the grid 2**-(frac+1)
+            v = mb.add(f"{base}_h", v, 0, const(1 << frac, v.stage), 0, False, v.stage)
+            lo, hi, frac = 0, 1 << (frac + 1), frac + 1
+        else:
+            lo, hi = -(1 << frac), 1 << frac
+        clipped = mb.min_const(f"{base}_hi", mb.max_const(f"{base}_lo", v, lo), hi)
+        sig = mb.cast(base, clipped, frac, fn.type)
+        lo_c, hi_c = cast_int(lo, frac, fn.type), cast_int(hi, frac, fn.type)
+        out_frac = fn.frac
+        if then is not None:
+            sig = mb.cast(f"{base}_s", sig, fn.frac, then)
+            lo_c, hi_c, out_frac = (cast_int(lo_c, fn.frac, then),
+                                    cast_int(hi_c, fn.frac, then), then.frac)
+        return (self.cut(sig), out_frac), list(range(lo_c, hi_c + 1))
+
+
+def _tables(ctx: LayerContext, attrs: dict) -> tuple[Table | Hard, Table | Hard | None]:
     node = ctx.node
-    out: list[Table | None] = []
+    out: list[Table | Hard | None] = []
     for recurrent, key, fn in ((False, "table", attrs["activation"]),
                                (True, "recurrent_table", attrs["recurrent_activation"])):
         if recurrent and node.op == "SimpleRNN":
             out.append(None)
+            continue
+        if not is_table_function(fn):
+            out.append(Hard("ract" if recurrent else "act", fn, ctx.precision(key)))
             continue
         t_attrs = recurrent_table_attrs(node.attrs, recurrent)
         prefix = "recurrent_" if recurrent else ""
@@ -225,9 +285,11 @@ def _tables(ctx: LayerContext, attrs: dict) -> tuple[Table, Table | None]:
 
 
 # ------------------------------------------------------------- the steps
-def _simple_rnn(st: Step, xs: list[Sig], h: list[Sig], act: Table) -> tuple[list[Sig], None]:
+def _simple_rnn(st: Step, xs: list[Sig], h: list[Sig], act: Table | Hard
+                ) -> tuple[list[Sig], None]:
     u = len(h)
-    accs = st.accumulate("a", list(range(u)), [st.inputs(xs), st.states(h)], st.bias[0])
+    accs = st.accumulate("a", list(range(u)), [st.inputs(xs), st.states(st.read("hr", h))],
+                         st.bias[0])
     out = []
     for j, a in enumerate(accs):
         p = st.cast(f"p{j}", a, st.preact)
@@ -236,12 +298,14 @@ def _simple_rnn(st: Step, xs: list[Sig], h: list[Sig], act: Table) -> tuple[list
     return out, None
 
 
-def _lstm(st: Step, xs: list[Sig], h: list[Sig], c: list[Sig], act: Table, ract: Table
-          ) -> tuple[list[Sig], list[Sig]]:
+def _lstm(st: Step, xs: list[Sig], h: list[Sig], c: list[Sig], act: Table | Hard,
+          ract: Table | Hard) -> tuple[list[Sig], list[Sig]]:
     u = len(h)
-    accs = st.accumulate("a", list(range(4 * u)), [st.inputs(xs), st.states(h)], st.bias[0])
+    accs = st.accumulate("a", list(range(4 * u)), [st.inputs(xs), st.states(st.read("hr", h))],
+                         st.bias[0])
     p = [st.cast(f"p{k}", a, st.preact) for k, a in enumerate(accs)]
-    sf = st.state.frac
+    c = st.read("cr", c)
+    sf = st.read_type.frac
     h_new, c_new = [], []
     for j in range(u):
         i, i_vals = st.lookup(f"i{j}", p[j], st.preact, ract)
@@ -258,10 +322,11 @@ def _lstm(st: Step, xs: list[Sig], h: list[Sig], c: list[Sig], act: Table, ract:
     return h_new, c_new
 
 
-def _gru(st: Step, xs: list[Sig], h: list[Sig], act: Table, ract: Table,
+def _gru(st: Step, xs: list[Sig], h: list[Sig], act: Table | Hard, ract: Table | Hard,
          reset_after: bool) -> tuple[list[Sig], None]:
     u = len(h)
-    sf = st.state.frac
+    h = st.read("hr", h)
+    sf = st.read_type.frac
     zr_bias = [sum(row[j] for row in st.bias) for j in range(2 * u)]
     zr_acc = st.accumulate("a", list(range(2 * u)), [st.inputs(xs), st.states(h)],
                             zr_bias)
@@ -286,7 +351,8 @@ def _gru(st: Step, xs: list[Sig], h: list[Sig], act: Table, ract: Table,
             rh = st.product(f"rh{j}", (h[j], sf), (rv, rf), r_vals)
             q.append(st.cut(st.cast(f"q{j}", (rh[0].sig, rh[1] - rh[0].shift), st.state)))
         b = st.bias[0]
-        acc = st.accumulate("ac", cand, [st.inputs(xs), st.states(q)], b[2 * u:])
+        acc = st.accumulate("ac", cand, [st.inputs(xs), st.states(q, st.state.frac)],
+                            b[2 * u:])
         pre = [st.cast(f"ph{j}", a, st.preact) for j, a in enumerate(acc)]
     out = []
     for j in range(u):
@@ -340,7 +406,8 @@ def render_recurrent(ctx: LayerContext) -> LayerModule:
 
     mb = ModuleBuilder(split_casts=ctx.options.split_casts)
     mb._used.update({"rst", "x_valid", "busy", "step", "phase", "step_end", "fin"})
-    st = Step(ctx, mb, x_t, w_t, r_t, acc_t, preact, state, kernel, recurrent, bias)
+    st = Step(ctx, mb, x_t, w_t, r_t, acc_t, preact, state, kernel, recurrent, bias,
+              state_read=node.precision.get("state_read"))
 
     step_w = bits_for(0, steps - 1)[0]
     step = Sig("step", step_w, False, 0, steps - 1, 0)

@@ -22,7 +22,8 @@ anywhere (inside an image or between images): the design counts pixels, so after
 Without folded kernels there is no input pacing requirement: the design accepts a
 pixel at every cycle, so one image takes ``H * W`` cycles (the throughput). With
 folded kernels (below) pixels must be at least ``P`` cycles apart (the *pixel
-interval*, ``StreamDesign.pixel_interval``), and an image takes ``H * W * P`` cycles.
+interval*, ``StreamDesign.pixel_interval``), and an image takes ``H * W * P`` cycles;
+an upsampling raises the interval further (below).
 
 The output is one item per ``out_valid`` cycle: an output pixel (all channels of the
 last feature map, raster order) when the network ends on a streamed layer, or the
@@ -51,7 +52,15 @@ depend on the channel only) run on each pixel with the regular renderers.
 ``Cropping1D/2D`` drops the pixels outside the crop (``crop_stream.py``); a
 ``ZeroPadding1D/2D`` read only by a convolution becomes that convolution's padding
 (``padding.py``); ``GlobalPooling1D/2D`` collects the feature map as ``Flatten`` does and
-then runs once per image (``shape_ops.py``).
+then runs once per image (``shape_ops.py``). ``UpSampling1D/2D`` (nearest) emits more
+pixels than it takes (``upsample_stream.py``): a circular buffer (the row being repeated
+and the pixels arriving meanwhile, sized from the schedules) takes the input pixels as
+they come, and an emitter
+sends each pixel ``fw`` times and each row ``fh`` times, one output pixel per cycle at
+most (one per P cycles with folded kernels), without stalling the upstream (the stream
+has no back-pressure). Instead the input is paced: with upsampling the pixel interval
+is at least ``P * ceil(upsampled pixels / input pixels)`` (``_stream_pace``), so the
+pixels after an upsampling come in bursts (the repeats), which every stage takes.
 
 The stream may branch and meet again before the Flatten (skip connections, parallel
 convolutions): a tensor read by several layers feeds them all, and a ``Merge`` or a
@@ -106,6 +115,14 @@ from nnfab.backends.rtl.stream_join import (
     join_times,
     join_wrapper_text,
     occupancy,
+)
+from nnfab.backends.rtl.upsample_stream import (
+    UPSAMPLE_OPS,
+    Upsampling,
+    buffer_depth,
+    upsample_times,
+    upsample_wrapper_text,
+    upsampling_of,
 )
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, literal
 from nnfab.backends.rtl.writer import RtlDesign, dataflow
@@ -369,8 +386,10 @@ class Stage:
     """One step of the streamed pipeline.
 
     ``kind``: ``window`` (a convolution or pooling with its line buffers), ``pixel``
-    (a per-pixel layer), ``collect`` (Flatten: pixels into one vector per image) or
-    ``vector`` (a layer after the collection, once per image). ``latency``: cycles
+    (a per-pixel layer), ``crop`` (drops pixels), ``upsample`` (repeats pixels and
+    rows, ``upsample_stream.py``), ``join`` (branches meet), ``collect`` (Flatten:
+    pixels into one vector per image) or ``vector`` (a layer after the collection,
+    once per image). ``latency``: cycles
     from input valid to output valid (``window``: from the emission slot, counting
     the window register, i.e. ``1 +`` the kernel's latency, when the kernel takes the
     window at once, see ``window_times``). ``reuse``: the reuse factor of a folded
@@ -396,11 +415,18 @@ class Stage:
     """Indices of the stages it reads (-1: the input register); None: the stage before."""
     widths: tuple[int, ...] = ()
     """``join``: the pixel width of each branch."""
+    upsample: Upsampling | None = None
+    """``upsample``: the geometry."""
+    depth: int = 0
+    """``upsample``: buffer pixels (0 until sized: timings are then not checked)."""
 
     def times(self, times: list[int]) -> list[int]:
         """Output valid cycles given the input valid cycles (see ``window_times``)."""
         if self.kind == "crop":
             return [t + 1 for k, t in enumerate(times) if self.keep[k % len(self.keep)]]
+        if self.kind == "upsample":
+            assert self.upsample is not None
+            return upsample_times(self.upsample, times, self.interval, self.depth or None)[0]
         if self.kind == "window":
             assert self.geometry is not None
             issues = window_times(self.geometry, times, self.interval)[1]
@@ -418,7 +444,8 @@ class StreamDesign(RtlDesign):
     images arrive back to back (``latency_first``: to its first item), counted as the
     fully parallel design counts them (the edge sampling the first pixel is edge 1);
     ``ii``: cycles per image (``H * W * pixel_interval``); ``pixel_interval``: cycles
-    between input pixels (1, or the largest reuse factor of the folded kernels).
+    between input pixels (1, or the largest reuse factor of the folded kernels, times
+    more with upsampling, see ``_stream_pace``).
     """
 
     stages: list[Stage] = field(default_factory=list)
@@ -429,7 +456,8 @@ class StreamDesign(RtlDesign):
     items_per_image: int = 1
     latency_first: int = 0
     pixel_interval: int = 1
-    """Input pixels must be at least this many cycles apart (the largest reuse factor)."""
+    """Input pixels must be at least this many cycles apart (the largest reuse factor;
+    more when upsampling makes the feature maps larger than the input image)."""
 
     streamed = True
 
@@ -494,7 +522,9 @@ class StreamDesign(RtlDesign):
                      "strides": [s.geometry.sh, s.geometry.sw],
                      "pads": [s.geometry.pt, s.geometry.pb, s.geometry.pl, s.geometry.pr],
                      "line_buffer_pixels": max(s.geometry.line_depth, 0)
-                     * (s.geometry.kh - 1)} if s.geometry else {})}
+                     * (s.geometry.kh - 1)} if s.geometry else {}),
+                 **({"size": [s.upsample.fh, s.upsample.fw], "buffer_pixels": s.depth}
+                    if s.upsample else {})}
                 for s in self.stages
             ],
         }
@@ -556,6 +586,8 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
                                     wrapper_text=crop_wrapper_text(wrapper, h, w, crops, pw,
                                                                    f"layer {name!r}"),
                                     keep=keep_mask(h, w, crops)))
+            elif node.op in UPSAMPLE_OPS:  # repeats pixels and rows (upsample_stream)
+                stages.extend(_upsample_stages(graph, node, shape, names, top_name, options))
             elif node.op in COLLECT_OPS:
                 stages.append(_collect_stage(graph, node, shape, names, top_name))
                 image_interval = math.prod(shape[:-1]) * interval
@@ -566,12 +598,14 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
                 raise BackendError(
                     f"layer {name!r}: op {node.op!r} is not supported inside a streamed RTL "
                     f"design; supported on pixel streams: {', '.join(WINDOW_OPS)} (padding "
-                    f"'valid' or 'same'), {', '.join(PIXEL_OPS)} (per pixel), and Flatten "
+                    f"'valid' or 'same'), {', '.join(PIXEL_OPS)} (per pixel), "
+                    f"{', '.join(CROP_OPS + UPSAMPLE_OPS)}, Merge / Concatenate, and Flatten "
                     "or global pooling followed by vector layers"
                     + (" (a ZeroPadding folds into the convolution it feeds when that is its "
                        "only reader and its result type holds its input type; cropping "
-                       "only drops pixels; upsampling and Permute need a vector design: no "
-                       "convolution or pooling before them)" if node.op in REARRANGE_OPS else "")
+                       "only drops pixels; upsampling repeats pixels; Permute needs a vector "
+                       "design: no convolution or pooling before it)"
+                       if node.op in REARRANGE_OPS else "")
                 )
         else:
             if node.op in WINDOW_OPS:
@@ -599,20 +633,22 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
     else:
         item_shape, items = tuple(out_shape), 1
     pixels = math.prod(in_tensor.shape[:-1])
-    period = pixels * interval
     design = StreamDesign(
         top=top_name, files={}, layers=[s.module for s in stages if s.module is not None],
-        latency=0, ii=period, in_type=in_t, out_type=out_t, in_shape=in_tensor.shape,
-        out_shape=out_shape, options=options, graph_name=graph.name, stages=stages,
-        pixel_in=pixel_in, item_shape=item_shape, items_per_image=items,
-        pixel_interval=interval,
+        latency=0, ii=pixels * interval, in_type=in_t, out_type=out_t,
+        in_shape=in_tensor.shape, out_shape=out_shape, options=options,
+        graph_name=graph.name, stages=stages, pixel_in=pixel_in, item_shape=item_shape,
+        items_per_image=items, pixel_interval=interval,
     )
-    # timing at generation time: two images back to back, one pixel every interval cycles
-    out_cycles = design.schedule(list(range(0, 2 * period, interval)))
+    pace = _stream_pace(design, interval)  # == interval without upsampling
+    period = pixels * pace
+    # timing at generation time: two images back to back, one pixel every pace cycles
+    out_cycles = design.schedule(list(range(0, 2 * period, pace)))
     if len(out_cycles) != 2 * items:
         raise AssertionError(f"stream schedule produced {len(out_cycles)} items, "
                              f"expected {2 * items}")
-    _size_joins(design, period, interval)
+    _size_upsamplers(design, period, pace)
+    _size_joins(design, period, pace)
     design.latency_first = out_cycles[0] + 1
     design.latency = out_cycles[items - 1] + 1
     steady = out_cycles[2 * items - 1] - out_cycles[items - 1]
@@ -627,15 +663,15 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
     files[f"{top_name}.v"] = _top_text(design, graph)
     ecp5.add_cell_models(files)
     design.files = files
-    pace = "one per cycle" if interval == 1 else f"one every {interval} cycles"
+    rate = "one per cycle" if pace == 1 else f"one every {pace} cycles"
     design.notes.append(
-        f"streamed: {pixels} pixels of {pixel_in} channels per image, {pace}; "
+        f"streamed: {pixels} pixels of {pixel_in} channels per image, {rate}; "
         f"latency {design.latency_first} cycles to the first output item, {design.latency} "
         f"to the last ({items} item(s) per image); {period} cycles per image"
     )
     log.info("streamed RTL for %r: latency %d (first item) / %d (last item) cycles, %d cycles "
              "per image (pixel interval %d)", graph.name, design.latency_first, design.latency,
-             period, interval)
+             period, pace)
     return design
 
 
@@ -718,6 +754,109 @@ def _size_joins(design: StreamDesign, period: int, interval: int) -> None:
         st.wrapper_text = join_wrapper_text(st.wrapper, list(st.widths), depths,
                                             st.node)
         log.info("layer %r: pixel-stream join, FIFO depths %s", st.node, depths)
+
+
+def _upsample_stages(graph: Graph, node: Node, shape: tuple[int, ...], names: Namespace,
+                     top: str, options: RtlOptions) -> list[Stage]:
+    """An upsampling (``upsample_stream.py``; its buffer is sized by ``_size_upsamplers``)
+    and, when its result type is not its input type, a per-pixel cast after it."""
+    t_in, t_out = _types(graph, node)
+    u = upsampling_of(node, shape)
+    pw = u.c * t_in.width
+    stages = [Stage("upsample", node.name, node.op, 2, pw, pw,
+                    wrapper=names(f"{top}_{node.name}_up"), upsample=u)]
+    if t_out != t_in:
+        sub = _sub_graph(node, t_in, (u.c,), t_out, (u.c,), op="Dropout", attrs={},
+                         weights={})
+        module = RENDERERS["Dropout"](LayerContext(sub.node(node.name), sub,
+                                                   names(f"{top}_{node.name}_cast"), options,
+                                                   folding=False))
+        stages.append(Stage("pixel", node.name, "cast", module.latency, pw,
+                            u.c * t_out.width, module=module))
+    return stages
+
+
+def _stream_pace(design: StreamDesign, interval: int) -> int:
+    """Cycles between input pixels: the stages' interval P without upsampling; with it,
+    the least pace from ``P * ceil(largest upsampled map / input pixels)`` on at which
+    images back to back give a periodic schedule (the last items of three images one
+    period apart), so the upsamplers keep up with the input."""
+    ups = [s for s in design.stages if s.kind == "upsample" and s.upsample is not None]
+    if not ups:
+        return interval
+    pixels = design.pixels_per_image
+    most = max(s.upsample.out_pixels for s in ups if s.upsample is not None)
+    low = interval * max(1, -(-most // pixels))
+    items = design.items_per_image
+    for pace in range(low, 2 * low + 9):
+        design.pixel_interval, design.ii = pace, pixels * pace
+        cycles = design.schedule(list(range(0, 3 * design.ii, pace)))
+        last = [cycles[(b + 1) * items - 1] for b in range(3)]
+        if last[1] - last[0] == design.ii == last[2] - last[1]:
+            log.info("upsampling %s: input pixels every %d cycles (%d pixels in, up to %d "
+                     "upsampled, stage interval %d)", ", ".join(repr(s.node) for s in ups),
+                     pace, pixels, most, interval)
+            return pace
+    raise BackendError(
+        f"upsampling {', '.join(repr(s.node) for s in ups)}: no input pixel interval from "
+        f"{low} to {2 * low + 8} cycles gives a periodic pixel-stream schedule; the streamed "
+        "RTL cannot pace this network")
+
+
+def _paced(n: int, pixels: int, pace: int, gap: int = 0, image_gap: int = 0) -> list[int]:
+    """Cycles of ``n`` input pixels as the stream harness presents them (one every
+    ``pace`` cycles, an idle cycle after every ``gap``, ``image_gap`` after each image)."""
+    out: list[int] = []
+    cycle = run = idle_left = hold = 0
+    while len(out) < n:
+        pacing = hold > 0
+        if not (pacing or idle_left > 0 or (gap > 0 and run == gap)):
+            out.append(cycle)
+            run += 1
+            hold = pace - 1
+            if image_gap and len(out) % pixels == 0:
+                idle_left = image_gap
+        elif pacing:
+            hold -= 1
+        elif idle_left > 0:
+            idle_left -= 1
+        else:
+            run = 0
+        cycle += 1
+    return out
+
+
+def _size_upsamplers(design: StreamDesign, period: int, pace: int) -> None:
+    """Buffer depths of the upsamplers from generation-time schedules (images back to
+    back, idle slots, image gaps short and long, a pause inside an image), then their
+    Verilog; the depth then checks every other timing (``upsample_times``)."""
+    ups = [k for k, st in enumerate(design.stages) if st.kind == "upsample"]
+    if not ups:
+        return
+    px = design.pixels_per_image
+    pause = [*range(0, (3 * px // 2) * pace, pace)]
+    pause += [pause[-1] + period + pace * (k + 1) for k in range(3 * px - len(pause))]
+    patterns = [_paced(3 * px, px, pace), _paced(2 * px, px, 2 * pace), pause,
+                *(_paced(3 * px, px, pace, gap, image_gap)
+                  for gap, image_gap in ((0, 1), (0, pace), (0, 2 * pace - 1), (0, 3 * period),
+                                         (3, 2), (2, 1), (1, 0)))]
+    need = dict.fromkeys(ups, 0)
+    for cycles in patterns:
+        times = design.stage_times(cycles)
+        for k in ups:
+            st = design.stages[k]
+            src = (st.sources or (k - 1,))[0]
+            feed = times[src] if src >= 0 else [c + 1 for c in cycles]
+            assert st.upsample is not None
+            need[k] = max(need[k], upsample_times(st.upsample, feed, st.interval)[1])
+    for k in ups:
+        st = design.stages[k]
+        assert st.upsample is not None
+        st.depth = buffer_depth(need[k])
+        st.wrapper_text = upsample_wrapper_text(st.wrapper, st.upsample, st.in_width, st.depth,
+                                                st.interval)
+        log.info("layer %r: pixel-stream upsampling %s, buffer of %d pixels (%d needed)",
+                 st.node, (st.upsample.fh, st.upsample.fw), st.depth, need[k])
 
 
 FOLDED_WINDOW_OPS = ("Conv1D", "Conv2D")
@@ -1395,7 +1534,9 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
         f"[c*{d.in_type.width} +: {d.in_type.width}];",
         f"//           {d.pixels_per_image} pixels per image {d.in_shape}, raster order, images "
         "back to back; in_valid per pixel (gaps allowed)"
-        + ("." if p == 1 else f",\n//           at least {p} cycles apart (folded kernels)."),
+        + ("." if p == 1 else f",\n//           at least {p} cycles apart ("
+           + ("upsampling" if any(s.kind == "upsample" for s in d.stages)
+              else "folded kernels") + ")."),
         f"// out_data: {d.item_size} x {d.out_type} per out_valid; "
         + (f"{d.items_per_image} output pixels per image (raster order)."
            if d.items_per_image > 1 or len(d.out_shape) > 1 else "one vector per image."),
@@ -1408,6 +1549,7 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
         what = {"window": "window layer, from the pixel completing a window",
                 "pixel": "per pixel", "collect": "collect an image", "vector": "per image",
                 "crop": "drops the pixels outside the crop",
+                "upsample": "repeats pixels and rows, from a buffer",
                 "join": "branches meet: one FIFO each, popped together"}
         lines.append(f"//   {s.node!r} ({s.op}, {what[s.kind]}): {s.latency}"
                      + (f", folded by reuse factor {s.reuse}" if s.reuse > 1 else ""))
@@ -1434,7 +1576,8 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
     for k, s in enumerate(d.stages):
         srcs = s.sources if s.sources is not None else (k - 1,)
         cur_d, cur_v = outs[srcs[0]]
-        tag = {"collect": f"{s.node}_c", "join": f"{s.node}_j"}.get(s.kind, s.node)
+        tag = {"collect": f"{s.node}_c", "join": f"{s.node}_j",
+               "upsample": f"{s.node}_u"}.get(s.kind, s.node)
         dw, vw = local(f"{tag}_y"), local(f"{tag}_v")
         lines.append(f"  wire [{s.out_width - 1}:0] {dw};")
         lines.append(f"  wire {vw};")
@@ -1443,7 +1586,7 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
                             for b, src in enumerate(srcs))
             lines.append(f"  {s.wrapper} u_{dw} (.clk(clk), .rst(rst), {ports}.v_out({vw}), "
                          f".y_out({dw}));")
-        elif s.kind in ("window", "collect", "crop"):
+        elif s.kind in ("window", "collect", "crop", "upsample"):
             lines.append(f"  {s.wrapper} u_{dw} (.clk(clk), .rst(rst), .v_in({cur_v}), "
                          f".x_in({cur_d}), .v_out({vw}), .y_out({dw}));")
         else:

@@ -8,10 +8,11 @@ Protocol (integers little-endian int64)::
 ``pixels.bin`` holds ``n_pixels x C_IN`` input mantissas (raster order, images back to
 back). After two reset cycles one pixel is presented every ``interval`` cycles (the
 design's ``pixel_interval`` by default: 1, or the largest reuse factor of its folded
-kernels); ``gap = k > 0`` adds an idle cycle after every ``k`` pixels, ``image_gap = g``
-adds ``g`` idle cycles after every image. The harness stops after ``n_items`` output
-items (or ``max_cycles``); ``items.bin`` gets them (``N_OUT`` mantissas each,
-sign-extended when the output type is signed), ``times.bin`` the harness cycle of every
+kernels, more with upsampling); ``gap = k > 0`` adds an idle cycle after every ``k``
+pixels, ``image_gap = g`` adds ``g`` idle cycles after every image. The harness stops
+after ``n_items`` output items (or ``max_cycles``); ``items.bin`` gets them (``N_OUT``
+mantissas each, sign-extended when the output type is signed), ``times.bin`` the
+harness cycle of every
 pixel and then of every item (an item seen in cycle ``j`` after a pixel presented in
 cycle ``i`` is ``j - i + 1`` clock edges later, the edge sampling the pixel counting as
 the first, as for the fully parallel designs).

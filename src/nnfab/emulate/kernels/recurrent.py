@@ -3,7 +3,9 @@
 Vectorized over the batch, one loop iteration per time step. Every sum of products
 is exact in integers (each product cast to ``accum``, the sum wrapped once), every
 gate pre-activation is cast to ``preact``, sigmoid/tanh come from the tables of
-``nnfab.ir.tables`` and the hidden and cell states are cast to ``state``.
+``nnfab.ir.tables`` (hard_sigmoid/hard_tanh are computed exactly and cast to the table
+type), the hidden and cell states are cast to ``state``, and, with ``state_read``, cast
+again where the next step reads them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from nnfab.emulate.exact import wrap_mantissas
 from nnfab.emulate.kernels.common import (
     Exact,
     add,
+    cast,
     cast_counted,
+    clip,
     constant,
     from_values,
     max_abs,
@@ -27,10 +31,11 @@ from nnfab.emulate.kernels.common import (
 )
 from nnfab.emulate.kernels.dense import check_accumulator
 from nnfab.errors import EmulationError, GraphError
-from nnfab.ir import FixedType, Graph, Node
+from nnfab.ir import FixedType, Graph, Node, Overflow
 from nnfab.ir.recurrent import (
     GATES,
     check_recurrent,
+    is_table_function,
     recurrent_table_attrs,
     uses_recurrent_activation,
 )
@@ -108,14 +113,21 @@ class RecurrentKernel(Kernel):
         acc_bias = self.accum.quantize(bias).reshape(-1, self.gates * self.units)
         self.bias_rows = [from_values(row, self.accum).m for row in acc_bias]
         self._mantissas: dict[int, np.ndarray] = {}  # entries of each table as mantissas
+        self.state_read = node.precision.get("state_read")
+        self.table_overflow = 0
         self.table_type = self.precision("table")
-        self.table = self._table(self.attrs["activation"], self.table_type, recurrent=False)
-        self.table_overflow = int(np.count_nonzero(self.table.overflow))
+        self.table = self._activation(self.attrs["activation"], self.table_type, False)
         if uses_recurrent_activation(node.op):
             self.rtable_type = self.precision("recurrent_table")
-            self.rtable = self._table(self.attrs["recurrent_activation"], self.rtable_type,
-                                      recurrent=True)
-            self.table_overflow += int(np.count_nonzero(self.rtable.overflow))
+            self.rtable = self._activation(self.attrs["recurrent_activation"],
+                                           self.rtable_type, True)
+
+    def _activation(self, fn: str, t: FixedType, recurrent: bool) -> LookupTable | HardFunction:
+        if not is_table_function(fn):
+            return HardFunction(fn, t)
+        table = self._table(fn, t, recurrent)
+        self.table_overflow += int(np.count_nonzero(table.overflow))
+        return table
 
     def _table(self, fn: str, t: FixedType, recurrent: bool) -> LookupTable:
         attrs = recurrent_table_attrs(self.node.attrs, recurrent)
@@ -142,10 +154,25 @@ class RecurrentKernel(Kernel):
         counter.record("accum", int(np.count_nonzero(flags)), int(flags.size))
         return from_values(values, self.accum)
 
-    def lookup(self, table: LookupTable, v: Exact, t: FixedType) -> Exact:
-        """``table`` at values ``v`` of type ``t`` (index from the mantissas)."""
+    def lookup(self, table: LookupTable | HardFunction, v: Exact, t: FixedType,
+               counter: OverflowCounter) -> Exact:
+        """The activation at values ``v`` of type ``t``: the table entry indexed from the
+        mantissas, or the hard function's exact value cast to its type."""
+        if isinstance(table, HardFunction):
+            t = table.type
+            if t.overflow is not Overflow.WRAP:  # saturating at the type's ends is the
+                values, _ = cast(table.exact(v), t)  # quantizer's own clip: not counted
+                return from_values(values, t)
+            return from_values(cast_counted(counter, "activation", table.exact(v), t), t)
         mantissas = self._mantissas[id(table)]
         return Exact(mantissas[table.index_mantissas(v.m, v.frac)], table.type.frac)
+
+    def read_state(self, v: Exact | None, counter: OverflowCounter) -> Exact | None:
+        """The state as a step reads it: cast to ``state_read`` when that is set."""
+        if v is None or self.state_read is None:
+            return v
+        t = self.state_read
+        return from_values(cast_counted(counter, "state_read", v, t), t)
 
     def to_preact(self, a: Exact, counter: OverflowCounter) -> Exact:
         return from_values(cast_counted(counter, "preact", a, self.preact), self.preact)
@@ -168,7 +195,8 @@ class RecurrentKernel(Kernel):
         outs = []
         order = range(steps - 1, -1, -1) if self.attrs["go_backwards"] else range(steps)
         for t in order:
-            h, c = self.step(xw[:, t], h, c, counter)
+            h, c = self.step(xw[:, t], self.read_state(h, counter),
+                             self.read_state(c, counter), counter)
             if self.attrs["return_sequences"]:
                 outs.append(h)
         if self.attrs["return_sequences"]:
@@ -180,6 +208,19 @@ class RecurrentKernel(Kernel):
         return counter.cast("result", self.out_type, last, source=self.state)
 
 
+class HardFunction:
+    """``hard_sigmoid(v) = clip(v/2 + 1/2, 0, 1)`` or ``hard_tanh(v) = clip(v, -1, 1)``,
+    exact, then cast to ``type`` (the layer's table type)."""
+
+    def __init__(self, function: str, t: FixedType) -> None:
+        self.function, self.type = function, t
+
+    def exact(self, v: Exact) -> Exact:
+        if self.function == "hard_sigmoid":
+            return clip(add(Exact(v.m, v.frac + 1), constant(0.5, v.m.shape)), 0.0, 1.0)
+        return clip(v, -1.0, 1.0)
+
+
 def _block(m: np.ndarray, k: int, units: int) -> np.ndarray:
     return m[:, k * units:(k + 1) * units]
 
@@ -189,7 +230,7 @@ class SimpleRNNKernel(RecurrentKernel):
     def step(self, xw: np.ndarray, h: Exact, c: Exact | None, counter: OverflowCounter
              ) -> tuple[Exact, Exact | None]:
         a = self.wrap(_sum(xw, accumulate(h, self.U, self.accum), *self.bias_rows), counter)
-        act = self.lookup(self.table, self.to_preact(a, counter), self.preact)
+        act = self.lookup(self.table, self.to_preact(a, counter), self.preact, counter)
         return self.to_state(act, counter), None
 
 
@@ -202,10 +243,10 @@ class LSTMKernel(RecurrentKernel):
         a = self.wrap(_sum(xw, accumulate(h, self.U, self.accum), *self.bias_rows), counter)
         p = self.to_preact(a, counter)
         i, f, g, o = (Exact(_block(p.m, k, u), p.frac) for k in range(4))
-        i, f, o = (self.lookup(self.rtable, v, self.preact) for v in (i, f, o))
-        g = self.lookup(self.table, g, self.preact)
+        i, f, o = (self.lookup(self.rtable, v, self.preact, counter) for v in (i, f, o))
+        g = self.lookup(self.table, g, self.preact, counter)
         c_new = self.to_state(add(mul(f, c), mul(i, g)), counter)
-        h_new = self.to_state(mul(o, self.lookup(self.table, c_new, self.state)), counter)
+        h_new = self.to_state(mul(o, self.lookup(self.table, c_new, self.state, counter)), counter)
         return h_new, c_new
 
 
@@ -220,7 +261,7 @@ class GRUKernel(RecurrentKernel):
             hu = accumulate(h, U, self.accum)
             zr = self.wrap(_sum(xw[:, :2 * u], hu[:, :2 * u], b_in[:2 * u], b_rec[:2 * u]),
                            counter)
-            zr = self.lookup(self.rtable, self.to_preact(zr, counter), self.preact)
+            zr = self.lookup(self.rtable, self.to_preact(zr, counter), self.preact, counter)
             z, r = Exact(zr.m[:, :u], zr.frac), Exact(zr.m[:, u:], zr.frac)
             ax = self.wrap(_sum(xw[:, 2 * u:], b_in[2 * u:]), counter)
             ah = self.wrap(_sum(hu[:, 2 * u:], b_rec[2 * u:]), counter)
@@ -231,12 +272,12 @@ class GRUKernel(RecurrentKernel):
             U_h = Exact(U.m[:, 2 * u:], U.frac)
             zr = self.wrap(_sum(xw[:, :2 * u], accumulate(h, U_zr, self.accum), b[:2 * u]),
                            counter)
-            zr = self.lookup(self.rtable, self.to_preact(zr, counter), self.preact)
+            zr = self.lookup(self.rtable, self.to_preact(zr, counter), self.preact, counter)
             z, r = Exact(zr.m[:, :u], zr.frac), Exact(zr.m[:, u:], zr.frac)
             q = self.to_state(mul(r, h), counter)
             a_h = self.wrap(_sum(xw[:, 2 * u:], accumulate(q, U_h, self.accum), b[2 * u:]),
                             counter)
             p_h = self.to_preact(a_h, counter)
-        hh = self.lookup(self.table, p_h, self.preact)
+        hh = self.lookup(self.table, p_h, self.preact, counter)
         one_minus_z = sub(constant(1.0, z.shape), z)
         return self.to_state(add(mul(z, h), mul(one_minus_z, hh)), counter), None
