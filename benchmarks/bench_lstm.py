@@ -8,7 +8,10 @@ default nnfab types (ap_fixed<16,6>, exact accumulators, 1024-entry tables).
 Tables:
 1. samples/s of the bit-exact emulator (hm.predict) against Keras' own float
    model.predict (the baseline, same process, same batch) and against the compiled
-   g++ C simulation, with the agreement of emulator and C simulation (must be exact).
+   g++ C simulation, with the agreement of emulator and C simulation (must be exact);
+   also the emulator on the same layer as QKeras' QLSTM computes it (hard_tanh cast to
+   ap_fixed<8,1>, QKeras' hard_sigmoid, a state_read cast to ap_fixed<8,3>, exact
+   internals), the form nnfab converts QLSTM into.
 2. Time to generate the HLS C++ and to compile the C simulation with g++ (a cold build in
    an empty cache).
 """
@@ -49,6 +52,20 @@ def _best(fn: Any, repeats: int) -> float:
     return min(times)
 
 
+def _qkeras_style(graph: Any) -> Any:
+    """The model with its LSTM as nnfab converts a QLSTM (hard functions, state_read)."""
+    import nnfab
+    from nnfab.ir import FixedType
+
+    for node in graph.nodes:
+        if node.op == "LSTM":
+            node.attrs.update(activation="hard_tanh", recurrent_activation="hard_sigmoid",
+                              exact_internals=True)
+            node.precision["table"] = FixedType.parse("ap_fixed<8,1,AP_RND_CONV,AP_SAT>")
+            node.precision["state_read"] = FixedType.parse("ap_fixed<8,3,AP_RND_CONV,AP_SAT>")
+    return nnfab.convert_graph(graph, {"Model": {"Precision": "ap_fixed<16,6>"}})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller batches, one repeat")
@@ -59,6 +76,7 @@ def main() -> None:
 
     import nnfab
     from nnfab.backends.hls import CSimLibrary, render_project
+    from nnfab.frontends.keras import keras_to_graph as keras_graph
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((STEPS, FEATURES)), keras.layers.LSTM(UNITS),
@@ -79,6 +97,8 @@ def main() -> None:
     lib.compile()
     compile_s = time.perf_counter() - t0
 
+    hard = _qkeras_style(keras_graph(model))
+    hard.warn_overflow = False
     rows = []
     for n in batches:
         x = rng.normal(0, 1, (n, STEPS, FEATURES))
@@ -88,12 +108,13 @@ def main() -> None:
         csim = _best(lambda x=x: lib.predict(x), repeats)
         same = bool(np.array_equal(lib.predict(x), hm.predict(x)))
         err = float(np.abs(hm.predict(x) - model.predict(xf, verbose=0)).max())
+        q = _best(lambda x=x: hard.predict(x), repeats)
         rows.append([n, f"{n / emu:,.0f}", f"{n / ker:,.0f}", f"{ker / emu:.2f}",
-                     f"{n / csim:,.0f}", same, f"{err:.3g}"])
+                     f"{n / csim:,.0f}", same, f"{err:.3g}", f"{n / q:,.0f}"])
     _table(f"1. samples/s, LSTM({UNITS}) over {STEPS}x{FEATURES} + Dense({CLASSES}), "
            "ap_fixed<16,6>",
            ["batch", "emulator", "keras float", "emu/keras", "g++ csim", "csim==emu",
-            "max|emu-keras|"], rows)
+            "max|emu-keras|", "emu QLSTM-style"], rows)
     _table("2. HLS C++ build", ["step", "seconds"],
            [["generate C++ (render_project)", f"{generate:.3f}"],
             ["g++ C simulation, cold compile", f"{compile_s:.2f}"]])

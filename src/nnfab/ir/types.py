@@ -331,6 +331,8 @@ class FixedType:
             n = np.floor(v)
         elif mode is Rounding.TRN_ZERO:
             n = np.trunc(v)
+        elif mode is Rounding.RND_CONV:
+            n = np.rint(v)  # round half to even, exact on float64 (IEEE round-to-nearest)
         else:
             # Work on |v|: the fraction of a non-negative float is exact, while v - floor(v)
             # is not for small negative v (it can round onto the tie 0.5).
