@@ -101,6 +101,7 @@ def rows() -> list[Row]:
         Row("UpSampling1D", "upsampling 1-D (nearest, integer factors)", ("UpSampling1D",)),
         Row("UpSampling2D", "upsampling 2-D (nearest, integer factors)", ("UpSampling2D",)),
         Row("Permute", "permute (a real reordering of the sample's axes)", ("Permute",)),
+        Row("Slice", "slice of any axes (data selected at constant indices)", ("Slice",)),
         Row("SeparableConv1D", "separable Conv 1-D: depthwise, then a 1x1 Conv",
             ("DepthwiseConv1D", "Conv1D")),
         Row("SeparableConv2D", "separable Conv 2-D: depthwise, then a 1x1 Conv",
@@ -325,7 +326,7 @@ ONNX_ROWS: dict[str, tuple[str, ...]] = {
     "Reshape": ("View", "Reshape"),
     **{op: ("View",) for op in ("Squeeze", "Unsqueeze", "Identity", "Dropout", "Shape")},
     "Cast": ("View", "ActQuant"),  # to a float type: a view; to an integer type: a cast
-    "Gather": ("Embedding",),  # a constant table indexed by a data tensor
+    "Gather": ("Embedding", "Slice"),  # a constant table indexed by data, or a selection
     "RNN": ("SimpleRNN",),
     "LSTM": ("LSTM",),
     "GRU": ("GRU",),
@@ -537,8 +538,10 @@ def render() -> str:
         "cycle, line buffers; with `ReuseFactor` R > 1, Conv 1-D/2-D and per-pixel Dense "
         "kernels fold and pixels come every R cycles; BatchNormalization, LayerNormalization "
         "and per-channel ElementCast run per pixel; branches meet in a Merge or a Concatenate "
-        "on the channels, one FIFO per branch); Permute works only in vector (non-streamed) "
-        "designs so far. In a pixel stream, "
+        "on the channels, one FIFO per branch). In a pixel stream, a Permute (1, 0, 2) "
+        "(height and width swapped) re-emits the pixels in transposed order from a buffer of "
+        "about two images, any other Permute only as the last layer or right before a "
+        "Flatten (the collected vector is reordered), and vector designs take any Permute; "
         "cropping drops pixels, nearest upsampling repeats pixels and rows from a buffer "
         "(the input is then paced so that the larger feature map fits in an image's "
         "cycles), a zero padding read only by a "

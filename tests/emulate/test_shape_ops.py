@@ -1,4 +1,5 @@
-"""ZeroPadding, Cropping, UpSampling (nearest) and Permute: values moved, one result cast.
+"""ZeroPadding, Cropping, UpSampling (nearest), Permute and Slice: values moved, one result
+cast.
 
 The reference here walks every output element with explicit index arithmetic written
 from docs/semantics.md (not from nnfab.ir.rearrange), then applies the Fraction cast
@@ -29,6 +30,12 @@ from tests.emulate.helpers import (
 # ------------------------------------------------------------- reference
 def ref_move(op: str, attrs: dict, x: np.ndarray) -> np.ndarray:
     """One sample (object array of Fractions) moved by ``op``, element by element."""
+    if op == "Slice":
+        begin, size = attrs["begin"], attrs["size"]
+        out = np.empty(tuple(size), dtype=object)
+        for idx in np.ndindex(out.shape):
+            out[idx] = x[tuple(b + i for b, i in zip(begin, idx, strict=True))]
+        return out
     if op == "Permute":
         perm = attrs["perm"]
         out = np.empty(tuple(x.shape[p] for p in perm), dtype=object)
@@ -82,6 +89,9 @@ CASES = [
     ("Permute", (2, 3, 4), {"perm": (2, 0, 1)}),
     ("Permute", (2, 3, 4), {"perm": (1, 2, 0)}),
     ("Permute", (2, 3, 4, 5), {"perm": (3, 1, 0, 2)}),
+    ("Slice", (3, 4, 5), {"begin": (1, 0, 2), "size": (1, 4, 3)}),
+    ("Slice", (6,), {"begin": (2,), "size": (3,)}),
+    ("Slice", (2, 3, 4, 5), {"begin": (0, 2, 1, 0), "size": (2, 1, 2, 5)}),
 ]
 
 
@@ -110,6 +120,7 @@ def test_values_are_moved_exactly(case: tuple) -> None:
     ("Cropping2D", {"crops": (1, 0, 0, 1)}),
     ("UpSampling2D", {"size": (2, 2)}),
     ("Permute", {"perm": (1, 0, 2)}),
+    ("Slice", {"begin": (1, 1, 0), "size": (2, 3, 2)}),
 ])
 @pytest.mark.parametrize("out_t", ["ap_fixed<5,2,AP_RND,AP_SAT>", "ap_ufixed<4,1,AP_RND_CONV>",
                                    "ap_fixed<6,3,AP_TRN,AP_SAT_SYM>"])
@@ -135,6 +146,8 @@ def test_result_cast_rounds_and_overflows_like_the_reference(op: str, attrs: dic
     ("ZeroPadding2D", (4, 2), {"pads": (1, 1, 1, 1)}, "3-D input"),
     ("Permute", (2, 3, 4), {"perm": (0, 0, 1)}, "permutation"),
     ("Permute", (2, 3), {"perm": (1, 0, 2)}, "integers"),
+    ("Slice", (2, 3), {"begin": (1, 2), "size": (1, 2)}, "exceeds axis 1"),
+    ("Slice", (2, 3), {"begin": (0, 0), "size": (0, 2)}, "integers >= 1"),
 ])
 def test_bad_attributes_name_the_layer(op: str, shape: tuple, attrs: dict, needle: str) -> None:
     with pytest.raises(GraphError, match="layer 'op'") as e:

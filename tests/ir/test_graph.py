@@ -752,7 +752,7 @@ TESTED_OPS = {
     "Input",
     "VertexMask", "VertexMean",  # test_shape_vertex_ops
     "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",  # test_shape_rearrangements
-    "UpSampling1D", "UpSampling2D", "Permute",
+    "UpSampling1D", "UpSampling2D", "Permute", "Slice",
     "Dot", "MultiThreshold",  # test_shape_dot_and_multithreshold
     "MatMul",  # test_shape_matmul
     "ElementCast",  # test_shape_element_cast
@@ -821,6 +821,7 @@ def test_tail_refuses_to_cut_a_skip_connection() -> None:
         ("UpSampling1D", (4, 3), {"size": (3,)}, (12, 3)),
         ("UpSampling2D", (2, 3, 4), {"size": (2, 3)}, (4, 9, 4)),
         ("Permute", (2, 3, 4), {"perm": (2, 0, 1)}, (4, 2, 3)),
+        ("Slice", (3, 4, 5), {"begin": (2, 0, 1), "size": (1, 4, 3)}, (1, 4, 3)),
     ],
 )
 def test_shape_rearrangements(op: str, in_shape: tuple, attrs: dict, expected: tuple) -> None:
@@ -832,6 +833,8 @@ def test_shape_rearrangement_errors() -> None:
         out_shape("Cropping1D", (4, 2), attrs={"crops": (2, 2)})  # nothing left
     with pytest.raises(GraphError, match="'n'"):
         out_shape("Permute", (2, 3), attrs={"perm": (0, 0)})
+    with pytest.raises(GraphError, match="'n'.*exceeds axis 1"):
+        out_shape("Slice", (2, 3), attrs={"begin": (0, 2), "size": (2, 2)})
 
 
 def test_shape_element_cast() -> None:

@@ -32,10 +32,12 @@ from typing import Any
 import numpy as np
 
 from nnfab.errors import FrontendError, GraphError, UnsupportedLayerError
+from nnfab.frontends.onnx_batch import RewriteError, rewrite_batch_axis, static_batch_one
 from nnfab.frontends.onnx_idioms import DOMAIN_CONVERTERS, feeds_channels_last, rewrite_idioms
 from nnfab.frontends.onnx_layers import (
     CONVERTERS,
     VIEW_OPS,
+    BatchAxisMovedError,
     Builder,
     Const,
     NodeCall,
@@ -128,7 +130,17 @@ def onnx_to_graph(model_or_path: Any, scale_options: ScaleOptions | None = None)
     """
     onnx = import_onnx()
     model, origin = _as_model(onnx, model_or_path)
-    graph = _Walker(onnx, model, origin, scale_options).run()
+    try:
+        graph = _Walker(onnx, model, origin, scale_options).run()
+    except BatchAxisMovedError as first:  # batch size 1: try a new leading batch axis
+        if not static_batch_one(model):
+            raise
+        try:
+            rewritten = rewrite_batch_axis(onnx, model)
+        except RewriteError as why:
+            log.info("%s: no leading batch axis could be added (%s)", origin, why)
+            raise first from None
+        graph = _Walker(onnx, rewritten, origin, scale_options).run()
     log.info("converted ONNX model %s: %d IR nodes, inputs %s, outputs %s", origin,
              len(graph), graph.inputs, graph.outputs)
     return graph

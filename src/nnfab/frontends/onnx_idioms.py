@@ -42,6 +42,7 @@ from nnfab.emulate.kernels import threshold as _kernel  # noqa: F401  (registers
 from nnfab.errors import UnsupportedLayerError
 from nnfab.frontends.onnx_layers import (
     CONVERTERS,
+    BatchAxisMovedError,
     Const,
     Converter,
     NodeCall,
@@ -321,7 +322,7 @@ def convert_transpose_checked(call: NodeCall) -> list[Output]:
     x = call.value(0)
     full = list(range(x.rank, -1, -1)) if perm is None else [int(p) for p in perm]
     if sorted(full) == list(range(x.rank + 1)) and full[0] != 0:
-        raise UnsupportedLayerError(
+        raise BatchAxisMovedError(
             f"{call.where}: perm={full} moves the batch axis and the graph does not undo it; "
             f"{BATCH_TRANSPOSE_RULES}; otherwise supported: permutations that keep the "
             "batch axis 0 first"

@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 Shape = tuple[int, ...]
 
 
+class BatchAxisMovedError(UnsupportedLayerError):
+    """A Transpose or Reshape moves the batch axis away from axis 0 (the frontend may
+    retry with ``onnx_batch.rewrite_batch_axis`` when the batch size is 1)."""
+
+
 # ================================================================= values
 @dataclass(frozen=True)
 class Const:
@@ -458,6 +463,10 @@ def convert_reshape(call: NodeCall) -> list[Output]:
     batch_ok = first in (0, -1) or first == call.builder.batch or (
         call.builder.batch is None and first == 1
     )
+    if not batch_ok and math.prod(resolved) * max(first, 1) == math.prod(x.shape):
+        raise BatchAxisMovedError(str(call.unsupported(
+            "shape", target, f"a shape that keeps the batch axis first (input shape "
+            f"{('N', *x.shape)})")))
     if not batch_ok or math.prod(resolved) != math.prod(x.shape):
         raise call.unsupported(
             "shape", target,

@@ -23,6 +23,7 @@ from nnfab.frontends.onnx_layers import (
     NodeCall,
     Output,
     Value,
+    _batch_axis,
     _channels_last_output,
     _ints,
     _spatial_rank,
@@ -35,11 +36,10 @@ from nnfab.ir.types import FixedType, Overflow, Rounding
 
 
 def convert_gather(call: NodeCall) -> list[Output]:
-    if not call.has(0) or isinstance(call.ins[0], Value):
-        raise UnsupportedLayerError(
-            f"{call.where}: data (input 0) is a data tensor; nnfab converts Gather only as an "
-            "embedding: a constant 2-D table indexed by a data tensor"
-        )
+    if call.has(0) and isinstance(call.ins[0], Value):
+        return _select(call)
+    if not call.has(0):
+        raise UnsupportedLayerError(f"{call.where}: Gather needs its data input")
     table = np.asarray(call.const(0, "data (the embedding table)"), dtype=np.float64)
     if table.ndim != 2:
         raise call.unsupported("data shape", table.shape, "a 2-D table (vocabulary, dim)")
@@ -52,6 +52,34 @@ def convert_gather(call: NodeCall) -> list[Output]:
                      precision={"weight": call.const_type(0)})
     out_shape = (*idx.shape, table.shape[1])
     return [Value(node.name, layout_index(out_shape, identity(len(out_shape))))]
+
+
+def _select(call: NodeCall) -> list[Output]:
+    """Gather of a data tensor at constant indices along one axis: an IR ``Slice`` (the
+    indices must be one index or an ascending run), e.g. the query / key / value split of
+    a packed projection; a scalar index drops the axis."""
+    x = call.value(0, "data")
+    if isinstance(call.ins[1], Value):
+        raise UnsupportedLayerError(
+            f"{call.where}: data and indices are both data tensors; nnfab converts Gather as "
+            "an embedding (a constant table indexed by data) or as a selection (data at "
+            "constant indices)")
+    axis = _batch_axis(call, int(call.attr("axis", 0)), x.rank + 1)
+    idx = np.asarray(call.const(1, "indices")).astype(np.int64)
+    n = x.shape[axis]
+    flat = np.where(idx < 0, idx + n, idx).ravel()
+    if idx.ndim > 1 or flat.size == 0 or flat.min() < 0 or flat.max() >= n or (
+            flat.size > 1 and not np.array_equal(flat, np.arange(flat[0], flat[0] + flat.size))):
+        raise call.unsupported("indices", idx.tolist(),
+                               f"one index or an ascending run of indices in [-{n}, {n - 1}]")
+    src = call.builder.require(x, identity(x.rank), call.where)
+    begin, size = [0] * x.rank, list(x.shape)
+    begin[axis], size[axis] = int(flat[0]), int(flat.size)
+    node = call.emit("Slice", [src], {"begin": tuple(begin), "size": tuple(size)})
+    index = layout_index(size, identity(x.rank))
+    if idx.ndim == 0:
+        index = index.reshape([d for k, d in enumerate(size) if k != axis])
+    return [Value(node.name, index)]
 
 
 def convert_conv_transpose(call: NodeCall) -> list[Output]:

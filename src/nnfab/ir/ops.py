@@ -278,6 +278,7 @@ OPS: dict[str, OpSpec] = {
         OpSpec("UpSampling1D", _shape_rearrange, required_attrs=("size",)),
         OpSpec("UpSampling2D", _shape_rearrange, required_attrs=("size",)),
         OpSpec("Permute", _shape_rearrange, required_attrs=("perm",)),
+        OpSpec("Slice", _shape_rearrange, required_attrs=("begin", "size")),
         # recurrent layers (nnfab.ir.recurrent)
         OpSpec("SimpleRNN", shape_recurrent, SIMPLE_RNN_PRECISION_KEYS, RECURRENT_WEIGHTS),
         OpSpec("LSTM", shape_recurrent, RECURRENT_PRECISION_KEYS, RECURRENT_WEIGHTS),

@@ -1,4 +1,5 @@
-"""Ops that move values without arithmetic: zero padding, cropping, nearest upsampling, permute.
+"""Ops that move values without arithmetic: zero padding, cropping, nearest upsampling,
+permute, slice.
 
 Every output element of these ops is either one input element or the constant 0 (padding).
 One description serves shape inference (``nnfab.ir.ops``) and the backends: for each
@@ -16,6 +17,10 @@ Attributes (shapes without batch, channels-last; ``rank`` spatial axes, 1 or 2):
   output ``o`` reads input ``o // size``); ``interpolation`` ``"nearest"`` only.
 - ``Permute``: ``perm``, a permutation of the sample's axes (0-based, batch excluded):
   output axis ``k`` is input axis ``perm[k]``.
+- ``Slice``: ``begin`` and ``size``, one integer per sample axis (any rank): output
+  ``o`` along axis ``a`` reads input ``begin[a] + o``, ``0 <= o < size[a]``; ``begin >=
+  0``, ``size >= 1``, ``begin + size <= `` the axis' length. (Selecting along an axis:
+  the ONNX frontend's Gather at constant indices and Slice on non-spatial axes.)
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ SPATIAL_OPS: dict[str, tuple[str, int]] = {
 }
 """Spatial rearrangements: op -> (attribute, number of spatial axes)."""
 
-REARRANGE_OPS: tuple[str, ...] = (*SPATIAL_OPS, "Permute")
+REARRANGE_OPS: tuple[str, ...] = (*SPATIAL_OPS, "Permute", "Slice")
 """Every op described here (output type = input type unless configured; values exact)."""
 
 INTERPOLATIONS = ("nearest",)
@@ -89,6 +94,16 @@ def axis_maps(node: Node, in_shape: Shape) -> list[AxisMap]:
                 f"0..{len(in_shape) - 1} of the input shape {in_shape} (batch excluded)"
             )
         return [AxisMap(in_shape[p], p, in_shape[p]) for p in perm]
+    if node.op == "Slice":
+        begin = _ints(node, "begin", len(in_shape), 0)
+        size = _ints(node, "size", len(in_shape), 1)
+        for a, (b, n) in enumerate(zip(begin, size, strict=True)):
+            if b + n > in_shape[a]:
+                raise GraphError(
+                    f"{_where(node)}: begin {begin!r} + size {size!r} exceeds axis {a} of the "
+                    f"input shape {in_shape} (batch excluded)")
+        return [AxisMap(n, a, in_shape[a], -b) for a, (b, n) in enumerate(zip(begin, size,
+                                                                              strict=True))]
     if node.op not in SPATIAL_OPS:
         raise GraphError(f"{_where(node)}: not a rearrangement op ({', '.join(REARRANGE_OPS)})")
     key, rank = SPATIAL_OPS[node.op]

@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 
 PASS_THROUGH = ("Flatten", "Reshape", "Dropout", "Pooling1D", "Pooling2D", "GlobalPooling1D",
                 "GlobalPooling2D")
+# values moved, none computed (nnfab.ir.rearrange)
 PASS_THROUGH += ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
-                 "UpSampling2D", "Permute")  # values moved, none computed (nnfab.ir.rearrange)
+                 "UpSampling2D", "Permute", "Slice")
 PASS_THROUGH += ("VertexMask", "VertexMean")  # nnfab.ir.vertex
 WEIGHTED = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D",
             "BatchNormalization")

@@ -1,4 +1,4 @@
-"""ZeroPadding, Cropping, UpSampling and Permute (1-D and 2-D) in the generated C++:
+"""ZeroPadding, Cropping, UpSampling, Permute and Slice (1-D and 2-D) in the generated C++:
 g++ C simulation == emulator, bit for bit, in io_parallel and io_stream (one model, two
 compiles). The emulator is checked against an independent reference in
 tests/emulate/test_shape_ops.py."""
@@ -53,7 +53,8 @@ def shape_graph() -> Graph:
     add("up1", "UpSampling1D", "pad1", size=(2,))
     add("crop1", "Cropping1D", "up1", crops=(3, 2))
     add("perm2", "Permute", "crop1", perm=(1, 0))
-    g.outputs = ["perm2", "up2"]
+    add("sl", "Slice", "perm3", begin=(1, 3, 2), size=(2, 8, 5))
+    g.outputs = ["perm2", "up2", "sl"]
     infer_shapes(g)
     return g
 

@@ -300,9 +300,10 @@ def test_unsupported_layers_raise(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match=r"'layer'.*window is 3 pixels wide"):
         RTLProject(convert(g, CONFIG), tmp_path)
     g = single_layer("Conv2D", (6, 6, 1), size=(3, 3), filters=2)
-    _add(g, Node("perm", "Permute", ["layer"], attrs={"perm": (1, 0, 2)}))
-    g.outputs = ["perm"]
-    with pytest.raises(BackendError, match=r"'perm'.*Permute"):
+    _add(g, Node("perm", "Permute", ["layer"], attrs={"perm": (2, 0, 1)}))
+    _add(g, Node("relu", "Activation", ["perm"], attrs={"function": "relu"}))
+    g.outputs = ["relu"]
+    with pytest.raises(BackendError, match=r"'perm'.*Permute.*moves the channel axis"):
         RTLProject(convert(g, CONFIG), tmp_path)
 
 

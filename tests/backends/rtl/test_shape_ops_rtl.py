@@ -156,14 +156,16 @@ def test_padding_that_cannot_fold_names_the_layer(case: str, config: dict) -> No
 
 
 def test_permute_inside_a_pixel_stream_names_the_layer() -> None:
-    # (upsampling runs inside pixel streams: tests/backends/rtl/test_stream_upsample.py)
+    # (upsampling and perm (1, 0, 2) run inside pixel streams: test_stream_upsample.py,
+    # test_stream_permute.py); a perm moving the channels before more stream layers not
     g = padded_cnn((0, 0, 0, 0))
-    g.add_node(Node("perm", "Permute", ["conv"], attrs={"perm": (1, 0, 2)}), ())
-    g.outputs = ["perm"]
+    g.add_node(Node("perm", "Permute", ["conv"], attrs={"perm": (2, 0, 1)}), ())
+    g.add_node(Node("relu", "Activation", ["perm"], attrs={"function": "relu"}), ())
+    g.outputs = ["relu"]
     infer_shapes(g)
     model = nnfab.convert_graph(g)
     with pytest.raises(BackendError, match=r"'perm'.*Permute.*not supported inside a "
-                                           r"streamed RTL design.*needs a vector design"):
+                                           r"streamed RTL design.*a vector design"):
         model.to_rtl()
 
 
@@ -283,3 +285,22 @@ def test_cropping_inside_a_pixel_stream_matches_emulator(rank: int, tmp_path: Pa
     assert np.array_equal(np.asarray(result.outputs), model.predict(x))
     assert result.latency == project.latency
     assert lint(project.write(), project.top, tmp_path / "lint.log") == []
+
+
+@with_verilator
+def test_slice_is_wires(tmp_path: Path) -> None:
+    """Slice (the ONNX frontend's Gather at constant indices) on a 3-D sample, then a
+    narrowing cast: Verilator == emulator."""
+    g = Graph("slices")
+    g.add_node(Node("x", "Input", [], attrs={"shape": (3, 4, 5)}), (3, 4, 5))
+    _chain(g, "x", [("sl", "Slice", {"begin": (1, 1, 2), "size": (2, 3, 3)}),
+                    ("flat", "Reshape", {"target_shape": (18,)})])
+    g.outputs = ["flat"]
+    infer_shapes(g)
+    model = nnfab.convert_graph(g, {"Model": {"Precision": "ap_fixed<8,3,AP_RND,AP_SAT>"},
+                                    "LayerName": {"sl": {"Precision": {
+                                        "result": "ap_fixed<5,1,AP_RND_CONV,AP_SAT>"}}}})
+    project = RTLProject(model, tmp_path)
+    x = np.random.default_rng(2).normal(0, 2, (60, 3, 4, 5))
+    assert np.array_equal(np.asarray(project.simulate(x).outputs), model.predict(x))
+    assert model.overflow_report()["sl"]["result"] > 0

@@ -257,9 +257,10 @@ def test_folded_convolution_after_upsampling(tmp_path: Path) -> None:
 def test_permute_in_a_stream_is_refused_by_name(tmp_path: Path) -> None:
     n = Net("perm", (4, 4, 1))
     n.add("c1", "Conv2D", size=(3, 3), filters=2)
-    n.add("perm", "Permute", perm=(1, 0, 2))
+    n.add("perm", "Permute", perm=(2, 0, 1))  # (1, 0, 2): test_stream_permute.py
+    n.add("relu", "Activation", function="relu")
     with pytest.raises(BackendError, match=r"'perm'.*Permute.*not supported inside a "
-                                           r"streamed RTL design.*Permute needs a vector"):
+                                           r"streamed RTL design.*a vector design"):
         RTLProject(convert(n.graph(), CONFIG), tmp_path)
 
 

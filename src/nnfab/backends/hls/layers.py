@@ -554,7 +554,7 @@ for _op in ("Flatten", "Reshape", "Dropout"):
 
 
 def _render_rearrange(ctx: RenderContext, node: Node) -> LayerCode:
-    """ZeroPadding / Cropping / UpSampling / Permute: ``nnfab::rearrange`` (nnfab_shape.h)
+    """ZeroPadding / Cropping / UpSampling / Permute / Slice: ``nnfab::rearrange`` (nnfab_shape.h)
     with the output axes of ``nnfab.ir.rearrange.axis_maps`` (4 axes, leading ones of 1)."""
     from nnfab.ir.rearrange import axis_maps
 
@@ -584,7 +584,7 @@ def _render_rearrange(ctx: RenderContext, node: Node) -> LayerCode:
 
 
 for _op in ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
-            "UpSampling2D", "Permute"):
+            "UpSampling2D", "Permute", "Slice"):
     renderer(_op)(_render_rearrange)
 
 

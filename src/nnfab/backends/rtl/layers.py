@@ -791,7 +791,7 @@ def render_reshape(ctx: LayerContext) -> LayerModule:
 
 
 @renders("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
-         "UpSampling2D", "Permute")
+         "UpSampling2D", "Permute", "Slice")
 def render_rearrange(ctx: LayerContext) -> LayerModule:
     """Values moved without arithmetic (``nnfab.ir.rearrange``): wires, padding zeros as
     constants, each input element cast once to the result type."""

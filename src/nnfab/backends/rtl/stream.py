@@ -61,6 +61,11 @@ most (one per P cycles with folded kernels), without stalling the upstream (the 
 has no back-pressure). Instead the input is paced: with upsampling the pixel interval
 is at least ``P * ceil(upsampled pixels / input pixels)`` (``_stream_pace``), so the
 pixels after an upsampling come in bursts (the repeats), which every stage takes.
+A ``Permute`` (``permute_stream.py``) with perm ``(1, 0, 2)`` swaps height and width: a
+circular buffer of about two images re-emits the pixels in transposed order (the
+output runs ``(H - 1) * (W - 1)`` pixels behind, at the stream's pace); any other perm
+is taken only where it ends the stream (the last layer, or read by a ``Flatten`` only):
+the image is collected as for ``Flatten`` and the vector reordered (wires).
 
 The stream may branch and meet again before the Flatten (skip connections, parallel
 convolutions): a tensor read by several layers feeds them all, and a ``Merge`` or a
@@ -110,6 +115,14 @@ from nnfab.backends.rtl.layers import (
     input_signals,
 )
 from nnfab.backends.rtl.padding import fold_zero_padding
+from nnfab.backends.rtl.permute_stream import (
+    TRANSPOSE_PERM,
+    Transpose,
+    permute_refusal,
+    start_for,
+    transpose_times,
+    transpose_wrapper_text,
+)
 from nnfab.backends.rtl.stream_join import (
     fifo_depth,
     join_times,
@@ -387,7 +400,8 @@ class Stage:
 
     ``kind``: ``window`` (a convolution or pooling with its line buffers), ``pixel``
     (a per-pixel layer), ``crop`` (drops pixels), ``upsample`` (repeats pixels and
-    rows, ``upsample_stream.py``), ``join`` (branches meet), ``collect`` (Flatten:
+    rows, ``upsample_stream.py``), ``transpose`` (a Permute swapping height and width,
+    ``permute_stream.py``), ``join`` (branches meet), ``collect`` (Flatten:
     pixels into one vector per image) or ``vector`` (a layer after the collection,
     once per image). ``latency``: cycles
     from input valid to output valid (``window``: from the emission slot, counting
@@ -418,7 +432,10 @@ class Stage:
     upsample: Upsampling | None = None
     """``upsample``: the geometry."""
     depth: int = 0
-    """``upsample``: buffer pixels (0 until sized: timings are then not checked)."""
+    """``upsample``, ``transpose``: buffer pixels (0 until sized: timings are then not
+    checked)."""
+    transpose: Transpose | None = None
+    """``transpose``: the geometry (``permute_stream.py``)."""
 
     def times(self, times: list[int]) -> list[int]:
         """Output valid cycles given the input valid cycles (see ``window_times``)."""
@@ -427,6 +444,9 @@ class Stage:
         if self.kind == "upsample":
             assert self.upsample is not None
             return upsample_times(self.upsample, times, self.interval, self.depth or None)[0]
+        if self.kind == "transpose":
+            assert self.transpose is not None
+            return transpose_times(self.transpose, times, self.interval, self.depth or None)[0]
         if self.kind == "window":
             assert self.geometry is not None
             issues = window_times(self.geometry, times, self.interval)[1]
@@ -524,7 +544,8 @@ class StreamDesign(RtlDesign):
                      "line_buffer_pixels": max(s.geometry.line_depth, 0)
                      * (s.geometry.kh - 1)} if s.geometry else {}),
                  **({"size": [s.upsample.fh, s.upsample.fw], "buffer_pixels": s.depth}
-                    if s.upsample else {})}
+                    if s.upsample else {}),
+                 **({"buffer_pixels": s.depth} if s.transpose else {})}
                 for s in self.stages
             ],
         }
@@ -588,6 +609,15 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
                                     keep=keep_mask(h, w, crops)))
             elif node.op in UPSAMPLE_OPS:  # repeats pixels and rows (upsample_stream)
                 stages.extend(_upsample_stages(graph, node, shape, names, top_name, options))
+            elif node.op == "Permute" and _permute_absorbed(graph, node, order):
+                # the end of the stream: the collected vector reordered (permute_stream)
+                stages.append(_collect_stage(graph, node, shape, names, top_name))
+                image_interval = math.prod(shape[:-1]) * interval
+                stages.append(_vector_stage(graph, node, names, top_name, options,
+                                            image_interval))
+                mode = "vector"
+            elif node.op == "Permute":  # height and width swapped (permute_stream)
+                stages.extend(_transpose_stages(graph, node, shape, names, top_name, options))
             elif node.op in COLLECT_OPS:
                 stages.append(_collect_stage(graph, node, shape, names, top_name))
                 image_interval = math.prod(shape[:-1]) * interval
@@ -599,12 +629,13 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
                     f"layer {name!r}: op {node.op!r} is not supported inside a streamed RTL "
                     f"design; supported on pixel streams: {', '.join(WINDOW_OPS)} (padding "
                     f"'valid' or 'same'), {', '.join(PIXEL_OPS)} (per pixel), "
-                    f"{', '.join(CROP_OPS + UPSAMPLE_OPS)}, Merge / Concatenate, and Flatten "
+                    f"{', '.join(CROP_OPS + UPSAMPLE_OPS)}, Permute (perm {TRANSPOSE_PERM}; "
+                    "any perm as the last layer or before a Flatten), Merge / Concatenate, "
+                    "and Flatten "
                     "or global pooling followed by vector layers"
                     + (" (a ZeroPadding folds into the convolution it feeds when that is its "
                        "only reader and its result type holds its input type; cropping "
-                       "only drops pixels; upsampling repeats pixels; Permute needs a vector "
-                       "design: no convolution or pooling before it)"
+                       "only drops pixels; upsampling repeats pixels)"
                        if node.op in REARRANGE_OPS else "")
                 )
         else:
@@ -642,6 +673,7 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
     )
     pace = _stream_pace(design, interval)  # == interval without upsampling
     period = pixels * pace
+    _time_transposes(design, period, pace)
     # timing at generation time: two images back to back, one pixel every pace cycles
     out_cycles = design.schedule(list(range(0, 2 * period, pace)))
     if len(out_cycles) != 2 * items:
@@ -776,6 +808,55 @@ def _upsample_stages(graph: Graph, node: Node, shape: tuple[int, ...], names: Na
     return stages
 
 
+def _permute_absorbed(graph: Graph, node: Node, order: list[str]) -> bool:
+    """Whether a Permute ends the stream: the graph's output, or read by a Flatten only
+    (then the collected vector is reordered, ``permute_stream.py``)."""
+    if node.name == order[-1]:
+        return tuple(node.attrs["perm"]) != TRANSPOSE_PERM
+    readers = [n for n in order if node.name in graph.node(n).inputs]
+    return len(readers) == 1 and graph.node(readers[0]).op == "Flatten"
+
+
+def _transpose_stages(graph: Graph, node: Node, shape: tuple[int, ...], names: Namespace,
+                      top: str, options: RtlOptions) -> list[Stage]:
+    """A Permute inside the stream: perm (1, 0, 2) (height and width swapped) as a
+    transposer (``permute_stream.py``; its buffer is sized by ``_size_upsamplers``), an
+    identity perm as nothing; then a per-pixel cast when the result type differs."""
+    perm = tuple(int(p) for p in node.attrs["perm"])
+    t_in, t_out = _types(graph, node)
+    c = shape[-1]
+    pw = c * t_in.width
+    stages: list[Stage] = []
+    if perm == TRANSPOSE_PERM and len(shape) == 3:
+        tr = Transpose(node.name, shape[0], shape[1], c)
+        stages.append(Stage("transpose", node.name, node.op, 2, pw, pw,
+                            wrapper=names(f"{top}_{node.name}_tr"), transpose=tr))
+    elif perm != tuple(range(len(shape))):
+        raise permute_refusal(node.name, perm, shape)
+    if t_out != t_in or not stages:
+        sub = _sub_graph(node, t_in, (c,), t_out, (c,), op="Dropout", attrs={}, weights={})
+        module = RENDERERS["Dropout"](LayerContext(sub.node(node.name), sub,
+                                                   names(f"{top}_{node.name}_cast"), options,
+                                                   folding=False))
+        stages.append(Stage("pixel", node.name, "cast", module.latency, pw, c * t_out.width,
+                            module=module))
+    return stages
+
+
+def _time_transposes(design: StreamDesign, period: int, pace: int) -> None:
+    """Each transposer's start (``permute_stream.start_for``), from three images back
+    to back, in stream order."""
+    for k, st in enumerate(design.stages):
+        if st.transpose is None:
+            continue
+        src = (st.sources or (k - 1,))[0]
+        cycles = list(range(0, 3 * period, pace))
+        feed = design.stage_times(cycles)[src] if src >= 0 else [c + 1 for c in cycles]
+        st.transpose = replace(st.transpose, start=start_for(st.transpose, feed, st.interval))
+        log.info("layer %r: transposed images start after %d of their pixels", st.node,
+                 st.transpose.start)
+
+
 def _stream_pace(design: StreamDesign, interval: int) -> int:
     """Cycles between input pixels: the stages' interval P without upsampling; with it,
     the least pace from ``P * ceil(largest upsampled map / input pixels)`` on at which
@@ -830,7 +911,7 @@ def _size_upsamplers(design: StreamDesign, period: int, pace: int) -> None:
     """Buffer depths of the upsamplers from generation-time schedules (images back to
     back, idle slots, image gaps short and long, a pause inside an image), then their
     Verilog; the depth then checks every other timing (``upsample_times``)."""
-    ups = [k for k, st in enumerate(design.stages) if st.kind == "upsample"]
+    ups = [k for k, st in enumerate(design.stages) if st.kind in ("upsample", "transpose")]
     if not ups:
         return
     px = design.pixels_per_image
@@ -847,10 +928,20 @@ def _size_upsamplers(design: StreamDesign, period: int, pace: int) -> None:
             st = design.stages[k]
             src = (st.sources or (k - 1,))[0]
             feed = times[src] if src >= 0 else [c + 1 for c in cycles]
+            if st.transpose is not None:
+                need[k] = max(need[k], transpose_times(st.transpose, feed, st.interval)[1])
+                continue
             assert st.upsample is not None
             need[k] = max(need[k], upsample_times(st.upsample, feed, st.interval)[1])
     for k in ups:
         st = design.stages[k]
+        if st.transpose is not None:
+            st.depth = buffer_depth(need[k])
+            st.wrapper_text = transpose_wrapper_text(st.wrapper, st.transpose, st.in_width,
+                                                     st.depth, st.interval)
+            log.info("layer %r: pixel-stream transpose (Permute), buffer of %d pixels (%d "
+                     "needed)", st.node, st.depth, need[k])
+            continue
         assert st.upsample is not None
         st.depth = buffer_depth(need[k])
         st.wrapper_text = upsample_wrapper_text(st.wrapper, st.upsample, st.in_width, st.depth,
@@ -1550,6 +1641,7 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
                 "pixel": "per pixel", "collect": "collect an image", "vector": "per image",
                 "crop": "drops the pixels outside the crop",
                 "upsample": "repeats pixels and rows, from a buffer",
+                "transpose": "height and width swapped, from a buffer",
                 "join": "branches meet: one FIFO each, popped together"}
         lines.append(f"//   {s.node!r} ({s.op}, {what[s.kind]}): {s.latency}"
                      + (f", folded by reuse factor {s.reuse}" if s.reuse > 1 else ""))
@@ -1577,7 +1669,7 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
         srcs = s.sources if s.sources is not None else (k - 1,)
         cur_d, cur_v = outs[srcs[0]]
         tag = {"collect": f"{s.node}_c", "join": f"{s.node}_j",
-               "upsample": f"{s.node}_u"}.get(s.kind, s.node)
+               "upsample": f"{s.node}_u", "transpose": f"{s.node}_t"}.get(s.kind, s.node)
         dw, vw = local(f"{tag}_y"), local(f"{tag}_v")
         lines.append(f"  wire [{s.out_width - 1}:0] {dw};")
         lines.append(f"  wire {vw};")
@@ -1586,7 +1678,7 @@ def _top_text(d: StreamDesign, graph: Graph) -> str:
                             for b, src in enumerate(srcs))
             lines.append(f"  {s.wrapper} u_{dw} (.clk(clk), .rst(rst), {ports}.v_out({vw}), "
                          f".y_out({dw}));")
-        elif s.kind in ("window", "collect", "crop", "upsample"):
+        elif s.kind in ("window", "collect", "crop", "upsample", "transpose"):
             lines.append(f"  {s.wrapper} u_{dw} (.clk(clk), .rst(rst), .v_in({cur_v}), "
                          f".x_in({cur_d}), .v_out({vw}), .y_out({dw}));")
         else:

@@ -73,8 +73,9 @@ class ZeroPaddingKernel(_RearrangeKernel):
 
 @register("Cropping1D")
 @register("Cropping2D")
+@register("Slice")
 class CroppingKernel(_RearrangeKernel):
-    """Elements removed at both ends of the spatial axes."""
+    """Elements removed at both ends of the spatial axes (Slice: of any axis)."""
 
     def move(self, x: np.ndarray) -> np.ndarray:
         index = (slice(None), *(slice(-m.offset, -m.offset + m.size) for m in self.maps))
