@@ -9,7 +9,7 @@ its input type (the default).
 
 from __future__ import annotations
 
-from nnfab.backends.rtl.verilog import bits_for, literal
+from nnfab.backends.rtl.verilog import bits_for, literal, pixel_stage_ports
 from nnfab.errors import BackendError
 from nnfab.ir import Graph, Node
 
@@ -58,14 +58,7 @@ def crop_wrapper_text(name: str, h: int, w: int, crops: tuple[int, int, int, int
     lines = [
         f"// {name}: {label}: keeps rows {top}..{h - 1 - bottom} and columns "
         f"{left}..{w - 1 - right} of each {h}x{w} image (raster order); latency 1.",
-        f"module {name} (",
-        "  input  wire clk,",
-        "  input  wire rst,",
-        "  input  wire v_in,",
-        f"  input  wire [{pw - 1}:0] x_in,",
-        "  output reg  v_out,",
-        f"  output reg  [{pw - 1}:0] y_out",
-        ");",
+        *pixel_stage_ports(name, pw, pw),
         f"  reg  [{wr - 1}:0] row;",
         f"  reg  [{wc - 1}:0] col;",
         f"  wire col_last = (col == {literal(w - 1, wc)});",

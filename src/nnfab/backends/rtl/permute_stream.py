@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from nnfab.backends.rtl.verilog import bits_for, literal
+from nnfab.backends.rtl.verilog import bits_for, literal, pixel_buffer_process, pixel_stage_ports
 from nnfab.errors import BackendError
 
 TRANSPOSE_PERM = (1, 0, 2)
@@ -164,14 +164,7 @@ def transpose_wrapper_text(name: str, tr: Transpose, pw: int, depth: int,
         + (f" and at least {interval} cycles after the previous one." if interval > 1 else "."),
         "// Latency 2 (write, then read); no stall: the next image is written behind the "
         "one being read.",
-        f"module {name} (",
-        "  input  wire clk,",
-        "  input  wire rst,",
-        "  input  wire v_in,",
-        f"  input  wire [{pw - 1}:0] x_in,",
-        "  output reg  v_out,",
-        f"  output reg  [{pw - 1}:0] y_out",
-        ");",
+        *pixel_stage_ports(name, pw, pw),
         f"  reg  [{pw - 1}:0] mem [0:{depth - 1}];",
         f"  reg  [{a - 1}:0] wp;  // address of the next input pixel",
         f"  reg  [{wl - 1}:0] lead;  // pixels written minus the source's index (two's "
@@ -215,16 +208,5 @@ def transpose_wrapper_text(name: str, tr: Transpose, pw: int, depth: int,
         f"{step_image});",
     ]
     seq.append(f"lead <= lead + {{{zeros}, v_in}} + (emit ? step : {literal(0, wl)});")
-    lines += [
-        "  always @(posedge clk) begin",
-        "    if (v_in) mem[wp] <= x_in;",
-        "    if (emit) y_out <= mem[ra];",
-        "    if (rst) begin",
-        *[f"      {s}" for s in reset],
-        "    end else begin",
-        *[f"      {s}" for s in seq],
-        "    end",
-        "  end",
-        "endmodule",
-    ]
+    lines += pixel_buffer_process(reset, seq)
     return "\n".join(lines) + "\n"

@@ -137,7 +137,7 @@ from nnfab.backends.rtl.upsample_stream import (
     upsample_wrapper_text,
     upsampling_of,
 )
-from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, literal
+from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, literal, pixel_stage_ports
 from nnfab.backends.rtl.writer import RtlDesign, dataflow
 from nnfab.errors import BackendError, ConfigError
 from nnfab.ir import FixedType, Graph, Namespace, Node, sanitize
@@ -1586,14 +1586,7 @@ def _collector_text(name: str, pixels: int, pw: int, shape: tuple[int, ...],
         f"// {name}: collects the {pixels} pixels of an image ({shape}, {t}) into one vector",
         "// (row-major, channels-last: pixel p in bits [p*PW +: PW]); v_out for one cycle after",
         "// the last pixel, y_out then holds the image until the next image's first pixel.",
-        f"module {name} (",
-        "  input  wire clk,",
-        "  input  wire rst,",
-        "  input  wire v_in,",
-        f"  input  wire [{pw - 1}:0] x_in,",
-        "  output reg  v_out,",
-        f"  output reg  [{total - 1}:0] y_out",
-        ");",
+        *pixel_stage_ports(name, pw, total),
         f"  reg  [{wk - 1}:0] k;",
         f"  wire k_last = (k == {literal(pixels - 1, wk)});",
         "  always @(posedge clk) begin",

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nnfab.backends.rtl.verilog import bits_for, literal
+from nnfab.backends.rtl.verilog import bits_for, literal, pixel_buffer_process, pixel_stage_ports
 from nnfab.errors import BackendError
 from nnfab.ir import Node
 
@@ -149,14 +149,7 @@ def upsample_wrapper_text(name: str, u: Upsampling, pw: int, depth: int,
         + (f" and at least {interval} cycles after the previous one." if interval > 1 else "."),
         "// Latency 2 (write, then read); no stall: the next rows are written while one "
         "is repeated.",
-        f"module {name} (",
-        "  input  wire clk,",
-        "  input  wire rst,",
-        "  input  wire v_in,",
-        f"  input  wire [{pw - 1}:0] x_in,",
-        "  output reg  v_out,",
-        f"  output reg  [{pw - 1}:0] y_out",
-        ");",
+        *pixel_stage_ports(name, pw, pw),
         f"  reg  [{pw - 1}:0] mem [0:{depth - 1}];",
         f"  reg  [{a - 1}:0] wp;  // address of the next input pixel",
         f"  reg  [{wl - 1}:0] lead;  // buffered pixels from the current source on",
@@ -205,16 +198,5 @@ def upsample_wrapper_text(name: str, u: Upsampling, pw: int, depth: int,
         wr = bits_for(0, u.fh - 1)[0]
         seq.append(f"if (emit && c_end && j_end) rr <= r_end ? {literal(0, wr)} : "
                    f"rr + {literal(1, wr)};")
-    lines += [
-        "  always @(posedge clk) begin",
-        "    if (v_in) mem[wp] <= x_in;",
-        "    if (emit) y_out <= mem[ra];",
-        "    if (rst) begin",
-        *[f"      {s}" for s in reset],
-        "    end else begin",
-        *[f"      {s}" for s in seq],
-        "    end",
-        "  end",
-        "endmodule",
-    ]
+    lines += pixel_buffer_process(reset, seq)
     return "\n".join(lines) + "\n"

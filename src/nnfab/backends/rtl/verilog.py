@@ -537,3 +537,35 @@ def cast_int(m: int, frac: int, t: FixedType) -> int:
     if t.overflow is Overflow.SAT_ZERO:
         return 0
     return hi if n > hi else lo
+
+
+def pixel_stage_ports(name: str, in_width: int, out_width: int) -> list[str]:
+    """``module name (clk, rst, v_in, x_in, v_out, y_out);``: the header of a pixel-stream
+    stage module (``stream.py`` and its stage modules)."""
+    return [
+        f"module {name} (",
+        "  input  wire clk,",
+        "  input  wire rst,",
+        "  input  wire v_in,",
+        f"  input  wire [{in_width - 1}:0] x_in,",
+        "  output reg  v_out,",
+        f"  output reg  [{out_width - 1}:0] y_out",
+        ");",
+    ]
+
+
+def pixel_buffer_process(reset: list[str], seq: list[str]) -> list[str]:
+    """The clocked process of a stage that buffers pixels in ``mem`` (written at ``wp``
+    on ``v_in``, read at ``ra`` on ``emit``) and ``endmodule``."""
+    return [
+        "  always @(posedge clk) begin",
+        "    if (v_in) mem[wp] <= x_in;",
+        "    if (emit) y_out <= mem[ra];",
+        "    if (rst) begin",
+        *[f"      {s}" for s in reset],
+        "    end else begin",
+        *[f"      {s}" for s in seq],
+        "    end",
+        "  end",
+        "endmodule",
+    ]
