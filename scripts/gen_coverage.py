@@ -280,6 +280,8 @@ TORCH_FUNCTION_ROWS: dict[str, tuple[str, ...]] = {
     "torch.nn.functional.interpolate": ("UpSampling1D", "UpSampling2D"),
     "torch.permute": ("View", "Permute"),
     "torch.transpose": ("View", "Permute"),
+    "operator.getitem": ("View", "Slice"),  # x[:, a:b]: a Slice; every index whole: a view
+    "torch.narrow": ("View", "Slice"),
 }
 """Function traced by torch.fx -> rows (``torch.mean`` over the spatial dims only)."""
 
@@ -296,6 +298,7 @@ TORCH_METHOD_ROWS: dict[str, tuple[str, ...]] = {
     "contiguous": ("View",),
     "permute": ("View", "Permute"),
     "transpose": ("View", "Permute"),
+    "narrow": ("View", "Slice"),
 }
 """``Tensor`` method -> rows."""
 
@@ -334,7 +337,8 @@ ONNX_ROWS: dict[str, tuple[str, ...]] = {
     "LayerNormalization": ("LayerNormalization",),
     "Transpose": ("View", "Permute"),
     "Pad": ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D"),
-    "Slice": ("Cropping1D", "Cropping2D"),
+    "Slice": ("Cropping1D", "Cropping2D", "Slice"),
+    "Split": ("Slice",),
     "Resize": ("UpSampling1D", "UpSampling2D"),
     "Upsample": ("UpSampling1D", "UpSampling2D"),
     # QONNX

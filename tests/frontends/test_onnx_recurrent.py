@@ -174,6 +174,62 @@ def test_bidirectional_last_step_is_refused() -> None:
         nnfab.convert_from_onnx_model(model, _config("LSTM"))
 
 
+class SeqFirstNet(torch.nn.Module):
+    """A module without ``batch_first``: x is (T, N, F); a dense head on every step."""
+
+    def __init__(self, cls: str, layers: int, read: str, bidirectional: bool = False) -> None:
+        super().__init__()
+        self.rnn = getattr(torch.nn, cls)(FEATURES, UNITS, num_layers=layers,
+                                          bidirectional=bidirectional)
+        self.head = torch.nn.Linear(UNITS * (2 if bidirectional else 1), 3)
+        self.read, self.lstm = read, cls == "LSTM"
+
+    def forward(self, x):
+        out, h = self.rnn(x)
+        if self.read == "state":  # (layers * D, N, H): the last layer's state, (N, H)
+            return (h[0] if self.lstm else h)[-1]
+        if self.read == "last":
+            return self.head(out[-1])  # the last step, (N, 3)
+        return torch.relu(self.head(out))  # (T, N, 3)
+
+
+@pytest.mark.parametrize("cls", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize(("read", "layers", "bidirectional"),
+                         [("sequence", 1, False), ("sequence", 2, False), ("last", 1, False),
+                          ("state", 2, False), ("sequence", 1, True)])
+def test_sequence_first_torch_export_is_read_batch_first(cls: str, read: str, layers: int,
+                                                         bidirectional: bool) -> None:
+    """(T, N, F) inputs and (T, N, ...) outputs with a symbolic N on axis 1 are declared
+    batch first: nnfab takes (N, T, F) and gives (N, T, ...), equal to onnxruntime's
+    outputs transposed."""
+    torch.manual_seed(11)
+    net = SeqFirstNet(cls, layers, read, bidirectional).eval()
+    f = io.BytesIO()
+    seq_out = read == "sequence"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(STEPS, 2, FEATURES), f, dynamo=False,
+                          input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {1: "N"}, "y": {1 if seq_out else 0: "N"}})
+    model = onnx.load_from_string(f.getvalue())
+    x = _x()
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"x": np.ascontiguousarray(x.transpose(1, 0, 2))})[0]
+    if seq_out:
+        want = want.transpose(1, 0, 2)
+    hm = nnfab.convert_from_onnx_model(model, _config(IR_OP[cls]))
+    ops = [n.op for n in hm.graph.nodes]
+    assert ops.count(IR_OP[cls]) == layers * (2 if bidirectional else 1), ops
+    assert "Permute" not in ops
+    got = hm.predict(x)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-3, rtol=0)
+    with torch.no_grad():  # the module itself agrees (the oracle is not the export alone)
+        ref = net(torch.from_numpy(x.transpose(1, 0, 2))).numpy()
+    np.testing.assert_allclose(got, ref.transpose(1, 0, 2) if seq_out else ref, atol=1e-3,
+                               rtol=0)
+
+
 def test_sequence_first_input_is_refused() -> None:
     """A layout=0 node whose X is the graph input itself: the batch axis is axis 1."""
     model = _layout1("GRU", layout=0)

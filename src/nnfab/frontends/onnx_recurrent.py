@@ -52,6 +52,11 @@ _ORDER = {"RNN": (0,), "LSTM": (0, 2, 3, 1), "GRU": (0, 1, 2)}
 """ONNX gate block k of each IR block (IR order i, f, c, o; z, r, h)."""
 _ACTIVATIONS = {"RNN": ["tanh"], "LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}
 _STANDARD = ("", "ai.onnx")
+ELEMENTWISE_UNARY = frozenset({
+    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu",
+    "Softplus", "Softsign", "Identity", "Dropout", "Clip", "Gelu", "Erf", "Abs", "Neg",
+})
+"""Ops applied element by element (extra inputs, e.g. Clip's bounds, constant)."""
 
 
 def _reorder(m: np.ndarray, op: str, units: int) -> np.ndarray:
@@ -270,6 +275,29 @@ class _SeqFirst:
             return None
         return int(np.asarray(c))
 
+    def along_sequence(self, node: Any) -> bool:
+        """A node that computes each (step, sample) on its own from a sequence-first
+        tensor: it runs on the batch-first twin as it is (elementwise ops, a MatMul or
+        an elementwise op with a constant that broadcasts over the last axis only)."""
+        return self.sequence_operand(node) is not None
+
+    def sequence_operand(self, node: Any) -> int | None:
+        """Which input of ``node`` is the sequence, when ``along_sequence`` holds."""
+        op, ins = node.op_type, list(node.input)
+        if len(node.output) != 1 or not ins:
+            return None
+        if op in ELEMENTWISE_UNARY:
+            ok = ins[0] in self.seq and all(t in self.consts for t in ins[1:] if t)
+            return 0 if ok else None
+        if op not in ("MatMul", "Add", "Sub", "Mul", "Div") or len(ins) != 2:
+            return None
+        for k in ((0, 1) if op in ("Add", "Mul") else (0,)):
+            c = self.consts.get(ins[1 - k])
+            if ins[k] in self.seq and c is not None and (
+                    c.ndim == 2 if op == "MatMul" else c.ndim <= 1):
+                return k
+        return None
+
     def visit(self, node: Any) -> bool:
         if (node.domain or "") not in _STANDARD or not node.output:
             return False
@@ -289,6 +317,36 @@ class _SeqFirst:
                 self.held[node.output[0]] = node
                 return True
             return False
+        if op == "Transpose" and _perm(node) == [1, 0, 2] and ins[0] in self.hs \
+                and ins[0] not in self.bidir_h:
+            self.nodes.append(self.onnx.helper.make_node(  # Y_h (D, N, H) -> (N, D, H)
+                "Identity", [self.hs[ins[0]]], [node.output[0]], name=node.name))
+            self.rewrites += 1
+            return True
+        if op == "Shape" and ins and ins[0] in self.seq and not node.attribute:
+            twin, order = self.fresh(node.output[0]), self.fresh(f"{node.output[0]}_order")
+            self.nodes.append(self.onnx.helper.make_node("Shape", [self.seq[ins[0]]], [twin],
+                                                         name=f"{twin}_shape"))
+            self.inits.append(self.onnx.numpy_helper.from_array(
+                np.array([1, 0, 2], np.int64), order))  # (N, T, F) -> (T, N, F)
+            self.nodes.append(self.onnx.helper.make_node("Gather", [twin, order],
+                                                         [node.output[0]], axis=0,
+                                                         name=node.name or f"{twin}_gather"))
+            self.rewrites += 1
+            return True
+        if self.along_sequence(node):
+            twin = self.fresh(node.output[0])
+            new = self.onnx.NodeProto()
+            new.CopyFrom(node)
+            k = self.sequence_operand(node)
+            assert k is not None
+            new.input[k], new.output[0] = self.seq[ins[k]], twin
+            self.nodes.append(new)
+            self.seq[node.output[0]] = twin
+            if ins[k] in self.bidir:
+                self.bidir.add(node.output[0])
+            self.rewrites += 1
+            return True
         if op in RECURRENT_OPS and ins and ins[0] in self.seq and not _attr(node, "layout", 0):
             new = self.onnx.NodeProto()
             new.CopyFrom(node)
@@ -364,6 +422,12 @@ class _SeqFirst:
             if ins[0] in self.last and k == -1 and axis == (0 if first else 1):
                 self.squeeze(self.last[ins[0]], 1, node.output[0])
                 return True
+            if first and axis == 0 and k is not None:  # step k of a sequence-first tensor
+                self.nodes.append(self.onnx.helper.make_node(
+                    "Gather", [self.seq[ins[0]], ins[1]], [node.output[0]], axis=1,
+                    name=node.name or f"{node.output[0]}_gather"))
+                self.rewrites += 1
+                return True
         return False
 
     def run(self) -> Any:
@@ -385,12 +449,97 @@ class _SeqFirst:
         return model
 
 
+def _batch_axis(info: Any) -> int | None:
+    """The axis of a graph input / output declared ``(T, N, ...)`` with a symbolic
+    ``N`` (the batch) behind a fixed sequence length, else None."""
+    dims = list(info.type.tensor_type.shape.dim)
+    if len(dims) < 3 or not dims[0].HasField("dim_value"):
+        return None
+    free = [k for k, d in enumerate(dims) if not d.HasField("dim_value")]
+    return 1 if free == [1] else None
+
+
+def batch_first_io(onnx: Any, model: Any) -> Any:
+    """``model``, or a copy whose sequence-first graph inputs and outputs ``(T, N, ...)``
+    (a symbolic batch ``N`` on axis 1, as ``torch.onnx.export`` writes a module without
+    ``batch_first``) are declared batch first, ``(N, T, ...)``, with a
+    ``Transpose(perm=[1, 0, 2, ...])`` after each such input and before each such output.
+    ``_SeqFirst`` then removes the transposes where the sequence reaches a recurrent node
+    and its readers."""
+    g = model.graph
+    inits = {i.name for i in g.initializer}
+    ins = [i for i in g.input if i.name not in inits and _batch_axis(i) is not None]
+    outs = [o for o in g.output if _batch_axis(o) is not None]
+    if not ins:
+        return model
+    h = onnx.helper
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    taken = {t for n in g.node for t in (*n.input, *n.output)} | {i.name for i in g.input}
+    names = {i.name for i in ins}
+
+    def fresh(base: str) -> str:
+        name, k = f"{base}_seq_first", 1
+        while name in taken:
+            name, k = f"{base}_seq_first_{k}", k + 1
+        taken.add(name)
+        return name
+
+    def swap(info: Any) -> None:
+        dims = info.type.tensor_type.shape.dim
+        first, second = onnx.TensorShapeProto.Dimension(), onnx.TensorShapeProto.Dimension()
+        first.CopyFrom(dims[0])
+        second.CopyFrom(dims[1])
+        dims[0].CopyFrom(second)
+        dims[1].CopyFrom(first)
+
+    front: list[Any] = []
+    for info in g.input:
+        if info.name not in names:
+            continue
+        inner = fresh(info.name)
+        rank = len(info.type.tensor_type.shape.dim)
+        for n in g.node:
+            for k, t in enumerate(n.input):
+                if t == info.name:
+                    n.input[k] = inner
+        front.append(h.make_node("Transpose", [info.name], [inner], name=f"{inner}_transpose",
+                                 perm=[1, 0, *range(2, rank)]))
+        swap(info)
+    back: list[Any] = []
+    for info in g.output:
+        if _batch_axis(info) is None or info.name not in {o.name for o in outs}:
+            continue
+        inner = fresh(info.name)
+        rank = len(info.type.tensor_type.shape.dim)
+        for n in g.node:
+            for k, t in enumerate(n.output):
+                if t == info.name:
+                    n.output[k] = inner
+            for k, t in enumerate(n.input):
+                if t == info.name:
+                    n.input[k] = inner
+        back.append(h.make_node("Transpose", [inner], [info.name], name=f"{inner}_transpose",
+                                perm=[1, 0, *range(2, rank)]))
+        swap(info)
+    nodes = [*front, *g.node, *back]
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.value_info[:]  # the shapes of renamed tensors are stale; nothing needs them
+    log.warning("%s: sequence-first input(s) %s (T, N, ...) are read batch first, (N, T, ...);"
+                " output(s) %s likewise", g.name or "the graph", sorted(names),
+                sorted(o.name for o in outs))
+    return out
+
+
 def rewrite_recurrent(onnx: Any, model: Any) -> Any:
     """``model``, or a copy whose ``layout=0`` RNN / LSTM / GRU fed by a Transpose are
-    ``layout=1`` (batch first), their readers rewritten to match."""
+    ``layout=1`` (batch first), their readers rewritten to match; sequence-first graph
+    inputs and outputs are declared batch first first (``batch_first_io``)."""
     if not any(n.op_type in RECURRENT_OPS for n in model.graph.node):
         return model
-    return _SeqFirst(onnx, model).run()
+    return _SeqFirst(onnx, batch_first_io(onnx, model)).run()
 
 
 def register() -> None:

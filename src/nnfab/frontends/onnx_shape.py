@@ -2,13 +2,15 @@
 
 - ``Pad`` (mode ``constant``, value 0) padding only the spatial axes: ``ZeroPadding1D/2D``;
   all-negative pads (a crop) become ``Cropping1D/2D``.
-- ``Slice`` with step 1 that keeps the batch and channel axes whole: ``Cropping1D/2D``.
+- ``Slice`` with step 1 that keeps the batch axis whole: ``Cropping1D/2D`` for the
+  spatial axes of channels-last data, an IR ``Slice`` otherwise (channel ranges,
+  sequences, vectors); ``Split`` along a non-batch axis: one ``Slice`` per output.
 - ``Resize`` (mode ``nearest``) / ``Upsample`` with integer spatial scale factors and
   unit batch/channel factors: ``UpSampling1D/2D``. Output ``o`` must read input
   ``o // s``: true for coordinate modes ``half_pixel`` / ``pytorch_half_pixel`` with any
   nearest mode, and ``asymmetric`` with ``floor`` or ``round_prefer_floor``.
 
-The data must be (N, C, L) or (N, C, H, W); the result is held channels-last.
+Pad and Resize need (N, C, L) or (N, C, H, W) data; their result is held channels-last.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from nnfab.frontends.onnx_layers import (
     NodeCall,
     Output,
     Value,
+    _batch_axis,
     _channels_last_output,
     _spatial_rank,
     channels_last,
+    identity,
+    layout_candidates,
+    layout_index,
 )
 
 INT64_MAX = 2**63 - 1
@@ -86,9 +92,42 @@ def convert_pad(call: NodeCall) -> list[Output]:
 
 
 # -------------------------------------------------------------------- Slice
+def _held_layout(call: NodeCall, x: Value) -> tuple[int, ...]:
+    """The IR axis order (as ONNX axes) in which ``x`` is held now; identity if none fits."""
+    for perm in layout_candidates(x.rank):
+        if call.builder.matches(x, perm):
+            return perm
+    return identity(x.rank)
+
+
+def slice_value(call: NodeCall, x: Value, ranges: dict[int, tuple[int, int]],
+                suffix: str = "") -> Value:
+    """``x`` restricted to ``ranges`` (non-batch ONNX axis -> [lo, hi)): the spatial ranges
+    of channels-last (N, C, L) / (N, C, H, W) data as ``Cropping1D/2D``, then a channel
+    range as a ``Slice`` (both stream in Verilog); anything else as an IR ``Slice`` in the
+    layout ``x`` is held in."""
+    perm = _held_layout(call, x)
+    full = {a: ranges.get(a, (0, n)) for a, n in enumerate(x.shape)}
+    if full == {a: (0, n) for a, n in enumerate(x.shape)}:
+        return x
+    spatial_whole = all(full[a] == (0, x.shape[a]) for a in range(1, x.rank))
+    if x.rank in (2, 3) and perm == channels_last(x.rank) and not spatial_whole:
+        # the pixels first (a Cropping streams), then the channel range of each pixel
+        crops = tuple(p for a in range(1, x.rank)
+                      for p in (full[a][0], x.shape[a] - full[a][1]))
+        out = _spatial_node(call, x, "Cropping", {"crops": crops})[0]
+        assert isinstance(out, Value)
+        return slice_value(call, out, {0: full[0]}, suffix)
+    src = call.builder.require(x, perm, call.where)
+    begin = tuple(full[p][0] for p in perm)
+    size = tuple(full[p][1] - full[p][0] for p in perm)
+    node = call.emit("Slice", [src], {"begin": begin, "size": size}, suffix=suffix)
+    shape = [full[a][1] - full[a][0] for a in range(x.rank)]
+    return Value(node.name, layout_index(shape, perm))
+
+
 def convert_slice(call: NodeCall) -> list[Output]:
     x = call.value(0, "data")
-    rank = _spatial_rank(call, x)
     full = x.rank + 1
     if call.opset >= 10:
         starts, ends = _const_ints(call, 1, "starts"), _const_ints(call, 2, "ends")
@@ -100,10 +139,10 @@ def convert_slice(call: NodeCall) -> list[Output]:
         axes = [int(v) for v in call.attr("axes")] if call.attr("axes") is not None else None
         steps = [1] * len(starts)
     if len(ends) != len(starts) or len(steps) != len(starts) or any(s != 1 for s in steps):
-        raise call.unsupported("steps", steps, "1 on every sliced axis (a crop)")
+        raise call.unsupported("steps", steps, "1 on every sliced axis (a contiguous range)")
     axes = _full_axes(call, axes, len(starts), full)
     dims = (1, *x.shape)  # the batch size does not matter: it must stay whole
-    crops = dict.fromkeys(range(full), (0, 0))
+    ranges: dict[int, tuple[int, int]] = {}
     for a, s, e in zip(axes, starts, ends, strict=True):
         n = dims[a]
         lo = min(max(s + n if s < 0 else s, 0), n)
@@ -114,11 +153,34 @@ def convert_slice(call: NodeCall) -> list[Output]:
             raise call.unsupported("starts/ends", (s, e), "the whole batch axis")
         if hi <= lo:
             raise call.unsupported("starts/ends", (s, e), f"a non-empty range of axis {a}")
-        crops[a] = (lo, n - hi)
-    if crops[1] != (0, 0):
-        raise call.unsupported("axes", axes, "spatial axes only (the channel axis kept whole)")
-    return _spatial_node(call, x, "Cropping",
-                         {"crops": tuple(p for a in range(2, rank + 2) for p in crops[a])})
+        ranges[a - 1] = (lo, hi)
+    return [slice_value(call, x, ranges)]
+
+
+def convert_split(call: NodeCall) -> list[Output]:
+    """``Split`` along one non-batch axis: one IR ``Slice`` per output."""
+    x = call.value(0, "input")
+    axis = _batch_axis(call, int(call.attr("axis", 0)), x.rank + 1)
+    n = x.shape[axis]
+    outputs = len(call.proto.output)
+    if call.opset >= 13 and call.has(1):
+        sizes = _const_ints(call, 1, "split")
+    elif call.opset < 13 and call.attr("split") is not None:
+        sizes = [int(v) for v in call.attr("split")]
+    else:
+        given = call.attr("num_outputs")
+        parts = int(given) if given is not None else outputs
+        chunk = -(-n // parts)  # the last part is smaller when parts does not divide n
+        sizes = [min(chunk, n - k * chunk) for k in range(parts)]
+    if len(sizes) != outputs or any(s <= 0 for s in sizes) or sum(sizes) != n:
+        raise call.unsupported("split", sizes, f"{outputs} positive sizes adding up to {n} "
+                               f"(axis {axis + 1})")
+    out: list[Output] = []
+    lo = 0
+    for k, size in enumerate(sizes):
+        out.append(slice_value(call, x, {axis: (lo, lo + size)}, suffix=f"_{k}"))
+        lo += size
+    return out
 
 
 # ------------------------------------------------------------ Resize / Upsample
@@ -200,6 +262,7 @@ def convert_resize(call: NodeCall) -> list[Output]:
 SHAPE_CONVERTERS: dict[str, Converter] = {
     "Pad": convert_pad,
     "Slice": convert_slice,
+    "Split": convert_split,
     "Resize": convert_resize,
     "Upsample": convert_resize,
 }

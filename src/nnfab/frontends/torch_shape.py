@@ -11,6 +11,9 @@
   the result is held in PyTorch's own order or channels-last (e.g. ``(N, L, C)`` permuted
   to ``(N, C, L)`` for a ``Conv1d``, or a conv output permuted to ``(N, H, W, C)``). Any
   other order is made channels-last by a ``Permute`` node (a real data permutation).
+- ``x[:, a:b, ..., k]`` (slices with step 1 and integers; the batch axis whole) and
+  ``narrow`` become an IR ``Slice`` in the order the data is held in (channels-last data
+  is sliced as it is), plus a ``Reshape`` when integers drop axes.
 """
 
 from __future__ import annotations
@@ -187,6 +190,103 @@ def convert_transpose(call: OpCall) -> Converted:
     return _permuted(call, v, perm)
 
 
+# ------------------------------------------------------------------ slicing
+def _index_items(call: OpCall, key: Any, rank: int) -> list[Any]:
+    """``key`` of ``x[key]`` as one item (a slice or an int) per axis, batch included."""
+    items = list(key) if isinstance(key, tuple) else [key]
+    if sum(1 for k in items if k is Ellipsis) > 1:
+        raise call.unsupported("index", key, "at most one Ellipsis")
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        fill = rank + 1 - (len(items) - 1)
+        items = [*items[:at], *[slice(None)] * fill, *items[at + 1:]]
+    items += [slice(None)] * (rank + 1 - len(items))
+    allowed = ("slices with step 1 and integers (no None / newaxis, tensors or lists), the "
+               "batch axis kept whole")
+    if len(items) != rank + 1:
+        raise call.unsupported("index", key, f"at most {rank + 1} items; {allowed}")
+    for k in items:
+        ok_slice = isinstance(k, slice) and k.step in (None, 1) and all(
+            isinstance(b, int | type(None)) and not isinstance(b, bool) for b in (k.start, k.stop))
+        if not ok_slice and (isinstance(k, bool) or not isinstance(k, int)):
+            raise call.unsupported("index", key, allowed)
+    if items[0] != slice(None):
+        raise call.unsupported("index", key, allowed)
+    return items[1:]
+
+
+def _sliced(call: OpCall, v: Value, ranges: list[tuple[int, int]],
+            dropped: list[bool]) -> Converted:
+    """``v`` restricted to ``ranges`` (per PyTorch sample axis), ``dropped`` axes removed:
+    an IR ``Slice`` in the order the data is held in, then a ``Reshape`` if axes drop."""
+    shape = v.torch_shape
+    if all(r == (0, n) for r, n in zip(ranges, shape, strict=True)) and not any(dropped):
+        return None, v
+    perm = v.axes()
+    if perm is None:
+        raise call.error(
+            f"slices data held in an order that is not an axis permutation of PyTorch's "
+            f"{shape!r} (a flatten of channels-last data); slice before flattening")
+    begin = tuple(ranges[p][0] for p in perm)
+    size = tuple(ranges[p][1] - ranges[p][0] for p in perm)
+    kept = [a for a in range(len(shape)) if not dropped[a]]
+    if not kept:
+        raise call.error("indexes every sample axis with an integer; nnfab needs at least "
+                         "one sample axis left (use a slice, e.g. x[:, k:k + 1])")
+    out_torch = tuple(size[perm.index(a)] for a in kept)
+    new_axis = {a: k for k, a in enumerate(kept)}
+    out_perm = tuple(new_axis[p] for p in perm if not dropped[p])
+    index = canonical_index(out_torch).transpose(out_perm)
+    if not any(dropped):
+        return (call.node("Slice", [v.tensor], {"begin": begin, "size": size}),
+                Value(call.name, out_torch, index))
+    part = call.node("Slice", [v.tensor], {"begin": begin, "size": size})
+    part.name = f"{call.name}_slice"
+    target = tuple(int(n) for n in index.shape)
+    reshape = call.node("Reshape", [part.name], {"target_shape": target})
+    return [part, reshape], Value(call.name, out_torch, index)
+
+
+def convert_getitem(call: OpCall) -> Converted:
+    """``x[:, a:b, ..., k]``: slices with step 1 and integers of the sample axes."""
+    v = call.value()
+    items = _index_items(call, call.params.get("idx"), len(v.torch_shape))
+    ranges, dropped = [], []
+    for item, n in zip(items, v.torch_shape, strict=True):
+        if isinstance(item, slice):
+            lo, hi, _ = item.indices(n)
+            if hi <= lo:
+                raise call.unsupported("index", call.params.get("idx"),
+                                       f"non-empty ranges (axis of size {n})")
+            ranges.append((lo, hi))
+            dropped.append(False)
+        else:
+            if not -n <= item < n:
+                raise call.unsupported("index", item, f"an integer in {-n}..{n - 1}")
+            k = item % n
+            ranges.append((k, k + 1))
+            dropped.append(True)
+    if not any(dropped) and all(r == (0, n) for r, n in zip(ranges, v.torch_shape, strict=True)):
+        return None, v
+    return _sliced(call, v, ranges, dropped)
+
+
+def convert_narrow(call: OpCall) -> Converted:
+    """``torch.narrow(x, dim, start, length)`` / ``x.narrow(...)`` on a sample axis."""
+    v = call.value()
+    rank = len(v.torch_shape)
+    dim = _torch_dim(call, "dim", call.params.get("dim"), rank)
+    start, length = call.params.get("start"), call.params.get("length")
+    n = v.torch_shape[dim]
+    if not all(isinstance(t, int) and not isinstance(t, bool) for t in (start, length)) or not (
+            -n <= start < n) or length < 1 or start % n + length > n:
+        raise call.unsupported("start/length", (start, length),
+                               f"integers giving a non-empty range of an axis of size {n}")
+    ranges = [(0, m) for m in v.torch_shape]
+    ranges[dim] = (start % n, start % n + length)
+    return _sliced(call, v, ranges, [False] * rank)
+
+
 _EXTRA_DIMS = ("d1", "d2", "d3", "d4", "d5")
 _INTERPOLATE = ("input", "size", "scale_factor", "mode", "align_corners",
                 "recompute_scale_factor", "antialias")
@@ -201,6 +301,9 @@ UPSAMPLE = Kind(convert_upsample, _INTERPOLATE, _INTERPOLATE_DEFAULTS, SPATIAL)
 PERMUTE = Kind(convert_permute, ("input", "dims", *_EXTRA_DIMS), dict.fromkeys(_EXTRA_DIMS))
 TRANSPOSE = Kind(convert_transpose, ("input", "dim0", "dim1"))
 
+GETITEM = Kind(convert_getitem, ("input", "idx"))
+NARROW = Kind(convert_narrow, ("input", "dim", "start", "length"))
+
 SHAPE_MODULES: dict[str, Kind] = {
     "ZeroPad1d": PAD_MODULE,
     "ZeroPad2d": PAD_MODULE,
@@ -214,5 +317,7 @@ SHAPE_FUNCTIONS: dict[str, Kind] = {
     "torch.nn.functional.interpolate": UPSAMPLE,
     "torch.permute": PERMUTE,
     "torch.transpose": TRANSPOSE,
+    "operator.getitem": GETITEM,
+    "torch.narrow": NARROW,
 }
-SHAPE_METHODS: dict[str, Kind] = {"permute": PERMUTE, "transpose": TRANSPOSE}
+SHAPE_METHODS: dict[str, Kind] = {"permute": PERMUTE, "transpose": TRANSPOSE, "narrow": NARROW}

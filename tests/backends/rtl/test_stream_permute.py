@@ -9,95 +9,26 @@ Expected values come from the emulator (``model.predict``), never from the RTL.
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from rtl_helpers import convert, needs_verilator, sample_inputs
+from rtl_helpers import convert
+from stream_nets import CONFIG, Net, check_stream, sim
 
 from nnfab.backends.rtl import RTLProject
 from nnfab.backends.rtl.permute_stream import Transpose, transpose_times
-from nnfab.backends.rtl.stream import StreamDesign
-from nnfab.backends.rtl.stream_harness import simulate_stream
 from nnfab.backends.rtl.upsample_stream import buffer_depth
 from nnfab.errors import BackendError
-from nnfab.ir import Graph, Node
-from nnfab.ir.ops import OPS
+from nnfab.ir import Graph
 from nnfab.tools.verilator import lint
-
-IN_T = "ap_fixed<8,3,AP_RND_CONV,AP_SAT>"
-CONFIG = {
-    "Model": {"Precision": "ap_fixed<10,4,AP_RND,AP_SAT>"},
-    "LayerName": {"inp": {"Precision": {"result": IN_T}}},
-}
-
-
-def sim(fn: Any) -> Any:
-    """Mark a test that runs Verilator (skipped without it)."""
-    for mark in needs_verilator:
-        fn = mark(fn)
-    return fn
-
-
-class Net:
-    """A small IR graph built layer by layer (shapes inferred, random weights)."""
-
-    def __init__(self, name: str, shape: tuple[int, ...], seed: int = 0) -> None:
-        self.g = Graph(name=name)
-        self.g.add_node(Node("inp", "Input", [], attrs={"shape": shape}), shape)
-        self.rng = np.random.default_rng(seed)
-        self.last = "inp"
-
-    def add(self, name: str, op: str, **attrs: Any) -> str:
-        shape = self.g.tensors[self.last].shape
-        weights = {}
-        if op in ("Conv1D", "Conv2D"):
-            size, filters = attrs.pop("size"), attrs.pop("filters")
-            fan_in = math.prod(size) * shape[-1]
-            weights = {"kernel": self.rng.normal(size=(*size, shape[-1], filters))
-                       / math.sqrt(fan_in), "bias": self.rng.normal(size=filters) * 0.3}
-        elif op == "Dense":
-            units = attrs.pop("units")
-            weights = {"kernel": self.rng.normal(size=(shape[-1], units))
-                       / math.sqrt(shape[-1]), "bias": self.rng.normal(size=units) * 0.3}
-        node = Node(name, op, [self.last], attrs=attrs, weights=weights)
-        self.g.add_node(node, OPS[op].infer_shape(node, [shape]))
-        self.last = name
-        return name
-
-    def graph(self) -> Graph:
-        self.g.outputs = [self.last]
-        return self.g
 
 
 def check(model: Any, tmp_path: Path, style: str, interval: int = 1, *, batch: int = 4,
           gaps: bool = True) -> RTLProject:
-    """Verilator == emulator; measured latency, cycles per image and every output's
-    cycle == predicted; with idle cycles inside / between images and slower pacing."""
-    project = RTLProject(model, tmp_path, style=style)
-    design = project.design
-    assert isinstance(design, StreamDesign)
-    assert design.pixel_interval == interval
-    t_in = model.graph.tensors["inp"].type
-    shape = model.graph.tensors["inp"].shape
-    x = sample_inputs(t_in, math.prod(shape), batch, seed=1).reshape(batch, *shape)
-    expected = model.predict(x)
-    result = project.simulate(x)
-    assert np.array_equal(result.outputs, expected)
-    assert result.latency == design.latency and result.latency_first == design.latency_first
-    assert np.all(result.timing.cycles_per_image() == design.ii)
-    t = result.timing
-    assert t.item_cycles.tolist() == design.schedule(t.pixel_cycles.tolist())
-    if gaps:
-        for gap, image_gap, pace in ((3, 2, interval), (0, 7, interval), (2, 1, interval + 1)):
-            run = simulate_stream(design, project.write(), x, project.output_dir, gap=gap,
-                                  image_gap=image_gap, interval=pace)
-            assert np.array_equal(run.outputs, expected), (gap, image_gap, pace)
-            t = run.timing
-            assert t.item_cycles.tolist() == design.schedule(t.pixel_cycles.tolist())
-    return project
+    """``check_stream`` (7 idle cycles between images in its second run)."""
+    return check_stream(model, tmp_path, style, interval, batch=batch, gaps=gaps, image_gap=7)
 
 
 # ------------------------------------------------------------- the schedule model
