@@ -10,12 +10,16 @@
    "family": "ecp5"}`` and placed and routed at that target: achieved Fmax against the
    target (goal: at least 90 % in every row), with the stages it took.
 Designs: small MLPs (4-3-2 at ap_fixed<4,2>, 8-8-4 at ap_fixed<6,3>, 16-16-5 at
-ap_fixed<8,3>) and the small pixel-stream CNN of the tests (conv 3x3, pools, dense).
+ap_fixed<8,3>), the small pixel-stream CNN of the tests (conv 3x3, pools, dense) and two
+pixel-stream CNNs with wider 3x3 convolutions around an UpSampling2D (``cnn_up``) and a
+Permute (``cnn_perm``), ``ap_fixed<10,4>``, zero padding (a mask in front of each
+kernel).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -34,8 +38,44 @@ from test_rtl_stream import CNN_CONFIG, small_cnn  # noqa: E402
 import nnfab  # noqa: E402
 from nnfab.backends.rtl import RTLProject  # noqa: E402
 from nnfab.backends.rtl.project import PIPELINE_TIMING  # noqa: E402
+from nnfab.ir import Graph, Node  # noqa: E402
+from nnfab.ir.ops import OPS  # noqa: E402
 
 DEVICE = "LFE5U-85F"
+
+STREAM_CONFIG = {
+    "Model": {"Precision": "ap_fixed<10,4,AP_RND,AP_SAT>"},
+    "LayerName": {"inp": {"Precision": {"result": "ap_fixed<8,3,AP_RND_CONV,AP_SAT>"}}},
+}
+
+
+def conv_net(name: str, shape: tuple[int, int, int], middle: tuple[str, str, dict[str, Any]],
+             seed: int) -> Graph:
+    """Conv 3x3 'same' (8 filters) -> relu -> ``middle`` -> Conv 3x3 'same' (4 filters),
+    random weights scaled by the fan-in."""
+    rng = np.random.default_rng(seed)
+    g = Graph(name=name)
+    g.add_node(Node("inp", "Input", [], attrs={"shape": shape}), shape)
+    last = "inp"
+
+    def add(node_name: str, op: str, attrs: dict[str, Any], filters: int = 0) -> None:
+        nonlocal last
+        shapes = [g.tensors[last].shape]
+        weights = {}
+        if filters:
+            fan_in = 9 * shapes[0][-1]
+            weights = {"kernel": rng.normal(size=(3, 3, shapes[0][-1], filters))
+                       / math.sqrt(fan_in), "bias": rng.normal(size=filters) * 0.3}
+        node = Node(node_name, op, [last], attrs=attrs, weights=weights)
+        g.add_node(node, OPS[op].infer_shape(node, shapes))
+        last = node_name
+
+    add("c1", "Conv2D", {"pads": (1, 1, 1, 1)}, 8)
+    add("r1", "Activation", {"function": "relu"})
+    add(*middle)
+    add("c2", "Conv2D", {"pads": (1, 1, 1, 1)}, 4)
+    g.outputs = [last]
+    return g
 
 
 def designs(big: bool) -> list[tuple[str, Any]]:
@@ -45,6 +85,12 @@ def designs(big: bool) -> list[tuple[str, Any]]:
         ("mlp_8_8_4", nnfab.convert_graph(mlp_graph([8, 8, 4], 2, "mlp_8_8_4"),
                                           {"Model": {"Precision": "ap_fixed<6,3>"}})),
         ("cnn_10x10x2", nnfab.convert_graph(small_cnn(), CNN_CONFIG)),
+        ("cnn_up", nnfab.convert_graph(
+            conv_net("cnn_up", (6, 6, 3), ("up", "UpSampling2D", {"size": (2, 2)}), 1),
+            STREAM_CONFIG)),
+        ("cnn_perm", nnfab.convert_graph(
+            conv_net("cnn_perm", (6, 5, 3), ("perm", "Permute", {"perm": (1, 0, 2)}), 2),
+            STREAM_CONFIG)),
     ]
     if big:
         out.append(("mlp_16_16_5", nnfab.convert_graph(mlp_graph([16, 16, 5], 3, "mlp_16_16_5"),
@@ -77,10 +123,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument("--big", action="store_true", help="also the 16-16-5 MLP (minutes)")
     ap.add_argument("--no-calibration", action="store_true")
+    ap.add_argument("--designs", nargs="+", help="only these designs (by name)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_clock_") as tmp:
         work = Path(tmp)
-        cases = designs(args.big)
+        cases = [(n, m) for n, m in designs(args.big) if not args.designs or n in args.designs]
         if not args.no_calibration:
             points, rows = [], []
             for name, model in cases:
@@ -106,6 +153,7 @@ def main() -> None:
                 f = fmax(rtl, target, args.seeds, work / f"{name}_t{int(target)}")
                 rows.append([name, f"{target:.0f}", levels, rtl.latency, f"{f:.1f}",
                              f"{f / target:.2f}", "yes" if f >= 0.9 * target else "NO"])
+                print("  ".join(map(str, rows[-1])), file=sys.stderr, flush=True)
         table("2. clock target -> achieved Fmax (goal: >= 90 % of the target)",
               ["design", "target MHz", "levels", "latency", "Fmax MHz", "ratio", ">=90%"],
               rows)

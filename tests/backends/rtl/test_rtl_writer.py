@@ -169,19 +169,20 @@ def test_identifiers_are_sanitized_and_unique() -> None:
 
 def test_unsupported_op_names_the_layer() -> None:
     """Every IR op has a Verilog renderer in vector designs; inside a pixel stream (after
-    a convolution) a Slice is refused, naming the layer and what a stream takes."""
+    a convolution) a Slice across pixels is refused (a channel range alone is per pixel),
+    naming the layer and what a stream takes."""
     g = Graph(name="g")
     g.add_node(Node("inp", "Input", [], attrs={"shape": (4, 4, 2)}), (4, 4, 2))
     g.add_node(Node("c", "Conv2D", ["inp"], weights={"kernel": np.ones((3, 3, 2, 2)) / 8,
                                                      "bias": np.zeros(2)}), (2, 2, 2))
-    g.add_node(Node("t", "Slice", ["c"], attrs={"begin": (0, 0, 0), "size": (2, 2, 1)}),
-               (2, 2, 1))
+    g.add_node(Node("t", "Slice", ["c"], attrs={"begin": (1, 0, 0), "size": (1, 2, 1)}),
+               (1, 2, 1))
     g.outputs = ["t"]
     model = convert(g, {"Model": {"Precision": "ap_fixed<8,3>"}})
     with pytest.raises(BackendError, match=r"layer 't': op 'Slice' is not "
                                            r"supported inside a streamed RTL design; "
                                            r"supported on pixel streams: Conv1D.*"
-                                           r"LayerNormalization"):
+                                           r"LayerNormalization.*Slice of the channels"):
         generate(model.graph)
 
 

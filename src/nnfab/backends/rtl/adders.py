@@ -10,7 +10,9 @@ modulus keeps, and terms shifted past it vanish.
 
 Pipelining: with ``levels_per_stage = k``, adders at depth ``1..k`` belong to stage
 0, ``k+1..2k`` to stage 1, and so on; a value consumed in a later stage than the one
-it was made in passes through registers (``ModuleBuilder.at_stage``).
+it was made in passes through registers (``ModuleBuilder.at_stage``). A builder's
+``input_levels`` (logic in front of its inputs in the first stage) shift that count,
+and a compressor chain counts ``chain_levels`` levels (``COMPRESSOR_CHAIN_LEVELS``).
 """
 
 from __future__ import annotations
@@ -175,6 +177,19 @@ class _ColumnCounts:
         return f"{{{top}, {m}'b0}}" if m else f"{{{top}}}"
 
 
+COMPRESSOR_CHAIN_LEVELS = {"ecp5": 2}
+"""Per FPGA family, the adder levels one chain of ``SumBuilder.compress`` counts as
+(others: 1). On ECP5 Yosys maps the chain's ``+`` to CCU2C cells whose LUTs take only the
+two operands' bits, so each count bit of the row is a LUT4 (a LUT4 and a PFUMX for
+six-row groups) in front of the chain: a LUT level plus its route, then the carry chain.
+Measured (nextpnr-ecp5, speed 6, ``benchmarks/bench_clock_target.py`` ``cnn_up``): two
+chains in one stage took 7.3 ns (route 1.1 + LUT 0.24 + route 1.8 + chain 1.2, then
+route 0.6 + LUT 0.24 + route 1.2 + chain 1.2) where the model allowed 4.0 ns, while a
+carry chain itself grows by only 0.07 ns per CCU2C cell (two bits), so the width of an
+adder hardly matters. On Xilinx parts the count bit is the LUT6 that drives the carry
+chain (one level)."""
+
+
 def _depth_key(t: Term) -> tuple[int, int]:
     return t.level, t.shift
 
@@ -190,19 +205,32 @@ class SumBuilder:
     """Mark every adder ``(* keep *)`` (``ModuleBuilder.wire``)."""
     adders: int = 0
     adder_bits: int = 0
+    input_levels: int = 0
+    """Levels of logic the inputs already pass through in ``base_stage`` before the
+    first adder, counted like adder levels (the padding mask of a pixel-stream window:
+    a LUT after a register that drives every masked bit, ~2.1 ns on ECP5, one level).
+    The first stage then holds ``levels_per_stage - input_levels`` adder levels; with
+    ``input_levels >= levels_per_stage`` the first adder takes registered inputs."""
+    chain_levels: int = 1
+    """Adder levels one compressor chain counts as (``COMPRESSOR_CHAIN_LEVELS``)."""
 
     def stage_of(self, level: int) -> int:
         """Pipeline stage of an adder at depth ``level`` (leaves: level 0, stage 0)."""
         if self.levels_per_stage is None or level <= 0:
             return self.base_stage
-        return self.base_stage + (level - 1) // self.levels_per_stage
+        return self.base_stage + (level - 1 + self.input_levels) // self.levels_per_stage
 
     def level_at(self, stage: int) -> int:
         """The adder depth of a term made in ``stage`` from registers (its first adder
         then lies in that stage): the inverse of ``stage_of`` for pipelined builders."""
         if self.levels_per_stage is None:
             return 0
-        return max(0, stage - self.base_stage) * self.levels_per_stage
+        return max(0, (stage - self.base_stage) * self.levels_per_stage - self.input_levels)
+
+    def _used(self, level: int) -> int:
+        """Levels of its stage up to and including an adder at depth ``level`` (> 0)."""
+        assert self.levels_per_stage is not None
+        return (level - 1 + self.input_levels) % self.levels_per_stage + 1
 
     def reduce(self, base: str, terms: list[Term], constant: int = 0,
                modulus_bits: int | None = None) -> Term:
@@ -267,10 +295,10 @@ class SumBuilder:
         return levels[0]
 
     @staticmethod
-    def compress_depth(terms: list[Term], group_size: int = 6) -> int:
+    def compress_depth(terms: list[Term], group_size: int = 6, chain_levels: int = 1) -> int:
         """An upper bound of the depth ``compress`` reaches: its grouping of the earliest
         rows, each group with as many chains as its operands (and, last, the constant's
-        bit) could count."""
+        bit) could count, each chain ``chain_levels`` levels (``SumBuilder.chain_levels``)."""
         def key(r: tuple[int, int, bool]) -> tuple[int, int]:
             return r[0], r[1]  # compress's (stable) order: level, then shift
 
@@ -280,7 +308,7 @@ class SumBuilder:
 
         def chains(group: list[tuple[int, int, bool]], extra: int) -> int:
             others = len(group) - (0 if all(r[2] for r in group) else 1)
-            return max(1, (others + extra).bit_length())
+            return max(1, (others + extra).bit_length()) * chain_levels
 
         while True:
             group = rows[:group_size]
@@ -298,7 +326,7 @@ class SumBuilder:
         k = self.levels_per_stage
         if k is None or level <= 0:
             return self.base_stage
-        used = (level - 1) % k + 1
+        used = self._used(level)
         cast = 1 if self.mb.split_casts else min(self.CAST_LEVELS, k)
         return self.stage_of(level) + (1 if used + cast > k else 0)
 
@@ -415,7 +443,7 @@ class SumBuilder:
         x = acc
         x_hi = ((1 << (acc.shift + acc.width)) - 1) if acc is not None else 0
         for m in range(n_rows):
-            level += 1
+            level += self.chain_levels  # the count bits' LUTs, then the chain
             stage = self.stage_of(level)
             row_max = sum(1 << j for j in range(m, m_bits) if counts[j - m] >= 1 << m)
             x_hi = min(x_hi + row_max + 1, (1 << m_bits) - 1)
@@ -470,7 +498,7 @@ class SumBuilder:
         k = self.levels_per_stage
         if k is None or t.level <= 0 or t.sig.is_const:
             return t
-        used = (t.level - 1) % k + 1  # levels of the current stage the sum takes
+        used = self._used(t.level)  # levels of the current stage the sum takes
         # a split cast leaves only its rounding adder in this stage
         cast = 1 if self.mb.split_casts else min(self.CAST_LEVELS, k)
         if used + cast <= k:

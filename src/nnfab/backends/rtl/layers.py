@@ -27,7 +27,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from nnfab.backends.rtl.adders import SumBuilder, Term, csd, share_subexpressions
+from nnfab.backends.rtl.adders import (
+    COMPRESSOR_CHAIN_LEVELS,
+    SumBuilder,
+    Term,
+    csd,
+    share_subexpressions,
+)
 from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, const, literal, type_range
 from nnfab.errors import BackendError, ConfigError, PrecisionError
 from nnfab.ir import FixedType, Graph, Node, Overflow
@@ -117,6 +123,10 @@ class LayerContext:
     options: RtlOptions
     folding: bool = False
     """The caller connects ``rst``/``x_valid``: layers with a reuse factor may fold."""
+    input_levels: int = 0
+    """Logic levels in front of the inputs within the stage that feeds them (the padding
+    mask of a pixel-stream window: one), counted by the adder trees
+    (``SumBuilder.input_levels``; unfolded Dense kernels)."""
 
     @property
     def in_type(self) -> FixedType:
@@ -304,13 +314,16 @@ def _shared_sum(sb: SumBuilder, options: RtlOptions, base: str, terms: list[Term
     stages; pipelined, longer sums take groups of four (as deep as two-input adder
     trees, give or take a level, and fewer LUTs) when the cast after them stays within
     the layer's last stage (``last_stage``); otherwise a tree of two-input adders.
+    Depths count ``sb.chain_levels`` per chain and the inputs' ``sb.input_levels``.
     """
     n_terms = len(terms)
     levels = options.adders_per_stage
-    if n_terms > 2 and (levels is None or 3 * math.ceil((n_terms - 1) / 5) <= 2 * levels):
+    if n_terms > 2 and (levels is None
+                        or 3 * math.ceil((n_terms - 1) / 5) * sb.chain_levels
+                        + sb.input_levels <= 2 * levels):
         return sb.compress(base, terms, constant, width)
     if (n_terms > 2 and options.compress_pipelined and last_stage is not None
-            and sb.cast_stage(sb.compress_depth(terms, 4)) <= last_stage):
+            and sb.cast_stage(sb.compress_depth(terms, 4, sb.chain_levels)) <= last_stage):
         return sb.compress(base, terms, constant, width, group_size=4)
     return sb.reduce(base, terms, constant, width)
 
@@ -334,7 +347,8 @@ def render_dense(ctx: LayerContext) -> LayerModule:
     product_frac = x_t.frac + w_t.frac
     exact_products = acc_t.frac >= product_frac
     mb = ModuleBuilder(split_casts=ctx.options.split_casts)
-    sb = SumBuilder(mb, ctx.options.adders_per_stage)
+    sb = SumBuilder(mb, ctx.options.adders_per_stage, input_levels=ctx.input_levels,
+                    chain_levels=COMPRESSOR_CHAIN_LEVELS.get(ctx.options.family or "", 1))
     xs = input_signals(mb, x_t, ctx.in_size)
     outputs: list[Sig] = []
     cache: dict[tuple[str, int], Term] = {}

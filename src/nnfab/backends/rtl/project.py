@@ -46,9 +46,15 @@ level)``, at least 1. For instance 2.5 ns on UltraScale+ gives 3 levels, 5 ns gi
 ``benchmarks/bench_clock_target.py``: 2.0 ns per adder level (a CCU2C chain and its
 routing), 2.3 ns outside (the achieved periods of one- and two-level stages fit that
 line within 0.3 ns). A cast counts as two levels (``SumBuilder.before_cast``) and is
-split at up to two levels per stage (``RtlOptions.split_casts``); docs/place_and_route.md
-has the check against nextpnr. The Xilinx figures are not calibrated (no open
-place-and-route); Yosys ``ltp`` levels are their measure."""
+split at up to two levels per stage (``RtlOptions.split_casts``). Two more rules keep
+the levels honest on ECP5 (measured on pixel-stream convolutions, whose critical paths
+were in the kernels' sums): a compressor chain counts as two levels, its count-bit LUTs
+and its carry chain (``adders.COMPRESSOR_CHAIN_LEVELS``), and the padding mask in front
+of a window's kernel as one (``SumBuilder.input_levels``). The width of an adder is not
+counted: a CCU2C cell (two bits) adds 0.07 ns to a chain, against 1 to 2.6 ns of
+routing per level. docs/place_and_route.md has the check against nextpnr. The Xilinx
+figures (a compressor chain: one level) are not calibrated (no open place-and-route);
+Yosys ``ltp`` levels are their measure."""
 DEFAULT_PIPELINE_FAMILY = "xcup"
 """Family assumed by the timing model when the project has no (known) part."""
 

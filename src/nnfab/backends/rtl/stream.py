@@ -596,7 +596,7 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
             if node.op in WINDOW_OPS:
                 stages.append(_window_stage(graph, node, shape, names, top_name, options,
                                             reuse.get(name, 1), interval))
-            elif node.op in PIXEL_OPS:
+            elif node.op in PIXEL_OPS or _channel_slice(node, shape):
                 stages.append(_pixel_stage(graph, node, shape, out_shape, names, top_name,
                                            options, reuse.get(name, 1)))
             elif node.op in CROP_OPS:  # drops the pixels outside the crop (crop_stream)
@@ -628,7 +628,8 @@ def generate_stream(graph: Graph, options: RtlOptions | None = None, top: str | 
                 raise BackendError(
                     f"layer {name!r}: op {node.op!r} is not supported inside a streamed RTL "
                     f"design; supported on pixel streams: {', '.join(WINDOW_OPS)} (padding "
-                    f"'valid' or 'same'), {', '.join(PIXEL_OPS)} (per pixel), "
+                    f"'valid' or 'same'), {', '.join(PIXEL_OPS)} (per pixel), Slice of "
+                    "the channels only (per pixel), "
                     f"{', '.join(CROP_OPS + UPSAMPLE_OPS)}, Permute (perm {TRANSPOSE_PERM}; "
                     "any perm as the last layer or before a Flatten), Merge / Concatenate, "
                     "and Flatten "
@@ -1012,6 +1013,14 @@ def _types(graph: Graph, node: Node) -> tuple[FixedType, FixedType]:
     return t_in, t_out
 
 
+def _channel_slice(node: Node, shape: tuple[int, ...]) -> bool:
+    """A ``Slice`` that keeps every pixel and selects a range of the channels: per pixel."""
+    if node.op != "Slice":
+        return False
+    begin, size = tuple(node.attrs["begin"]), tuple(node.attrs["size"])
+    return begin[:-1] == (0,) * (len(shape) - 1) and size[:-1] == tuple(shape[:-1])
+
+
 def _pixel_stage(graph: Graph, node: Node, shape: tuple[int, ...], out_shape: tuple[int, ...],
                  names: Namespace, top: str, options: RtlOptions, reuse: int = 1) -> Stage:
     """A per-pixel layer: the regular renderer on one pixel's channels (a ``Dense`` with
@@ -1022,6 +1031,8 @@ def _pixel_stage(graph: Graph, node: Node, shape: tuple[int, ...], out_shape: tu
         raise BackendError(f"layer {node.name!r} ({node.op}) changes the spatial shape "
                            f"{shape} -> {out_shape}; per-pixel layers must keep it")
     attrs = dict(node.attrs)
+    if node.op == "Slice":  # the channel range of one pixel
+        attrs = {"begin": (attrs["begin"][-1],), "size": (attrs["size"][-1],)}
     if node.op == "Softmax":
         axis = attrs.get("axis", -1)
         if axis not in (-1, len(shape) - 1):
@@ -1140,8 +1151,10 @@ def _window_stage(graph: Graph, node: Node, shape: tuple[int, ...], names: Names
                          weights={"kernel": kernel2d,
                                   "bias": np.asarray(node.weights["bias"]).reshape(-1)},
                          reuse=reuse)
+        # the padding mask in front of the kernel is a level of its first stage
         module = RENDERERS["Dense"](LayerContext(sub.node(node.name), sub, module_name,
-                                                 options, folding=reuse > 1))
+                                                 options, folding=reuse > 1,
+                                                 input_levels=int(_padding_masked(g))))
         module.op = node.op
     wrapper = names(f"{top}_{node.name}_stream")
     delayed = options.adders_per_stage is not None
@@ -1561,6 +1574,13 @@ def _ext_cmp(name: str, width: int, target: int) -> str:
     if width > target:
         return f"{name}[{target - 1}:0]"
     return f"{{{literal(0, target - width)}, {name}}}"
+
+
+def _padding_masked(g: Geometry) -> bool:
+    """Some window element is masked (padding): ``_window_wrapper`` puts a mask in
+    front of the kernel."""
+    return any(_range_expr("oy", 1, *g.row_real(t), g.ho) != "1'b1" for t in range(g.kh)) or \
+        any(_range_expr("ox", 1, *g.col_real(t), g.wo) != "1'b1" for t in range(g.kw))
 
 
 def _range_expr(var: str, width: int, lo: int, hi: int, n: int) -> str:
