@@ -423,6 +423,11 @@ def frontend_cells(row_keys: set[str]) -> dict[str, dict[str, list[str]]]:
 
     for name, op in TORCH_RECURRENT.items():  # traced by the frontend itself (tuple outputs)
         cells["PyTorch"].setdefault(op, []).append(_torch_module(name))
+    from nnfab.frontends.torch_shape import SPLIT_CALLS
+
+    for name in SPLIT_CALLS:  # tuple outputs, read by index (the frontend's own tracing)
+        cells["PyTorch"].setdefault("Slice", []).extend(
+            [_torch_function(f"torch.{name}"), _torch_method(name)])
     from nnfab.frontends.torch_attention import MODULE as TORCH_ATTENTION
 
     cells["PyTorch"].setdefault("MultiHeadAttention", []).append(_torch_module(TORCH_ATTENTION))

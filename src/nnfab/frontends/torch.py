@@ -60,6 +60,7 @@ from nnfab.frontends.torch_layout import (
 )
 from nnfab.frontends.torch_recurrent import TORCH_OPS as RECURRENT_MODULES
 from nnfab.frontends.torch_recurrent import bidirectional_nodes, recurrent_nodes
+from nnfab.frontends.torch_shape import SPLIT_CALLS, split_part
 from nnfab.frontends.torch_zoo import example_inputs
 from nnfab.ir.graph import Graph, Node
 from nnfab.ir.names import sanitize
@@ -671,6 +672,9 @@ class _Converter:
                 f"node {n.name!r} ({what}) is not supported; supported: {supported_list()}"
             )
         where = f"node {n.name!r} ({what})"
+        split = self._split_call(n.args[0]) if n.target is operator.getitem else None
+        if split is not None:  # a part of split / chunk / tensor_split / unbind
+            where = f"node {n.name!r} (part {n.args[1]!r} of {split[0]} {n.args[0].name!r})"
         if not shape or shape[0] != BATCH:
             raise FrontendError(
                 f"{where}: its output has shape {shape!r} in a forward pass with batch size "
@@ -688,8 +692,13 @@ class _Converter:
             params = module_params(kind, module, args[0])
         else:
             params = bind(kind, args, kwargs, where)
-        call = OpCall(n.name, source_class, module, params, shape[1:], kind.rank)
-        ir_node, value = kind.convert(call)
+        if split is not None:
+            split_name, split_params = split
+            call = OpCall(n.name, split_name, None, split_params, shape[1:])
+            ir_node, value = split_part(call, self.constants[n.args[0].name], n.args[1])
+        else:
+            call = OpCall(n.name, source_class, module, params, shape[1:], kind.rank)
+            ir_node, value = kind.convert(call)
         nodes = ir_node if isinstance(ir_node, list) else [] if ir_node is None else [ir_node]
         for k, node in enumerate(nodes):
             try:
@@ -704,6 +713,22 @@ class _Converter:
         self.values[n.name] = value
         self.graph.metadata.setdefault("layer_outputs", {})[n.name] = value.tensor
         return value
+
+    def _split_call(self, n: Any) -> tuple[str, dict[str, Any]] | None:
+        """(function name, bound arguments) when fx node ``n`` is a call of
+        ``SPLIT_CALLS`` (``torch.split(x, ...)`` or ``x.split(...)``), else None."""
+        name = None
+        if getattr(n, "op", None) == "call_method" and str(n.target) in SPLIT_CALLS:
+            name = str(n.target)
+        elif getattr(n, "op", None) == "call_function":
+            name = next((f for f in SPLIT_CALLS if getattr(self.torch, f, None) is n.target),
+                        None)
+        if name is None:
+            return None
+        params = dict(zip(SPLIT_CALLS[name], self._arg(tuple(n.args)), strict=False))
+        params.update({("input" if k in ("tensor", "self") else k): self._arg(v)
+                       for k, v in n.kwargs.items()})
+        return name, params
 
     def _set_outputs(self, outputs: Any) -> None:
         items = list(outputs) if isinstance(outputs, list | tuple) else [outputs]

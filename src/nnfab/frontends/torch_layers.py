@@ -873,6 +873,7 @@ from nnfab.frontends.torch_shape import (  # noqa: E402
     SHAPE_FUNCTIONS,
     SHAPE_METHODS,
     SHAPE_MODULES,
+    SPLIT_CALLS,
 )
 
 MODULES.update(SHAPE_MODULES)
@@ -891,7 +892,8 @@ def supported_list() -> str:
     return (
         f"modules torch.nn.{{{', '.join(MODULES)}}}; functions {', '.join(functions)}, "
         "+, -, *; tensor methods "
-        f"{', '.join(sorted(METHODS))}"
+        f"{', '.join(sorted(METHODS))}; parts of {', '.join(SPLIT_CALLS)} (functions or "
+        "methods) read by index"
     )
 
 

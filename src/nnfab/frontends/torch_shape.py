@@ -14,11 +14,14 @@
 - ``x[:, a:b, ..., k]`` (slices with step 1 and integers; the batch axis whole) and
   ``narrow`` become an IR ``Slice`` in the order the data is held in (channels-last data
   is sliced as it is), plus a ``Reshape`` when integers drop axes.
+- ``split`` / ``chunk`` / ``tensor_split`` / ``unbind`` (functions or methods) along a
+  sample axis: each part read (``parts[k]``, or unpacked) is such a ``Slice``.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -285,6 +288,43 @@ def convert_narrow(call: OpCall) -> Converted:
     ranges = [(0, m) for m in v.torch_shape]
     ranges[dim] = (start % n, start % n + length)
     return _sliced(call, v, ranges, [False] * rank)
+
+
+SPLIT_CALLS: dict[str, tuple[str, ...]] = {
+    "split": ("input", "split_size_or_sections", "dim"),
+    "chunk": ("input", "chunks", "dim"),
+    "tensor_split": ("input", "indices_or_sections", "dim"),
+    "unbind": ("input", "dim"),
+}
+"""Functions and tensor methods that return a tuple of parts of one tensor: each part an
+``operator.getitem`` of the call reads becomes a ``Slice`` (``split_part``)."""
+
+
+def split_part(call: OpCall, pieces: Sequence[Any], index: Any) -> Converted:
+    """Part ``index`` of ``call.value()`` split along ``call.params['dim']`` into the
+    ``pieces`` the traced forward pass produced (their sizes give the ranges); ``unbind``
+    drops the axis."""
+    v = call.value()
+    rank = len(v.torch_shape)
+    d = _torch_dim_or_batch(call, "dim", call.params.get("dim", 0), rank)
+    if d == 0:
+        raise call.unsupported("dim", call.params.get("dim", 0),
+                               f"a sample axis, 1..{rank} or {-rank}..-1 (the batch axis "
+                               "cannot be split)")
+    axis, unbind = d - 1, call.source_class == "unbind"
+    sizes = [1 if unbind else int(p.shape[d]) for p in pieces]
+    if isinstance(index, bool) or not isinstance(index, int) or not -len(sizes) <= index < len(
+            sizes):
+        raise call.unsupported("index", index, f"an integer in {-len(sizes)}..{len(sizes) - 1}")
+    k = index % len(sizes)
+    if sizes[k] == 0:
+        raise call.error(f"part {k} of the {call.source_class} is empty")
+    start = sum(sizes[:k])
+    ranges = [(0, m) for m in v.torch_shape]
+    ranges[axis] = (start, start + sizes[k])
+    dropped = [False] * rank
+    dropped[axis] = unbind
+    return _sliced(call, v, ranges, dropped)
 
 
 _EXTRA_DIMS = ("d1", "d2", "d3", "d4", "d5")
