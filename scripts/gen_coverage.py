@@ -403,6 +403,10 @@ def frontend_cells(row_keys: set[str]) -> dict[str, dict[str, list[str]]]:
     for name in dict.fromkeys([*keras3, *keras2]):
         mark = "" if name in keras3 and name in keras2 else (" ²" if name in keras2 else " ³")
         put("Keras", name, f"`{name}`{mark}", KERAS_ROWS)
+    from nnfab.frontends.keras_ops import OPERATIONS as KERAS_OPERATIONS
+
+    for name in KERAS_OPERATIONS:  # x[key] on a symbolic tensor (a keras.ops operation)
+        cells["Keras"].setdefault("Slice", []).append(f"`x[...]` ({name}) ³")
     for name in qkeras_layers:
         put("QKeras", name, f"`{name}`", KERAS_ROWS)
     for name in qkeras.ACTIVATION_QUANTIZERS:

@@ -25,6 +25,7 @@ from nnfab.frontends.keras_layers import (
     describe_layer,
 )
 from nnfab.frontends.keras_mapping import CONVERTERS, Converter, LayerCall, Shape
+from nnfab.frontends.keras_ops import OPERATIONS, getitem_nodes
 from nnfab.frontends.qkeras3 import (
     describe_qkeras3_layer,
     is_qkeras3_layer,
@@ -287,6 +288,8 @@ class _ModelWalker:
                     source_class=cls,
                 )
             ]
+        elif cls in OPERATIONS and not isinstance(layer, self.keras.layers.Layer):
+            nodes = self._operation(layer, knode)
         else:
             if is_qkeras3_layer(layer):
                 converter = qkeras3_converter(layer)
@@ -320,6 +323,18 @@ class _ModelWalker:
         log.debug("layer %r (%s) -> %s", layer.name, cls, [(n.name, n.op) for n in nodes])
         self.tensor_of[(id(layer), node_index, 0)] = nodes[-1].name
         self.expected[nodes[-1].name] = (str(layer.name), out_shape)
+
+    def _operation(self, layer: Any, knode: Any) -> list[Node]:
+        """A ``keras.ops`` operation of ``keras_ops.OPERATIONS`` (``x[key]``)."""
+        inputs = [self._ir_tensor(t) for t in knode.input_tensors]
+        args = list(getattr(getattr(knode, "arguments", None), "args", ()))
+        call = LayerCall(name=str(layer.name), cls=type(layer).__name__, config={},
+                         inputs=inputs, in_shapes=[self.graph.tensors[t].shape for t in inputs],
+                         weights={}, keras_major=self.keras_major,
+                         unique_name=self._unique_name, origin=self.origin)
+        if len(inputs) != 1 or len(args) != 2:
+            raise UnsupportedLayerError(f"{call.where()}: expected x[key] on one tensor")
+        return getitem_nodes(call, args[1])
 
     def _attention_inputs(self, layer: Any, knode: Any) -> list[str]:
         """A ``MultiHeadAttention`` call's query, value and (if given) key, in that order;
@@ -374,7 +389,7 @@ class _ModelWalker:
             hint = f" (a subclass from {type(layer).__module__}, not keras.layers.{cls})"
         raise UnsupportedLayerError(
             f"layer {layer.name!r} of type {cls!r} is not supported{hint}; supported: "
-            f"{', '.join(SUPPORTED_LAYERS)}"
+            f"{', '.join(SUPPORTED_LAYERS)}, and the operation x[key] ({', '.join(OPERATIONS)})"
         )
 
     def _check_shapes(self) -> None:

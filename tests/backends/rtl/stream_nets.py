@@ -77,13 +77,15 @@ def images(model: Any, batch: int, seed: int) -> np.ndarray:
 
 def check_stream(model: Any, tmp_path: Path, style: str, interval: int = 1, *,
                  batch: int = 4, seed: int = 1, gaps: bool = True,
-                 image_gap: int | None = None, whole_image_ii: bool = False) -> RTLProject:
+                 image_gap: int | None = None, whole_image_ii: bool = False,
+                 pipeline: Any = None) -> RTLProject:
     """Verilator == emulator; measured latency, cycles per image and every output's
     cycle == predicted; with idle cycles inside / between images (``image_gap`` idle
     cycles in the second run, ``interval + 1`` by default) and slower pacing.
     ``whole_image_ii``: the design takes one image per ``pixels * interval`` cycles, and
-    a faster pace than ``interval`` is refused."""
-    project = RTLProject(model, tmp_path, style=style)
+    a faster pace than ``interval`` is refused. ``pipeline``: ``RTLProject``'s clock
+    target."""
+    project = RTLProject(model, tmp_path, style=style, pipeline=pipeline)
     design = project.design
     assert isinstance(design, StreamDesign)
     assert design.pixel_interval == interval

@@ -1,0 +1,72 @@
+"""``keras.ops`` operations of functional models that are not layers: ``x[key]``.
+
+Keras 3 records ``x[:, a:b, ..., k]`` on a symbolic tensor as a ``GetItem`` operation
+whose call holds the key. Slices of step 1 and integers of the sample axes (the batch
+axis whole, one ``...`` at most) become an IR ``Slice`` (Keras data is channels-last, as
+the IR), plus a ``Reshape`` named after the operation when integers drop axes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nnfab.errors import UnsupportedLayerError
+from nnfab.frontends.keras_mapping import LayerCall
+from nnfab.ir.graph import Node
+
+OPERATIONS = ("GetItem",)
+"""``keras.ops`` operation classes the live-model frontend converts."""
+
+
+def _items(call: LayerCall, key: Any, rank: int) -> list[Any]:
+    """The key as one entry per axis (batch first), ``...`` expanded."""
+    items = list(key) if isinstance(key, tuple | list) else [key]
+    if any(item is None for item in items):
+        raise call.unsupported("index", key, "slices and integers (no None / newaxis)")
+    ellipses = [k for k, item in enumerate(items) if item is Ellipsis]
+    if len(ellipses) > 1:
+        raise call.unsupported("index", key, "at most one '...'")
+    if ellipses:
+        k = ellipses[0]
+        items = items[:k] + [slice(None)] * (rank - len(items) + 1) + items[k + 1:]
+    if len(items) > rank:
+        raise call.unsupported("index", key, f"at most {rank} entries (batch + {rank - 1} "
+                               "sample axes)")
+    return items + [slice(None)] * (rank - len(items))
+
+
+def getitem_nodes(call: LayerCall, key: Any) -> list[Node]:
+    """``x[key]`` on one input of sample shape ``call.in_shapes[0]``."""
+    shape = call.in_shapes[0]
+    batch, *items = _items(call, key, len(shape) + 1)
+    if batch != slice(None):
+        raise call.unsupported("index", key, "the batch axis kept whole (':' first)")
+    begin, size, kept = [], [], []
+    for axis, (item, n) in enumerate(zip(items, shape, strict=True)):
+        if isinstance(item, slice):
+            if item.step not in (None, 1):
+                raise call.unsupported("index", key, "slices with step 1")
+            lo, hi, _ = item.indices(n)
+            if hi <= lo:
+                raise call.unsupported("index", key, f"non-empty ranges (axis of size {n})")
+            begin.append(lo)
+            size.append(hi - lo)
+            kept.append(axis)
+        elif isinstance(item, int) and not isinstance(item, bool) and -n <= item < n:
+            begin.append(item % n)
+            size.append(1)
+        else:
+            raise call.unsupported("index", key, f"slices and integers in {-n}..{n - 1}")
+    if not kept:
+        raise UnsupportedLayerError(
+            f"{call.where()}: the index {key!r} picks one element per sample; nnfab needs at "
+            "least one sample axis left (use a slice, e.g. x[:, k:k + 1])")
+    if tuple(size) == tuple(shape):
+        return [call.node("Reshape", {"target_shape": tuple(shape)})]  # the whole tensor
+    part = call.node("Slice", {"begin": tuple(begin), "size": tuple(size)})
+    if len(kept) == len(shape):
+        return [part]
+    part.name = call.unique_name(f"{call.name}_slice")
+    reshape = Node(call.name, "Reshape", [part.name],
+                   attrs={"target_shape": tuple(size[a] for a in kept)}, source_class=call.cls)
+    return [part, reshape]
