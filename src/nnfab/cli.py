@@ -378,15 +378,21 @@ def _parse_pipeline(text: str) -> int | float:
 @click.option("--pnr-router", "pnr_router", type=click.Choice(["router1", "router2"]),
               default="router1", show_default=True,
               help="nextpnr router of --pnr; router2 is much faster on large designs.")
+@click.option("--close-timing", "close_timing", is_flag=True,
+              help="With --pnr: while Fmax misses the target, regenerate with one adder level "
+                   "fewer per pipeline stage and place and route again (before --sim and "
+                   "--synth, which then check the design kept).")
 def rtl(project: Path, output_dir: Path | None, style: str, adders_per_stage: int | None,
         pipeline: str | None, sim_input: Path | None, synth: bool, part: str, pnr: bool,
-        pnr_clock: float | None, pnr_router: str) -> None:
+        pnr_clock: float | None, pnr_router: str, close_timing: bool) -> None:
     """Write synthesizable Verilog for a converted PROJECT (its nnfab_model.json)."""
     from nnfab.ir import Graph
     from nnfab.model import NnfabModel
 
     if pnr_clock is not None and not pnr:
         raise click.UsageError("--pnr-clock needs --pnr")
+    if close_timing and not pnr:
+        raise click.UsageError("--close-timing needs --pnr")
     pipe: int | float | str | None = None if adders_per_stage is not None else "clock"
     if pipeline is not None:
         if adders_per_stage is not None:
@@ -404,6 +410,11 @@ def rtl(project: Path, output_dir: Path | None, style: str, adders_per_stage: in
     console.print(f"wrote {len(files)} Verilog files to {prj.rtl_dir} (top {prj.top}): "
                   f"latency {prj.latency} cycles, II {prj.ii}"
                   + (f", {aps} adder level(s) per pipeline stage" if aps else ""))
+    if close_timing:
+        with console.status(f"ECP5 timing closure (logs in {prj.output_dir}/pnr)"):
+            closure = prj.close_timing(pnr_clock, router=pnr_router)
+        console.print(closure.table(), markup=False, highlight=False)
+        prj.write()
     if sim_input is not None:
         x = _read_array(sim_input)
         first = next(iter(x.values())) if isinstance(x, dict) else x[0] if isinstance(
@@ -425,7 +436,9 @@ def rtl(project: Path, output_dir: Path | None, style: str, adders_per_stage: in
         with console.status(f"Yosys synth_xilinx for {part} (log in {prj.output_dir}/synth)"):
             report = prj.synthesize(part)
         console.print(report.table())
-    if pnr:
+    if close_timing:
+        console.print(closure.report.table(), markup=False, highlight=False)
+    elif pnr:
         with console.status(f"ECP5 place and route (logs in {prj.output_dir}/pnr)"):
             pnr_report = prj.place_and_route(clock_mhz=pnr_clock, router=pnr_router)
         console.print(pnr_report.table(), markup=False, highlight=False)

@@ -223,3 +223,76 @@ def test_folded_layers_meet_100_mhz_on_ecp5(style: str, tmp_path: Path) -> None:
     cells = sum(m.text.count("  MULT18X18D #(") for m in rtl.design.layers)
     assert report.dsp == cells == (sum(m.stats.get("multipliers", 0)
                                        for m in rtl.design.layers) if style == "dsp" else 0)
+
+
+def _fake_result(fmax: float) -> nextpnr.PnrResult:
+    return nextpnr.PnrResult("top", "LFE5U-85F", 6, 100.0, {"clk": (fmax, 100.0)}, {}, {},
+                             None, True, 0, 1)
+
+
+def test_close_timing_takes_one_level_fewer_until_met(tmp_path: Path, monkeypatch:
+                                                      pytest.MonkeyPatch) -> None:
+    """The loop itself (nextpnr replaced by a fake that rewards fewer levels): 3 -> 2 -> 1
+    levels per stage, stopping at the first run that meets the target; the project keeps
+    the last design, its latency grows, and closure.json lists the runs."""
+    fmax_at = {3: 120.0, 2: 160.0, 1: 260.0}
+    prj = _tiny_project(tmp_path, adders_per_stage=3)
+    latencies = [prj.latency]
+
+    def fake(*args: object, **kwargs: object) -> object:
+        (tmp_path / "pnr").mkdir(exist_ok=True)
+        from nnfab.tools.nextpnr import PnrReport
+
+        return PnrReport(_fake_result(fmax_at[prj.design.options.adders_per_stage]),
+                         prj.latency, prj.ii)
+
+    monkeypatch.setattr(prj, "place_and_route", fake)
+    closure = prj.close_timing(150.0)
+    assert closure.met and [r.adders_per_stage for r in closure.runs] == [3, 2]
+    assert prj.design.options.adders_per_stage == 2 and prj.design.options.family == "ecp5"
+    assert closure.runs[1].latency == prj.latency >= latencies[0]
+    saved = json.loads((tmp_path / "pnr" / "closure.json").read_text())
+    assert saved["met"] and [r["fmax_mhz"] for r in saved["runs"]] == [120.0, 160.0]
+    assert "met" in closure.table() and "latency" in closure.table()
+
+
+def test_close_timing_warns_when_one_level_still_misses(tmp_path: Path, monkeypatch:
+                                                        pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture
+                                                        ) -> None:
+    prj = _tiny_project(tmp_path)  # unpipelined: the model's levels for the target next
+
+    def fake(*args: object, **kwargs: object) -> object:
+        (tmp_path / "pnr").mkdir(exist_ok=True)
+        from nnfab.tools.nextpnr import PnrReport
+
+        return PnrReport(_fake_result(90.0), prj.latency, prj.ii)
+
+    monkeypatch.setattr(prj, "place_and_route", fake)
+    with caplog.at_level("WARNING"):
+        closure = prj.close_timing(400.0)
+    assert not closure.met
+    assert [r.adders_per_stage for r in closure.runs] == [None, 1]
+    assert "misses the 400.0 MHz target" in caplog.text and "pnr" in caplog.text
+
+
+@needs_ecp5
+def test_close_timing_meets_200_mhz_from_three_levels(tmp_path: Path) -> None:
+    """Real nextpnr runs: the 4-3-2 network at three adder levels per stage misses
+    200 MHz; fewer levels meet it (the CLI takes the same path)."""
+    prj = _tiny_project(tmp_path / "api", adders_per_stage=3)
+    closure = prj.close_timing(200.0)
+    assert closure.met, closure.table()
+    assert len(closure.runs) >= 2 and closure.runs[0].fmax_mhz < 200.0
+    assert closure.report.fmax_mhz >= 200.0
+    assert json.loads((tmp_path / "api" / "pnr" / "report.json").read_text())
+
+    from nnfab.cli import cli
+
+    model = tmp_path / "model"
+    model.mkdir()
+    convert(mlp_graph([4, 3, 2], seed=1), TINY_CONFIG).graph.save(model / "nnfab_model.json")
+    result = CliRunner().invoke(cli, ["rtl", str(model), "--adders-per-stage", "3", "--pnr",
+                                      "--pnr-clock", "200", "--close-timing"])
+    assert result.exit_code == 0, result.output
+    assert "timing closure at 200 MHz: met" in result.output

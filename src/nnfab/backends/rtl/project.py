@@ -29,7 +29,8 @@ from nnfab.tools.nextpnr import PnrReport
 from nnfab.tools.nextpnr import place_and_route as ecp5_place_and_route
 from nnfab.tools.yosys import SynthesisResult, synthesize
 
-__all__ = ["DEFAULT_OPT", "RTLProject", "SimulationResult", "SynthesisReport",
+__all__ = ["DEFAULT_OPT", "ClosureRun", "RTLProject", "SimulationResult", "SynthesisReport",
+           "TimingClosure",
            "adders_per_stage_for", "build_simulator", "family_for_part", "simulate_mantissas"]
 
 log = logging.getLogger(__name__)
@@ -247,6 +248,42 @@ def _utilization(result: SynthesisResult, info: Part | None) -> dict[str, float]
     return out
 
 
+@dataclass(frozen=True)
+class ClosureRun:
+    """One place and route of ``RTLProject.close_timing``."""
+
+    adders_per_stage: int | None
+    latency: int
+    fmax_mhz: float | None
+
+
+@dataclass
+class TimingClosure:
+    """The runs of ``RTLProject.close_timing`` and the report of the design kept."""
+
+    target_mhz: float
+    runs: list[ClosureRun]
+    report: PnrReport
+
+    @property
+    def met(self) -> bool:
+        return self.report.meets(self.target_mhz)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target_mhz": self.target_mhz, "met": self.met,
+                "runs": [vars(r) for r in self.runs]}
+
+    def table(self) -> str:
+        lines = [f"timing closure at {self.target_mhz:g} MHz: "
+                 + ("met" if self.met else "NOT met")]
+        for r in self.runs:
+            levels = r.adders_per_stage if r.adders_per_stage is not None else "unpipelined"
+            fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-"
+            lines.append(f"  adder levels per stage {levels}: latency {r.latency} cycles, "
+                         f"Fmax {fmax} MHz")
+        return "\n".join(lines)
+
+
 class RTLProject:
     """Verilog for a typed model, with simulation (Verilator) and synthesis (Yosys).
 
@@ -277,14 +314,21 @@ class RTLProject:
                 raise BackendError("give either pipeline= or adders_per_stage=, not both")
             adders_per_stage = adders_per_stage_for(pipeline, self.part)
         family = pipeline_family(pipeline, self.part)
+        self._top = top
+        self.design: RtlDesign = self._generate(RtlOptions(style, adders_per_stage,
+                                                           family=family))
+
+    def _generate(self, options: RtlOptions) -> RtlDesign:
         start = time.perf_counter()
-        self.design: RtlDesign = generate(
-            graph, RtlOptions(style, adders_per_stage, family=family), top)
+        design = generate(self.graph, options, self._top)
         self.generate_seconds = time.perf_counter() - start
         self._sources: list[Path] | None = None
+        graph = self.graph
+        self.design = design
         log.info("generated RTL for %r: %d layer module(s), latency %d cycles, in %.2f s",
                  graph.name, len(self.design.layers), self.design.latency,
                  self.generate_seconds)
+        return design
 
     @property
     def latency(self) -> int:
@@ -396,3 +440,42 @@ class RTLProject:
         report = PnrReport(result, latency=self.latency, ii=self.ii)
         (work / "report.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
         return report
+
+    def close_timing(self, clock_mhz: float | None = None, *, device: str = "LFE5U-85F",
+                     timeout: float | None = None, router: str = "router1") -> TimingClosure:
+        """Place and route; while Fmax misses ``clock_mhz`` and the adder trees hold more
+        than one level per stage, regenerate with one level fewer (an unpipelined design:
+        the levels of the ECP5 delay model for the target) and place and route again;
+        the regenerated designs are for the ECP5 family (``RtlOptions.family``).
+
+        The project keeps the last design (its files and ``<dir>/pnr``);
+        ``<dir>/pnr/closure.json`` lists every run. When one level per stage still
+        misses, a warning names the critical path: the adders are then not the limit.
+        """
+        if clock_mhz is None:
+            clock_mhz = 1000.0 / self.clock_period if self.clock_period else 100.0
+        runs: list[ClosureRun] = []
+        while True:
+            report = self.place_and_route(device, clock_mhz, timeout=timeout, router=router)
+            levels = self.design.options.adders_per_stage
+            runs.append(ClosureRun(levels, self.latency, report.fmax_mhz))
+            log.info("timing closure: %s level(s) per stage, latency %d: %.1f MHz (target "
+                     "%.1f)", levels or "unpipelined", self.latency, report.fmax_mhz or 0.0,
+                     clock_mhz)
+            if report.meets(clock_mhz) or levels == 1:
+                break
+            fewer = levels - 1 if levels is not None else adders_per_stage_for(
+                {"clock_period": 1000.0 / clock_mhz, "family": "ecp5"})
+            old = self.design.options
+            self._generate(RtlOptions(old.style, fewer, old.share, "ecp5",
+                                      old.compress_pipelined))
+        closure = TimingClosure(clock_mhz, runs, report)
+        (self.output_dir / "pnr" / "closure.json").write_text(
+            json.dumps(closure.as_dict(), indent=1) + "\n")
+        if not closure.met:
+            cp = report.result.critical_path
+            where = f" (critical path {cp.source} -> {cp.sink})" if cp else ""
+            log.warning("timing closure: %.1f MHz at one adder level per stage misses the "
+                        "%.1f MHz target%s; logs in %s", report.fmax_mhz or 0.0, clock_mhz,
+                        where, self.output_dir / "pnr")
+        return closure
