@@ -101,7 +101,7 @@ def rows() -> list[Row]:
         Row("UpSampling1D", "upsampling 1-D (nearest, integer factors)", ("UpSampling1D",)),
         Row("UpSampling2D", "upsampling 2-D (nearest, integer factors)", ("UpSampling2D",)),
         Row("Permute", "permute (a real reordering of the sample's axes)", ("Permute",)),
-        Row("Slice", "slice of any axes (data selected at constant indices)", ("Slice",)),
+        Row("Slice", "slice of any axes, strided or not (data selected at constant indices)", ("Slice",)),
         Row("SeparableConv1D", "separable Conv 1-D: depthwise, then a 1x1 Conv",
             ("DepthwiseConv1D", "Conv1D")),
         Row("SeparableConv2D", "separable Conv 2-D: depthwise, then a 1x1 Conv",

@@ -32,9 +32,10 @@ def ref_move(op: str, attrs: dict, x: np.ndarray) -> np.ndarray:
     """One sample (object array of Fractions) moved by ``op``, element by element."""
     if op == "Slice":
         begin, size = attrs["begin"], attrs["size"]
+        step = attrs.get("step", (1,) * len(size))
         out = np.empty(tuple(size), dtype=object)
         for idx in np.ndindex(out.shape):
-            out[idx] = x[tuple(b + i for b, i in zip(begin, idx, strict=True))]
+            out[idx] = x[tuple(b + i * s for b, i, s in zip(begin, idx, step, strict=True))]
         return out
     if op == "Permute":
         perm = attrs["perm"]
@@ -92,6 +93,11 @@ CASES = [
     ("Slice", (3, 4, 5), {"begin": (1, 0, 2), "size": (1, 4, 3)}),
     ("Slice", (6,), {"begin": (2,), "size": (3,)}),
     ("Slice", (2, 3, 4, 5), {"begin": (0, 2, 1, 0), "size": (2, 1, 2, 5)}),
+    ("Slice", (7,), {"begin": (0,), "size": (3,), "step": (3,)}),
+    ("Slice", (7,), {"begin": (1,), "size": (2,), "step": (5,)}),
+    ("Slice", (5, 6, 4), {"begin": (0, 1, 1), "size": (3, 2, 2), "step": (2, 4, 2)}),
+    ("Slice", (3, 5, 4, 2), {"begin": (2, 0, 3, 0), "size": (1, 2, 1, 2),
+                             "step": (5, 3, 1, 1)}),
 ]
 
 
@@ -146,7 +152,9 @@ def test_result_cast_rounds_and_overflows_like_the_reference(op: str, attrs: dic
     ("ZeroPadding2D", (4, 2), {"pads": (1, 1, 1, 1)}, "3-D input"),
     ("Permute", (2, 3, 4), {"perm": (0, 0, 1)}, "permutation"),
     ("Permute", (2, 3), {"perm": (1, 0, 2)}, "integers"),
-    ("Slice", (2, 3), {"begin": (1, 2), "size": (1, 2)}, "exceeds axis 1"),
+    ("Slice", (2, 3), {"begin": (1, 2), "size": (1, 2)}, "reach past axis 1"),
+    ("Slice", (2, 5), {"begin": (0, 1), "size": (1, 3), "step": (1, 2)}, "reach past axis 1"),
+    ("Slice", (2, 5), {"begin": (0, 1), "size": (1, 2), "step": (1, 0)}, "integers >= 1"),
     ("Slice", (2, 3), {"begin": (0, 0), "size": (0, 2)}, "integers >= 1"),
 ])
 def test_bad_attributes_name_the_layer(op: str, shape: tuple, attrs: dict, needle: str) -> None:

@@ -35,13 +35,15 @@ def _uniform_weights(model: Any, seed: int) -> None:
 
 
 def sequence_model() -> Any:
-    """(N, 9, 6): a window of steps, a feature range, the last step, one feature."""
+    """(N, 9, 6): a window of steps, a feature range, the last step, one feature, every
+    other step from 1."""
     inp = keras.Input((9, 6), name="x")
     h = L.Dense(5, activation="relu", name="proj")(inp)  # (N, 9, 5)
     window = L.Flatten(name="flat")(h[:, 2:6, 1:4])  # (N, 12)
     last = h[:, -1]  # (N, 5)
     feature = h[..., 3]  # (N, 9)
-    out = L.Concatenate(name="cat")([window, last, feature])
+    odd = L.Flatten(name="flat_odd")(h[:, 1::2, ::3])  # (N, 4 * 2)
+    out = L.Concatenate(name="cat")([window, last, feature, odd])
     return keras.Model(inp, L.Dense(4, name="head")(out), name="seq")
 
 
@@ -56,7 +58,8 @@ def image_model() -> Any:
 
 @pytest.mark.parametrize(("build", "slices"), [
     (sequence_model, [{"begin": (2, 1), "size": (4, 3)}, {"begin": (8, 0), "size": (1, 5)},
-                      {"begin": (0, 3), "size": (9, 1)}]),
+                      {"begin": (0, 3), "size": (9, 1)},
+                      {"begin": (1, 0), "size": (4, 2), "step": (2, 3)}]),
     (image_model, [{"begin": (0, 0, 1), "size": (5, 5, 3)}, {"begin": (1, 0, 0),
                                                              "size": (4, 3, 3)},
                    {"begin": (2, 0, 0), "size": (1, 3, 3)}]),
@@ -85,7 +88,7 @@ class _Index:
 
 @pytest.mark.parametrize(("key", "needle"), [
     (_Index()[0:2, :], "the batch axis kept whole"),
-    (_Index()[:, 0:4:2], "slices with step 1"),
+    (_Index()[:, ::-1], "slices with positive steps"),
     (_Index()[:, None], "no None / newaxis"),
     (_Index()[:, 0, 1], "at least one sample axis left"),
     (_Index()[:, 3:3], "non-empty ranges"),

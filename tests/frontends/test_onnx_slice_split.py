@@ -1,5 +1,6 @@
-"""ONNX ``Slice`` beyond spatial crops and ``Split``: channel ranges, sequence steps and
-vector parts become IR ``Slice`` nodes, in the layout the data is held in (no Permute).
+"""ONNX ``Slice`` beyond spatial crops and ``Split``: channel ranges, strides, sequence
+steps and vector parts become IR ``Slice`` nodes, in the layout the data is held in (no
+Permute).
 
 Expected values come from onnxruntime on the same ONNX graph; the types are wide enough
 (``ap_fixed<24,10>`` on a grid of multiples of 1/8 with weights in quarters) for every
@@ -142,8 +143,8 @@ def test_split_of_channels_with_an_uneven_last_part(onnx: Any) -> None:
      ["'split'", "split=[1, 2]", "positive sizes adding up to 4"]),
     (("Split", ["x"], {"axis": 0}), {}, ["axis=0", "a non-batch axis"]),
     (("Slice", ["x", "st", "en", "ax", "stp"], {}),
-     {"st": _i64(0), "en": _i64(4), "ax": _i64(2), "stp": _i64(2)},
-     ["steps", "contiguous range"]),
+     {"st": _i64(3), "en": _i64(0), "ax": _i64(2), "stp": _i64(-1)},
+     ["steps", "positive steps"]),
     (("Slice", ["x", "st", "en", "ax"], {}), {"st": _i64(3), "en": _i64(1), "ax": _i64(1)},
      ["a non-empty range of axis 1"]),
 ])
@@ -194,3 +195,62 @@ def test_channel_slice_csim_and_verilog_match_the_emulator(onnx: Any, tmp_path: 
     if io_type == "io_stream" and verilator_available():
         rtl = hm.to_rtl(tmp_path / "rtl", style="lut", pipeline=None)
         np.testing.assert_array_equal(np.asarray(rtl.simulate(x[:6])), want[:6])
+
+
+def test_strided_slices_equal_onnxruntime(onnx: Any) -> None:
+    """Every other row and every third column from 1 of a conv output, every other
+    channel, then a flatten and a dense head: one IR Slice with steps, in the
+    channels-last layout (no Cropping: the rows are not contiguous)."""
+    from onnx import helper
+
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Slice", ["c", "st", "en", "ax", "stp"], ["s"], name="stride"),
+             helper.make_node("Flatten", ["s"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "g"], ["y"], name="head")]
+    inits = {"w": _weights(6, 2, 3, 3), "st": _i64(0, 1, 0), "en": _i64(2**62, 2**62, 99),
+             "ax": _i64(2, 3, 1), "stp": _i64(2, 3, 2), "g": _weights(3 * 2 * 3, 4, seed=5)}
+    hm = _check(_model(onnx, nodes, inits, (2, 7, 8)), (2, 7, 8))
+    (node,) = [n for n in hm.graph.nodes if n.op == "Slice"]
+    # conv output (5, 6, 6) channels-last: rows 0, 2, 4; columns 1, 4; channels 0, 2, 4
+    assert node.attrs == {"begin": (0, 1, 0), "size": (3, 2, 3), "step": (2, 3, 2)}
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_strided_slices_csim_and_verilog_match_the_emulator(onnx: Any, tmp_path: Any,
+                                                            io_type: str) -> None:
+    """A channel stride between convolutions (per pixel in a Verilog stream) and a
+    strided vector slice after a dense layer: C simulation and Verilator == emulator."""
+    import shutil
+
+    from onnx import helper
+
+    from nnfab.backends.hls import CSimLibrary
+    from nnfab.tools.verilator import verilator_available
+
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not found")
+    config = {"Model": {"Precision": "ap_fixed<8,3,AP_RND,AP_SAT>"}}
+    conv = [helper.make_node("Conv", ["x", "w1"], ["c"], name="conv1"),
+            helper.make_node("Slice", ["c", "st", "en", "ax", "stp"], ["s"], name="odd"),
+            helper.make_node("Conv", ["s", "w2"], ["y"], name="conv2", pads=[1, 1, 1, 1])]
+    conv_inits = {"w1": _weights(6, 2, 3, 3), "w2": _weights(2, 3, 3, 3, seed=3),
+                  "st": _i64(1), "en": _i64(6), "ax": _i64(1), "stp": _i64(2)}
+    dense = [helper.make_node("MatMul", ["x", "w"], ["h"], name="proj"),
+             helper.make_node("Slice", ["h", "st", "en", "ax", "stp"], ["s"], name="every3"),
+             helper.make_node("Relu", ["s"], ["y"], name="act")]
+    dense_inits = {"w": _weights(6, 11), "st": _i64(1), "en": _i64(11), "ax": _i64(1),
+                   "stp": _i64(3)}
+    for nodes, inits, shape, sample in ((conv, conv_inits, (2, 6, 7), (6, 7, 2)),
+                                        (dense, dense_inits, (6,), (6,))):
+        hm = nnfab.convert_from_onnx_model(_model(onnx, nodes, inits, shape), config,
+                                           io_type=io_type)
+        assert [n.attrs.get("step") for n in hm.graph.nodes if n.op == "Slice"] in (
+            [(1, 1, 2)], [(3,)])
+        x = np.random.default_rng(3).uniform(-5, 5, (24, *sample))
+        want = hm.predict(x)
+        assert np.unique(want).size > 10  # not a saturated constant
+        np.testing.assert_array_equal(
+            CSimLibrary(hm, cache_dir=tmp_path / "csim").predict(x), want)
+        if verilator_available() and (io_type == "io_stream" or len(sample) == 1):
+            rtl = hm.to_rtl(tmp_path / f"rtl{len(sample)}", style="lut", pipeline=None)
+            np.testing.assert_array_equal(np.asarray(rtl.simulate(x[:6])), want[:6])

@@ -411,7 +411,7 @@ def test_onnx_upsample_opset9_and_1d_pad(onnx: Any) -> None:
     (("Pad", ["x", "pads"], {}), {"pads": _i64(0, 0, 1, -1, 0, 0, 0, 0)},
      ["all >= 0 (padding) or all <= 0"]),
     (("Slice", ["x", "st", "en", "ax", "stp"], {}),
-     {"st": _i64(0), "en": _i64(4), "ax": _i64(2), "stp": _i64(2)}, ["steps", "1 on every"]),
+     {"st": _i64(3), "en": _i64(0), "ax": _i64(2), "stp": _i64(-1)}, ["steps", "positive"]),
     (("Resize", ["x", "", "sc"], {"mode": "linear"}),
      {"sc": np.asarray([1, 1, 2, 2], dtype=np.float32)}, ["mode='linear'", "'nearest'"]),
     (("Resize", ["x", "", "sc"], {"mode": "nearest"}),

@@ -1,7 +1,7 @@
 """``keras.ops`` operations of functional models that are not layers: ``x[key]``.
 
-Keras 3 records ``x[:, a:b, ..., k]`` on a symbolic tensor as a ``GetItem`` operation
-whose call holds the key. Slices of step 1 and integers of the sample axes (the batch
+Keras 3 records ``x[:, a:b:s, ..., k]`` on a symbolic tensor as a ``GetItem`` operation
+whose call holds the key. Slices with positive steps and integers of the sample axes (the batch
 axis whole, one ``...`` at most) become an IR ``Slice`` (Keras data is channels-last, as
 the IR), plus a ``Reshape`` named after the operation when integers drop axes.
 """
@@ -41,20 +41,23 @@ def getitem_nodes(call: LayerCall, key: Any) -> list[Node]:
     batch, *items = _items(call, key, len(shape) + 1)
     if batch != slice(None):
         raise call.unsupported("index", key, "the batch axis kept whole (':' first)")
-    begin, size, kept = [], [], []
+    begin, size, step, kept = [], [], [], []
     for axis, (item, n) in enumerate(zip(items, shape, strict=True)):
         if isinstance(item, slice):
-            if item.step not in (None, 1):
-                raise call.unsupported("index", key, "slices with step 1")
-            lo, hi, _ = item.indices(n)
+            if item.step is not None and (isinstance(item.step, bool) or not isinstance(
+                    item.step, int) or item.step < 1):
+                raise call.unsupported("index", key, "slices with positive steps")
+            lo, hi, s = item.indices(n)
             if hi <= lo:
                 raise call.unsupported("index", key, f"non-empty ranges (axis of size {n})")
             begin.append(lo)
-            size.append(hi - lo)
+            size.append(-(-(hi - lo) // s))
+            step.append(s)
             kept.append(axis)
         elif isinstance(item, int) and not isinstance(item, bool) and -n <= item < n:
             begin.append(item % n)
             size.append(1)
+            step.append(1)
         else:
             raise call.unsupported("index", key, f"slices and integers in {-n}..{n - 1}")
     if not kept:
@@ -63,7 +66,10 @@ def getitem_nodes(call: LayerCall, key: Any) -> list[Node]:
             "least one sample axis left (use a slice, e.g. x[:, k:k + 1])")
     if tuple(size) == tuple(shape):
         return [call.node("Reshape", {"target_shape": tuple(shape)})]  # the whole tensor
-    part = call.node("Slice", {"begin": tuple(begin), "size": tuple(size)})
+    attrs: dict[str, Any] = {"begin": tuple(begin), "size": tuple(size)}
+    if any(s != 1 for s in step):
+        attrs["step"] = tuple(step)
+    part = call.node("Slice", attrs)
     if len(kept) == len(shape):
         return [part]
     part.name = call.unique_name(f"{call.name}_slice")

@@ -2,9 +2,10 @@
 
 - ``Pad`` (mode ``constant``, value 0) padding only the spatial axes: ``ZeroPadding1D/2D``;
   all-negative pads (a crop) become ``Cropping1D/2D``.
-- ``Slice`` with step 1 that keeps the batch axis whole: ``Cropping1D/2D`` for the
-  spatial axes of channels-last data, an IR ``Slice`` otherwise (channel ranges,
-  sequences, vectors); ``Split`` along a non-batch axis: one ``Slice`` per output.
+- ``Slice`` (positive steps) that keeps the batch axis whole: ``Cropping1D/2D`` for
+  contiguous spatial ranges of channels-last data, an IR ``Slice`` otherwise (channel
+  ranges, strides, sequences, vectors); ``Split`` along a non-batch axis: one ``Slice``
+  per output.
 - ``Resize`` (mode ``nearest``) / ``Upsample`` with integer spatial scale factors and
   unit batch/channel factors: ``UpSampling1D/2D``. Output ``o`` must read input
   ``o // s``: true for coordinate modes ``half_pixel`` / ``pytorch_half_pixel`` with any
@@ -100,18 +101,21 @@ def _held_layout(call: NodeCall, x: Value) -> tuple[int, ...]:
     return identity(x.rank)
 
 
-def slice_value(call: NodeCall, x: Value, ranges: dict[int, tuple[int, int]],
+def slice_value(call: NodeCall, x: Value, ranges: dict[int, tuple[int, ...]],
                 suffix: str = "") -> Value:
-    """``x`` restricted to ``ranges`` (non-batch ONNX axis -> [lo, hi)): the spatial ranges
-    of channels-last (N, C, L) / (N, C, H, W) data as ``Cropping1D/2D``, then a channel
-    range as a ``Slice`` (both stream in Verilog); anything else as an IR ``Slice`` in the
-    layout ``x`` is held in."""
+    """``x`` restricted to ``ranges`` (non-batch ONNX axis -> ``(lo, hi)`` or ``(lo, hi,
+    step)``: ``lo, lo + step, ... < hi``): contiguous spatial ranges of channels-last
+    (N, C, L) / (N, C, H, W) data as ``Cropping1D/2D``, then a channel range as a
+    ``Slice`` (both stream in Verilog); anything else as an IR ``Slice`` in the layout
+    ``x`` is held in."""
     perm = _held_layout(call, x)
-    full = {a: ranges.get(a, (0, n)) for a, n in enumerate(x.shape)}
-    if full == {a: (0, n) for a, n in enumerate(x.shape)}:
+    full = {a: (*ranges.get(a, (0, n)), 1)[:3] for a, n in enumerate(x.shape)}
+    if full == {a: (0, n, 1) for a, n in enumerate(x.shape)}:
         return x
-    spatial_whole = all(full[a] == (0, x.shape[a]) for a in range(1, x.rank))
-    if x.rank in (2, 3) and perm == channels_last(x.rank) and not spatial_whole:
+    spatial_whole = all(full[a] == (0, x.shape[a], 1) for a in range(1, x.rank))
+    strided = any(r[2] != 1 for r in full.values())
+    if x.rank in (2, 3) and perm == channels_last(x.rank) and not spatial_whole \
+            and not strided:
         # the pixels first (a Cropping streams), then the channel range of each pixel
         crops = tuple(p for a in range(1, x.rank)
                       for p in (full[a][0], x.shape[a] - full[a][1]))
@@ -119,11 +123,13 @@ def slice_value(call: NodeCall, x: Value, ranges: dict[int, tuple[int, int]],
         assert isinstance(out, Value)
         return slice_value(call, out, {0: full[0]}, suffix)
     src = call.builder.require(x, perm, call.where)
-    begin = tuple(full[p][0] for p in perm)
-    size = tuple(full[p][1] - full[p][0] for p in perm)
-    node = call.emit("Slice", [src], {"begin": begin, "size": size}, suffix=suffix)
-    shape = [full[a][1] - full[a][0] for a in range(x.rank)]
-    return Value(node.name, layout_index(shape, perm))
+    count = {a: -(-(hi - lo) // step) for a, (lo, hi, step) in full.items()}
+    attrs: dict[str, Any] = {"begin": tuple(full[p][0] for p in perm),
+                             "size": tuple(count[p] for p in perm)}
+    if strided:
+        attrs["step"] = tuple(full[p][2] for p in perm)
+    node = call.emit("Slice", [src], attrs, suffix=suffix)
+    return Value(node.name, layout_index([count[a] for a in range(x.rank)], perm))
 
 
 def convert_slice(call: NodeCall) -> list[Output]:
@@ -138,22 +144,22 @@ def convert_slice(call: NodeCall) -> list[Output]:
         ends = [int(v) for v in call.attr("ends", [])]
         axes = [int(v) for v in call.attr("axes")] if call.attr("axes") is not None else None
         steps = [1] * len(starts)
-    if len(ends) != len(starts) or len(steps) != len(starts) or any(s != 1 for s in steps):
-        raise call.unsupported("steps", steps, "1 on every sliced axis (a contiguous range)")
+    if len(ends) != len(starts) or len(steps) != len(starts) or any(s < 1 for s in steps):
+        raise call.unsupported("steps", steps, "positive steps, one per sliced axis")
     axes = _full_axes(call, axes, len(starts), full)
     dims = (1, *x.shape)  # the batch size does not matter: it must stay whole
-    ranges: dict[int, tuple[int, int]] = {}
-    for a, s, e in zip(axes, starts, ends, strict=True):
+    ranges: dict[int, tuple[int, ...]] = {}
+    for a, s, e, step in zip(axes, starts, ends, steps, strict=True):
         n = dims[a]
         lo = min(max(s + n if s < 0 else s, 0), n)
         hi = min(max(e + n if e < 0 else e, 0), n)
         if a == 0:
-            if s in (0, -INT64_MAX - 1) and e >= INT64_MAX // 2:
+            if s in (0, -INT64_MAX - 1) and e >= INT64_MAX // 2 and step == 1:
                 continue
-            raise call.unsupported("starts/ends", (s, e), "the whole batch axis")
+            raise call.unsupported("starts/ends/steps", (s, e, step), "the whole batch axis")
         if hi <= lo:
             raise call.unsupported("starts/ends", (s, e), f"a non-empty range of axis {a}")
-        ranges[a - 1] = (lo, hi)
+        ranges[a - 1] = (lo, hi, step)
     return [slice_value(call, x, ranges)]
 
 

@@ -11,7 +11,7 @@
   the result is held in PyTorch's own order or channels-last (e.g. ``(N, L, C)`` permuted
   to ``(N, C, L)`` for a ``Conv1d``, or a conv output permuted to ``(N, H, W, C)``). Any
   other order is made channels-last by a ``Permute`` node (a real data permutation).
-- ``x[:, a:b, ..., k]`` (slices with step 1 and integers; the batch axis whole) and
+- ``x[:, a:b:s, ..., k]`` (slices with positive steps and integers; the batch axis whole) and
   ``narrow`` become an IR ``Slice`` in the order the data is held in (channels-last data
   is sliced as it is), plus a ``Reshape`` when integers drop axes.
 - ``split`` / ``chunk`` / ``tensor_split`` / ``unbind`` (functions or methods) along a
@@ -204,13 +204,14 @@ def _index_items(call: OpCall, key: Any, rank: int) -> list[Any]:
         fill = rank + 1 - (len(items) - 1)
         items = [*items[:at], *[slice(None)] * fill, *items[at + 1:]]
     items += [slice(None)] * (rank + 1 - len(items))
-    allowed = ("slices with step 1 and integers (no None / newaxis, tensors or lists), the "
-               "batch axis kept whole")
+    allowed = ("slices with positive steps and integers (no None / newaxis, tensors or "
+               "lists), the batch axis kept whole")
     if len(items) != rank + 1:
         raise call.unsupported("index", key, f"at most {rank + 1} items; {allowed}")
     for k in items:
-        ok_slice = isinstance(k, slice) and k.step in (None, 1) and all(
-            isinstance(b, int | type(None)) and not isinstance(b, bool) for b in (k.start, k.stop))
+        ok_slice = isinstance(k, slice) and all(
+            isinstance(b, int | type(None)) and not isinstance(b, bool)
+            for b in (k.start, k.stop, k.step)) and (k.step is None or k.step >= 1)
         if not ok_slice and (isinstance(k, bool) or not isinstance(k, int)):
             raise call.unsupported("index", key, allowed)
     if items[0] != slice(None):
@@ -218,12 +219,14 @@ def _index_items(call: OpCall, key: Any, rank: int) -> list[Any]:
     return items[1:]
 
 
-def _sliced(call: OpCall, v: Value, ranges: list[tuple[int, int]],
+def _sliced(call: OpCall, v: Value, ranges: list[tuple[int, ...]],
             dropped: list[bool]) -> Converted:
-    """``v`` restricted to ``ranges`` (per PyTorch sample axis), ``dropped`` axes removed:
-    an IR ``Slice`` in the order the data is held in, then a ``Reshape`` if axes drop."""
+    """``v`` restricted to ``ranges`` (per PyTorch sample axis ``(lo, hi)`` or ``(lo, hi,
+    step)``), ``dropped`` axes removed: an IR ``Slice`` in the order the data is held in,
+    then a ``Reshape`` if axes drop."""
     shape = v.torch_shape
-    if all(r == (0, n) for r, n in zip(ranges, shape, strict=True)) and not any(dropped):
+    ranges = [(*r, 1)[:3] for r in ranges]
+    if all(r == (0, n, 1) for r, n in zip(ranges, shape, strict=True)) and not any(dropped):
         return None, v
     perm = v.axes()
     if perm is None:
@@ -231,7 +234,10 @@ def _sliced(call: OpCall, v: Value, ranges: list[tuple[int, int]],
             f"slices data held in an order that is not an axis permutation of PyTorch's "
             f"{shape!r} (a flatten of channels-last data); slice before flattening")
     begin = tuple(ranges[p][0] for p in perm)
-    size = tuple(ranges[p][1] - ranges[p][0] for p in perm)
+    size = tuple(-(-(ranges[p][1] - ranges[p][0]) // ranges[p][2]) for p in perm)
+    attrs: dict[str, Any] = {"begin": begin, "size": size}
+    if any(r[2] != 1 for r in ranges):
+        attrs["step"] = tuple(ranges[p][2] for p in perm)
     kept = [a for a in range(len(shape)) if not dropped[a]]
     if not kept:
         raise call.error("indexes every sample axis with an integer; nnfab needs at least "
@@ -241,9 +247,8 @@ def _sliced(call: OpCall, v: Value, ranges: list[tuple[int, int]],
     out_perm = tuple(new_axis[p] for p in perm if not dropped[p])
     index = canonical_index(out_torch).transpose(out_perm)
     if not any(dropped):
-        return (call.node("Slice", [v.tensor], {"begin": begin, "size": size}),
-                Value(call.name, out_torch, index))
-    part = call.node("Slice", [v.tensor], {"begin": begin, "size": size})
+        return call.node("Slice", [v.tensor], attrs), Value(call.name, out_torch, index)
+    part = call.node("Slice", [v.tensor], attrs)
     part.name = f"{call.name}_slice"
     target = tuple(int(n) for n in index.shape)
     reshape = call.node("Reshape", [part.name], {"target_shape": target})
@@ -251,17 +256,18 @@ def _sliced(call: OpCall, v: Value, ranges: list[tuple[int, int]],
 
 
 def convert_getitem(call: OpCall) -> Converted:
-    """``x[:, a:b, ..., k]``: slices with step 1 and integers of the sample axes."""
+    """``x[:, a:b:s, ..., k]``: slices with positive steps and integers of the sample
+    axes."""
     v = call.value()
     items = _index_items(call, call.params.get("idx"), len(v.torch_shape))
     ranges, dropped = [], []
     for item, n in zip(items, v.torch_shape, strict=True):
         if isinstance(item, slice):
-            lo, hi, _ = item.indices(n)
+            lo, hi, step = item.indices(n)
             if hi <= lo:
                 raise call.unsupported("index", call.params.get("idx"),
                                        f"non-empty ranges (axis of size {n})")
-            ranges.append((lo, hi))
+            ranges.append((lo, hi, step))
             dropped.append(False)
         else:
             if not -n <= item < n:
@@ -269,7 +275,8 @@ def convert_getitem(call: OpCall) -> Converted:
             k = item % n
             ranges.append((k, k + 1))
             dropped.append(True)
-    if not any(dropped) and all(r == (0, n) for r, n in zip(ranges, v.torch_shape, strict=True)):
+    if not any(dropped) and all(r == (0, n, 1) for r, n in zip(ranges, v.torch_shape,
+                                                                strict=True)):
         return None, v
     return _sliced(call, v, ranges, dropped)
 

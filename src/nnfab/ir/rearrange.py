@@ -4,9 +4,10 @@ permute, slice.
 Every output element of these ops is either one input element or the constant 0 (padding).
 One description serves shape inference (``nnfab.ir.ops``) and the backends: for each
 output axis an ``AxisMap`` says which input axis it runs along and how an output
-coordinate ``o`` maps to the input coordinate ``i = (o - offset) // repeat``, which is
-inside the input when ``0 <= o - offset < repeat * length``; otherwise the element is a
-padding zero. ``gather_index`` turns this into one flat input index per output element.
+coordinate ``o`` maps to the input coordinate ``i = (o * step - offset) // repeat``,
+which is inside the input when ``0 <= o * step - offset < repeat * length``; otherwise
+the element is a padding zero. ``gather_index`` turns this into one flat input index
+per output element.
 
 Attributes (shapes without batch, channels-last; ``rank`` spatial axes, 1 or 2):
 
@@ -17,10 +18,12 @@ Attributes (shapes without batch, channels-last; ``rank`` spatial axes, 1 or 2):
   output ``o`` reads input ``o // size``); ``interpolation`` ``"nearest"`` only.
 - ``Permute``: ``perm``, a permutation of the sample's axes (0-based, batch excluded):
   output axis ``k`` is input axis ``perm[k]``.
-- ``Slice``: ``begin`` and ``size``, one integer per sample axis (any rank): output
-  ``o`` along axis ``a`` reads input ``begin[a] + o``, ``0 <= o < size[a]``; ``begin >=
-  0``, ``size >= 1``, ``begin + size <= `` the axis' length. (Selecting along an axis:
-  the ONNX frontend's Gather at constant indices and Slice on non-spatial axes.)
+- ``Slice``: ``begin`` and ``size``, one integer per sample axis (any rank), and the
+  optional ``step`` (default 1 on every axis): output ``o`` along axis ``a`` reads input
+  ``begin[a] + o * step[a]``, ``0 <= o < size[a]``; ``begin >= 0``, ``size >= 1``,
+  ``step >= 1``, ``begin + (size - 1) * step < `` the axis' length. (Selecting along an
+  axis: the ONNX frontend's Gather at constant indices, Slice and Split; strided
+  slices such as ``x[:, ::2]``.)
 """
 
 from __future__ import annotations
@@ -54,14 +57,15 @@ INTERPOLATIONS = ("nearest",)
 @dataclass(frozen=True)
 class AxisMap:
     """Output axis of ``size`` elements along input axis ``source`` (``length`` elements):
-    output ``o`` reads input ``(o - offset) // repeat`` when ``0 <= o - offset < repeat *
-    length``, else it is a padding zero."""
+    output ``o`` reads input ``(o * step - offset) // repeat`` when ``0 <= o * step -
+    offset < repeat * length``, else it is a padding zero."""
 
     size: int
     source: int
     length: int
     offset: int = 0
     repeat: int = 1
+    step: int = 1
 
 
 def _where(node: Node) -> str:
@@ -97,13 +101,15 @@ def axis_maps(node: Node, in_shape: Shape) -> list[AxisMap]:
     if node.op == "Slice":
         begin = _ints(node, "begin", len(in_shape), 0)
         size = _ints(node, "size", len(in_shape), 1)
-        for a, (b, n) in enumerate(zip(begin, size, strict=True)):
-            if b + n > in_shape[a]:
+        step = _ints(node, "step", len(in_shape), 1) if node.attrs.get("step") is not None \
+            else (1,) * len(in_shape)
+        for a, (b, n, s) in enumerate(zip(begin, size, step, strict=True)):
+            if b + (n - 1) * s >= in_shape[a]:
                 raise GraphError(
-                    f"{_where(node)}: begin {begin!r} + size {size!r} exceeds axis {a} of the "
-                    f"input shape {in_shape} (batch excluded)")
-        return [AxisMap(n, a, in_shape[a], -b) for a, (b, n) in enumerate(zip(begin, size,
-                                                                              strict=True))]
+                    f"{_where(node)}: begin {begin!r}, size {size!r} and step {step!r} reach "
+                    f"past axis {a} of the input shape {in_shape} (batch excluded)")
+        return [AxisMap(n, a, in_shape[a], -b, 1, s)
+                for a, (b, n, s) in enumerate(zip(begin, size, step, strict=True))]
     if node.op not in SPATIAL_OPS:
         raise GraphError(f"{_where(node)}: not a rearrangement op ({', '.join(REARRANGE_OPS)})")
     key, rank = SPATIAL_OPS[node.op]
@@ -152,7 +158,7 @@ def gather_index(node: Node, in_shape: Shape) -> np.ndarray:
     index = np.zeros(tuple(m.size for m in maps), dtype=np.int64)
     valid = np.ones(index.shape, dtype=bool)
     for k, m in enumerate(maps):
-        o = np.arange(m.size) - m.offset
+        o = np.arange(m.size) * m.step - m.offset
         inside = (o >= 0) & (o < m.repeat * m.length)
         coord = np.where(inside, o // m.repeat, 0)
         view = [1] * len(maps)

@@ -565,19 +565,21 @@ def _render_rearrange(ctx: RenderContext, node: Node) -> LayerCode:
         raise BackendError(f"layer {node.name!r} ({node.op}): the HLS backend rearranges "
                            f"tensors of at most 4 axes, got shape {in_shape}")
     strides = [math.prod(in_shape[m.source + 1:]) for m in maps]
-    rows = [(1, 1, 0, 1, 0)] * (4 - len(maps)) + [
-        (m.size, m.length, m.offset, m.repeat, s) for m, s in zip(maps, strides, strict=True)]
+    rows = [(1, 1, 0, 1, 0, 1)] * (4 - len(maps)) + [
+        (m.size, m.length, m.offset, m.repeat, s, m.step)
+        for m, s in zip(maps, strides, strict=True)]
     config = ctx.ident(node, "config")
     code = LayerCode(node, includes=["nnfab_shape.h"], config_name=config,
                      typedefs=[_result_typedef(ctx, node)])
     code.config = [ConfigField("n_in", "unsigned", str(math.prod(in_shape))),
                    ConfigField("n_out", "unsigned", str(ctx.graph.tensors[node.name].size))]
-    for k, (size, length, offset, repeat, stride) in enumerate(rows):
+    for k, (size, length, offset, repeat, stride, step) in enumerate(rows):
         code.config += [ConfigField(f"size{k}", "unsigned", str(size)),
                         ConfigField(f"length{k}", "unsigned", str(length)),
                         ConfigField(f"offset{k}", "int", str(offset)),
                         ConfigField(f"repeat{k}", "unsigned", str(repeat)),
-                        ConfigField(f"stride{k}", "unsigned", str(stride))]
+                        ConfigField(f"stride{k}", "unsigned", str(stride)),
+                        ConfigField(f"step{k}", "unsigned", str(step))]
     code.call = [f"nnfab::rearrange<{ctx.type_name(src)}, {ctx.type_name(node.name)}, {config}>"
                  f"({ctx.array(src)}, {ctx.array(node.name)});"]
     return code

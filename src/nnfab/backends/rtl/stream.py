@@ -1032,7 +1032,8 @@ def _pixel_stage(graph: Graph, node: Node, shape: tuple[int, ...], out_shape: tu
                            f"{shape} -> {out_shape}; per-pixel layers must keep it")
     attrs = dict(node.attrs)
     if node.op == "Slice":  # the channel range of one pixel
-        attrs = {"begin": (attrs["begin"][-1],), "size": (attrs["size"][-1],)}
+        attrs = {"begin": (attrs["begin"][-1],), "size": (attrs["size"][-1],),
+                 "step": (tuple(attrs.get("step") or (1,))[-1],)}
     if node.op == "Softmax":
         axis = attrs.get("axis", -1)
         if axis not in (-1, len(shape) - 1):

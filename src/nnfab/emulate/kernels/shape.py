@@ -75,10 +75,11 @@ class ZeroPaddingKernel(_RearrangeKernel):
 @register("Cropping2D")
 @register("Slice")
 class CroppingKernel(_RearrangeKernel):
-    """Elements removed at both ends of the spatial axes (Slice: of any axis)."""
+    """Elements removed at both ends of the spatial axes (Slice: of any axis, strided)."""
 
     def move(self, x: np.ndarray) -> np.ndarray:
-        index = (slice(None), *(slice(-m.offset, -m.offset + m.size) for m in self.maps))
+        index = (slice(None), *(slice(-m.offset, -m.offset + (m.size - 1) * m.step + 1, m.step)
+                                for m in self.maps))
         return x[index]
 
 

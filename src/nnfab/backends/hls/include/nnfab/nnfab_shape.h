@@ -4,8 +4,8 @@
 // Every output element is one input element cast to the result type, or 0 (padding).
 // The output is seen as 4 axes (leading axes of size 1 for smaller ranks); output axis
 // k of size sizeK runs along the input axis of row-major stride strideK and lengthK
-// elements: output coordinate o reads input coordinate (o - offsetK) / repeatK when
-// 0 <= o - offsetK < repeatK * lengthK, else the element is a padding zero.
+// elements: output coordinate o reads input coordinate (o * stepK - offsetK) / repeatK
+// when 0 <= o * stepK - offsetK < repeatK * lengthK, else the element is a padding zero.
 
 #ifndef NNFAB_SHAPE_H
 #define NNFAB_SHAPE_H
@@ -16,9 +16,9 @@
 namespace nnfab {
 
 // Input coordinate along one axis, or -1 outside the input (a padding element).
-template <int OFFSET, unsigned REPEAT, unsigned LENGTH>
+template <int OFFSET, unsigned REPEAT, unsigned LENGTH, unsigned STEP>
 inline int rearrange_coord(unsigned o) {
-  const int shifted = int(o) - OFFSET;
+  const int shifted = int(o * STEP) - OFFSET;
   if (shifted < 0 || shifted >= int(REPEAT * LENGTH)) return -1;
   return shifted / int(REPEAT);
 }
@@ -28,16 +28,16 @@ void rearrange(const data_T data[CONFIG_T::n_in], res_T res[CONFIG_T::n_out]) {
   typedef CONFIG_T C;
   for (unsigned o0 = 0; o0 < C::size0; o0++) {
     NNFAB_PRAGMA(HLS UNROLL)
-    const int i0 = rearrange_coord<C::offset0, C::repeat0, C::length0>(o0);
+    const int i0 = rearrange_coord<C::offset0, C::repeat0, C::length0, C::step0>(o0);
     for (unsigned o1 = 0; o1 < C::size1; o1++) {
       NNFAB_PRAGMA(HLS UNROLL)
-      const int i1 = rearrange_coord<C::offset1, C::repeat1, C::length1>(o1);
+      const int i1 = rearrange_coord<C::offset1, C::repeat1, C::length1, C::step1>(o1);
       for (unsigned o2 = 0; o2 < C::size2; o2++) {
         NNFAB_PRAGMA(HLS UNROLL)
-        const int i2 = rearrange_coord<C::offset2, C::repeat2, C::length2>(o2);
+        const int i2 = rearrange_coord<C::offset2, C::repeat2, C::length2, C::step2>(o2);
         for (unsigned o3 = 0; o3 < C::size3; o3++) {
           NNFAB_PRAGMA(HLS UNROLL)
-          const int i3 = rearrange_coord<C::offset3, C::repeat3, C::length3>(o3);
+          const int i3 = rearrange_coord<C::offset3, C::repeat3, C::length3, C::step3>(o3);
           const unsigned out = ((o0 * C::size1 + o1) * C::size2 + o2) * C::size3 + o3;
           if (i0 < 0 || i1 < 0 || i2 < 0 || i3 < 0) {
             res[out] = res_T(0);
