@@ -205,6 +205,8 @@ TORCH_MODULE_ROWS: dict[str, tuple[str, ...]] = {
     "Sigmoid": _ACT,
     "Tanh": _ACT,
     "Hardsigmoid": _ACT,
+    "Hardswish": ("Activation", "Merge"),  # x * hard_sigmoid(x)
+    "SiLU": ("Activation", "Merge"),  # x * sigmoid(x)
     **{m: _ACT for m in ("ELU", "CELU", "SELU", "Softplus", "Softsign", "Hardtanh",
                          "Threshold", "PReLU")},
     "Softmax": ("Softmax",),
@@ -236,6 +238,8 @@ TORCH_FUNCTION_ROWS: dict[str, tuple[str, ...]] = {
     "torch.sigmoid": _ACT,
     "torch.tanh": _ACT,
     "torch.nn.functional.hardsigmoid": _ACT,
+    "torch.nn.functional.hardswish": ("Activation", "Merge"),
+    "torch.nn.functional.silu": ("Activation", "Merge"),
     **{f"torch.nn.functional.{f}": _ACT for f in ("elu", "celu", "selu", "softplus",
                                                   "softsign", "hardtanh", "threshold")},
     "torch.celu": _ACT,
@@ -265,6 +269,7 @@ TORCH_FUNCTION_ROWS: dict[str, tuple[str, ...]] = {
     "torch.squeeze": _RESHAPE,
     "torch.unsqueeze": _RESHAPE,
     "torch.mean": ("GlobalPooling1D", "GlobalPooling2D"),
+    "torch.amax": ("GlobalPooling1D", "GlobalPooling2D"),
     "torch.nn.functional.dropout": _DROPOUT,
     "torch.nn.functional.dropout1d": _DROPOUT,
     "torch.nn.functional.dropout2d": _DROPOUT,
@@ -296,6 +301,7 @@ TORCH_METHOD_ROWS: dict[str, tuple[str, ...]] = {
     "flatten": ("Flatten",),
     **{m: _RESHAPE for m in ("view", "reshape", "squeeze", "unsqueeze")},
     "mean": ("GlobalPooling1D", "GlobalPooling2D"),
+    "amax": ("GlobalPooling1D", "GlobalPooling2D"),
     "contiguous": ("View",),
     "permute": ("View", "Permute"),
     "transpose": ("View", "Permute"),
@@ -317,6 +323,9 @@ ONNX_ROWS: dict[str, tuple[str, ...]] = {
     "AveragePool": ("Pooling1D", "Pooling2D"),
     "GlobalAveragePool": ("GlobalPooling1D", "GlobalPooling2D"),
     "GlobalMaxPool": ("GlobalPooling1D", "GlobalPooling2D"),
+    "HardSwish": ("Activation", "Merge"),  # x * hard_sigmoid(x)
+    "ReduceMean": ("GlobalPooling1D", "GlobalPooling2D"),  # over the spatial axes only
+    "ReduceMax": ("GlobalPooling1D", "GlobalPooling2D"),
     # Two data inputs: a merge; a constant operand: a scale/bias (folded into the layer
     # before when exact, else a BatchNormalization node).
     "Add": ("Merge", "BatchNormalization"),

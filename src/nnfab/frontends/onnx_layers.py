@@ -708,6 +708,34 @@ def _global_pool(mode: str) -> Converter:
     return convert
 
 
+def _reduce(mode: str) -> Converter:
+    """``ReduceMean`` / ``ReduceMax`` over exactly the spatial axes of (N, C, L) /
+    (N, C, H, W) data (``x.mean(dim=(2, 3))`` exported): ``GlobalPooling1D/2D``; the axes
+    are an attribute before opset 18 and an input from it, ``keepdims`` either way."""
+    def convert(call: NodeCall) -> list[Output]:
+        x = call.value(0, "data")
+        rank = _spatial_rank(call, x)
+        full = x.rank + 1
+        if call.has(1):
+            axes = [int(a) for a in np.asarray(call.const(1, "axes")).ravel()]
+        else:
+            given = call.attr("axes")
+            axes = [int(a) for a in given] if given is not None else None
+        spatial = list(range(2, full))
+        if axes is None or sorted(a + full if a < 0 else a for a in axes) != spatial:
+            raise call.unsupported("axes", axes, f"exactly the spatial axes {spatial} of "
+                                   f"(N, C, {'L' if rank == 1 else 'H, W'}) data (global "
+                                   "pooling)")
+        ir = call.builder.require(x, channels_last(x.rank), call.where)
+        node = call.emit(f"GlobalPooling{rank}D", [ir], {"mode": mode})
+        channels = x.shape[0]
+        keep = (1,) * rank if int(call.attr("keepdims", 1)) else ()
+        return [Value(node.name, np.arange(channels, dtype=np.int64).reshape((channels,
+                                                                              *keep)))]
+
+    return convert
+
+
 # ------------------------------------------------------ scale / bias
 def affine(
     call: NodeCall,
@@ -963,6 +991,15 @@ def convert_hard_sigmoid(call: NodeCall) -> list[Output]:
     return [activation(call, call.value(0), attrs)]
 
 
+def convert_hard_swish(call: NodeCall) -> list[Output]:
+    """``HardSwish(x) = x * hard_sigmoid(x)`` (slope 1/6, offset 1/2): the gate as its
+    own ``Activation`` node (``<node>_gate``, its own result type), then a multiply."""
+    x = call.value(0)
+    node = call.emit("Activation", [x.ir], {"function": "hard_sigmoid", "slope": 1.0 / 6.0,
+                                            "offset": 0.5}, suffix="_gate")
+    return [merge(call, [x, call.same_layout(x, node)], "multiply")]
+
+
 def _with_alpha(function: str, default: float) -> Converter:
     """Elu / Celu / ThresholdedRelu: one attribute ``alpha`` (ThresholdedRelu: the theta)."""
     key = "theta" if function == "thresholded_relu" else "alpha"
@@ -1059,6 +1096,7 @@ CONVERTERS: dict[str, Converter] = {
     "Sigmoid": _simple("sigmoid"),
     "Tanh": _simple("tanh"),
     "HardSigmoid": convert_hard_sigmoid,
+    "HardSwish": convert_hard_swish,
     "Elu": _with_alpha("elu", 1.0),
     "Celu": _with_alpha("celu", 1.0),
     "Selu": convert_selu,
@@ -1075,6 +1113,8 @@ CONVERTERS: dict[str, Converter] = {
     "AveragePool": _pool("avg"),
     "GlobalAveragePool": _global_pool("avg"),
     "GlobalMaxPool": _global_pool("max"),
+    "ReduceMean": _reduce("avg"),
+    "ReduceMax": _reduce("max"),
     "Add": _arith("add"),
     "Sum": _arith("add"),
     "Sub": _arith("subtract"),

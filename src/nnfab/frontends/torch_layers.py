@@ -347,6 +347,15 @@ def _adaptive(mode: str) -> Converter:
 
 
 def convert_mean(call: OpCall) -> Converted:
+    return _spatial_reduce(call, "avg")
+
+
+def convert_amax(call: OpCall) -> Converted:
+    return _spatial_reduce(call, "max")
+
+
+def _spatial_reduce(call: OpCall, mode: str) -> Converted:
+    """``x.mean(dim)`` / ``x.amax(dim)`` over exactly the spatial dims: global pooling."""
     v = call.value()
     dim = call.params.get("dim")
     rank = len(v.torch_shape) - 1
@@ -362,7 +371,20 @@ def convert_mean(call: OpCall) -> Converted:
         )
     call.rank = rank
     _require_channels_last(call, v)
-    return _global(call, v, "avg")
+    return _global(call, v, mode)
+
+
+def _gated(function: str, **fixed: Any) -> Converter:
+    """``x * f(x)`` (hardswish: f = hard_sigmoid(slope 1/6, offset 1/2); silu: f =
+    sigmoid): the gate ``<node>_gate`` (its own result type), then a multiply."""
+    def convert(call: OpCall) -> Converted:
+        v = call.value()
+        gate = call.node("Activation", [v.tensor], {"function": function, **fixed})
+        gate.name = f"{call.name}_gate"
+        product = call.node("Merge", [v.tensor, gate.name], {"mode": "multiply"})
+        return [gate, product], Value(call.name, call.out_shape, v.index)
+
+    return convert
 
 
 def _activation(function: str, **fixed: Any) -> Converter:
@@ -643,6 +665,9 @@ HARDSIGMOID = Kind(
     {"inplace": False},
     TRANSPARENT,
 )
+HARDSWISH = Kind(_gated("hard_sigmoid", slope=1 / 6, offset=0.5), ("input", "inplace"),
+                 {"inplace": False}, TRANSPARENT)
+SILU = Kind(_gated("sigmoid"), ("input", "inplace"), {"inplace": False}, TRANSPARENT)
 SOFTMAX = Kind(
     convert_softmax, ("input", "dim", "dtype"), {"dim": None, "dtype": None}, TRANSPARENT
 )
@@ -736,6 +761,8 @@ MEAN = Kind(
     {"dim": None, "keepdim": False, "dtype": None},
     SPATIAL,
 )
+AMAX = Kind(convert_amax, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False},
+            SPATIAL)
 
 MODULES: dict[str, Kind] = {
     "Linear": Kind(convert_linear),
@@ -757,6 +784,8 @@ MODULES: dict[str, Kind] = {
     "Sigmoid": SIGMOID,
     "Tanh": TANH,
     "Hardsigmoid": HARDSIGMOID,
+    "Hardswish": HARDSWISH,
+    "SiLU": SILU,
     "ELU": ELU,
     "CELU": CELU,
     "SELU": SELU,
@@ -784,6 +813,8 @@ FUNCTIONS: dict[str, Kind] = {
     "torch.sigmoid": SIGMOID,
     "torch.tanh": TANH,
     "torch.nn.functional.hardsigmoid": HARDSIGMOID,
+    "torch.nn.functional.hardswish": HARDSWISH,
+    "torch.nn.functional.silu": SILU,
     "torch.nn.functional.elu": ELU,
     "torch.nn.functional.celu": CELU,
     "torch.celu": CELU,
@@ -821,6 +852,7 @@ FUNCTIONS: dict[str, Kind] = {
     "torch.squeeze": RESHAPE,
     "torch.unsqueeze": RESHAPE,
     "torch.mean": MEAN,
+    "torch.amax": AMAX,
     "torch.nn.functional.dropout": DROPOUT,
     "torch.nn.functional.dropout1d": DROPOUT,
     "torch.nn.functional.dropout2d": DROPOUT,
@@ -863,6 +895,7 @@ METHODS: dict[str, Kind] = {
     "squeeze": RESHAPE,
     "unsqueeze": RESHAPE,
     "mean": MEAN,
+    "amax": AMAX,
     "contiguous": ALIAS,
 }
 """``Tensor`` method name -> kind (``x.relu()``, ``x.view(n, -1)``, ...)."""
