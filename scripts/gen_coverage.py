@@ -133,6 +133,8 @@ KERAS_ROWS: dict[str, tuple[str, ...]] = {
     "DepthwiseConv2D": ("DepthwiseConv2D",),
     **_POOL,
     "BatchNormalization": ("BatchNormalization",),
+    "Rescaling": ("BatchNormalization",),  # x * scale + offset per channel
+    "Normalization": ("BatchNormalization",),  # (x - mean) / std per channel
     "Activation": ("Activation", "Softmax"),
     "ReLU": ("Activation",),
     "LeakyReLU": ("Activation",),
@@ -159,6 +161,7 @@ KERAS_ROWS: dict[str, tuple[str, ...]] = {
     "Flatten": ("Flatten",),
     "Reshape": ("Reshape",),
     "Dropout": _DROPOUT,
+    "Identity": _DROPOUT,
     "SpatialDropout1D": _DROPOUT,
     "SpatialDropout2D": _DROPOUT,
     "GaussianNoise": _DROPOUT,
@@ -413,10 +416,19 @@ def frontend_cells(row_keys: set[str]) -> dict[str, dict[str, list[str]]]:
     for name in dict.fromkeys([*keras3, *keras2]):
         mark = "" if name in keras3 and name in keras2 else (" ²" if name in keras2 else " ³")
         put("Keras", name, f"`{name}`{mark}", KERAS_ROWS)
-    from nnfab.frontends.keras_ops import OPERATIONS as KERAS_OPERATIONS
+    from nnfab.frontends.keras_mapping import ACTIVATION_FUNCTIONS, GATED
+    from nnfab.frontends.keras_ops import ARITHMETIC as KERAS_ARITHMETIC
 
-    for name in KERAS_OPERATIONS:  # x[key] on a symbolic tensor (a keras.ops operation)
-        cells["Keras"].setdefault("Slice", []).append(f"`x[...]` ({name}) ³")
+    # keras.ops operations on symbolic tensors (not layers)
+    cells["Keras"].setdefault("Slice", []).append("`x[...]` (GetItem) ³")
+    symbols = {"Add": "+", "Subtract": "-", "Multiply": "*"}
+    cells["Keras"].setdefault("Merge", []).extend(
+        f"`x {symbols[n]} y` ({n}) ³" for n in KERAS_ARITHMETIC if n in symbols)
+    cells["Keras"].setdefault("BatchNormalization", []).append(
+        "`x * c`, `x + c`, `x / c`, ... (keras.ops with a number) ³")
+    gated = [n for n, (op, _) in ACTIVATION_FUNCTIONS.items() if op == GATED]
+    cells["Keras"].setdefault("Merge", []).append(
+        f"activations {', '.join(gated)} (x * gate(x), with an Activation)")
     for name in qkeras_layers:
         put("QKeras", name, f"`{name}`", KERAS_ROWS)
     for name in qkeras.ACTIVATION_QUANTIZERS:

@@ -391,7 +391,7 @@ def test_unsupported_layer_names_layer_class_and_list(tmp_path: Path) -> None:
 
 def test_unsupported_activation_and_attributes(tmp_path: Path) -> None:
     cases = [
-        (layer("Activation", "a", ["x"], activation="silu"), "activation='silu'"),
+        (layer("Activation", "a", ["x"], activation="mish"), "activation='mish'"),
         (layer("Conv1D", "c", ["x"], filters=1, kernel_size=[2], dilation_rate=[2]),
          "dilation_rate"),
         (layer("Conv1D", "c", ["x"], filters=1, kernel_size=[2], data_format="channels_first"),

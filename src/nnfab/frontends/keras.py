@@ -25,7 +25,7 @@ from nnfab.frontends.keras_layers import (
     describe_layer,
 )
 from nnfab.frontends.keras_mapping import CONVERTERS, Converter, LayerCall, Shape
-from nnfab.frontends.keras_ops import OPERATIONS, getitem_nodes
+from nnfab.frontends.keras_ops import OPERATIONS, operation_nodes
 from nnfab.frontends.qkeras3 import (
     describe_qkeras3_layer,
     is_qkeras3_layer,
@@ -325,16 +325,14 @@ class _ModelWalker:
         self.expected[nodes[-1].name] = (str(layer.name), out_shape)
 
     def _operation(self, layer: Any, knode: Any) -> list[Node]:
-        """A ``keras.ops`` operation of ``keras_ops.OPERATIONS`` (``x[key]``)."""
+        """A ``keras.ops`` operation of ``keras_ops.OPERATIONS`` (``x[key]``, ``x + y``)."""
         inputs = [self._ir_tensor(t) for t in knode.input_tensors]
         args = list(getattr(getattr(knode, "arguments", None), "args", ()))
         call = LayerCall(name=str(layer.name), cls=type(layer).__name__, config={},
                          inputs=inputs, in_shapes=[self.graph.tensors[t].shape for t in inputs],
                          weights={}, keras_major=self.keras_major,
                          unique_name=self._unique_name, origin=self.origin)
-        if len(inputs) != 1 or len(args) != 2:
-            raise UnsupportedLayerError(f"{call.where()}: expected x[key] on one tensor")
-        return getitem_nodes(call, args[1])
+        return operation_nodes(call, args)
 
     def _attention_inputs(self, layer: Any, knode: Any) -> list[str]:
         """A ``MultiHeadAttention`` call's query, value and (if given) key, in that order;
@@ -389,7 +387,8 @@ class _ModelWalker:
             hint = f" (a subclass from {type(layer).__module__}, not keras.layers.{cls})"
         raise UnsupportedLayerError(
             f"layer {layer.name!r} of type {cls!r} is not supported{hint}; supported: "
-            f"{', '.join(SUPPORTED_LAYERS)}, and the operation x[key] ({', '.join(OPERATIONS)})"
+            f"{', '.join(SUPPORTED_LAYERS)}, and the operations x[key], x + y, x - y, x * y, "
+            f"x / c ({', '.join(OPERATIONS)})"
         )
 
     def _check_shapes(self) -> None:

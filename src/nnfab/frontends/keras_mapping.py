@@ -154,6 +154,9 @@ def _bias(call: LayerCall, n_out: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------- activations
+GATED = "Gated"
+"""Plan op of ``x * gate(x)`` activations (silu / hard_silu): two IR nodes."""
+
 ACTIVATION_FUNCTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "linear": ("Activation", {"function": "linear"}),
     "relu": ("Activation", {"function": "relu"}),
@@ -169,8 +172,14 @@ ACTIVATION_FUNCTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "softplus": ("Activation", {"function": "softplus"}),
     "softsign": ("Activation", {"function": "softsign"}),
     "hard_tanh": ("Activation", {"function": "hard_tanh", "min_val": -1.0, "max_val": 1.0}),
+    # x * gate(x): the gate an Activation node <name>_gate, then a multiply (GATED)
+    "silu": (GATED, {"function": "sigmoid"}),
+    "swish": (GATED, {"function": "sigmoid"}),
+    "hard_silu": (GATED, {"function": "hard_sigmoid", "slope": 1 / 6, "offset": 0.5}),
+    "hard_swish": (GATED, {"function": "hard_sigmoid", "slope": 1 / 6, "offset": 0.5}),
 }
-"""Keras activation names -> (IR op, attrs); hard_sigmoid's slope depends on the Keras version."""
+"""Keras activation names -> (IR op, attrs); hard_sigmoid's slope depends on the Keras
+version; Keras 3 writes swish as silu and hard_swish as hard_silu."""
 
 
 @dataclass
@@ -178,7 +187,7 @@ class _ActivationPlan:
     """What a layer's ``activation`` becomes: nothing, or one IR node."""
 
     label: str  # the name suffix: "relu", "softmax", "quantized_relu", ...
-    op: str = "Activation"
+    op: str = "Activation"  # or GATED: attrs are the gate's
     attrs: dict[str, Any] = field(default_factory=dict)
     result: FixedType | None = None  # the type of a quantized activation
     precision: dict[str, FixedType] = field(default_factory=dict)
@@ -237,6 +246,17 @@ def plan_activation(call: LayerCall, spec: Any, quantized_layer: bool) -> _Activ
     raise call.unsupported("activation", spec if isinstance(spec, str) else name, allowed)
 
 
+def _activation_nodes(plan: _ActivationPlan, name: str, source: str, cls: str) -> list[Node]:
+    """The plan's node named ``name`` reading ``source``; a gated plan: the gate
+    ``<name>_gate``, then ``name`` = ``source * gate``."""
+    if plan.op == GATED:
+        gate = Node(name=f"{name}_gate", op="Activation", inputs=[source],
+                    attrs=dict(plan.attrs), source_class=cls)
+        return [gate, Node(name=name, op="Merge", inputs=[source, gate.name],
+                           attrs={"mode": "multiply"}, source_class=cls)]
+    return [_activation_node(plan, name, source, cls)]
+
+
 def _activation_node(plan: _ActivationPlan, name: str, source: str, cls: str) -> Node:
     attrs = dict(plan.attrs)
     if plan.quantizer is not None:
@@ -255,7 +275,7 @@ def with_activation(call: LayerCall, node: Node, quantized_layer: bool = False) 
         return [node]
     name = call.unique_name(f"{call.name}_{plan.label}")
     cls = "QActivation" if plan.quantizer is not None else "Activation"
-    return [node, _activation_node(plan, name, node.name, cls)]
+    return [node, *_activation_nodes(plan, name, node.name, cls)]
 
 
 # ------------------------------------------------------------ converters
@@ -330,9 +350,13 @@ def _global_pool(rank: int, mode: str) -> Converter:
     def convert(call: LayerCall) -> list[Node]:
         _check_channels_last(call)
         _check_rank(call, rank)
-        if call.get("keepdims", False):
-            raise call.unsupported("keepdims", True, "False")
-        return [call.node(f"GlobalPooling{rank}D", {"mode": mode})]
+        pool = call.node(f"GlobalPooling{rank}D", {"mode": mode})
+        if not call.get("keepdims", False):
+            return [pool]
+        pool.name = call.unique_name(f"{call.name}_pool")  # (C,), then Keras' (1, ..., C)
+        shape = (1,) * rank + (call.in_shapes[0][-1],)
+        return [pool, Node(call.name, "Reshape", [pool.name], attrs={"target_shape": shape},
+                           source_class=call.cls)]
 
     return convert
 
@@ -370,7 +394,7 @@ def convert_batchnorm(call: LayerCall) -> list[Node]:
 
 def convert_activation(call: LayerCall) -> list[Node]:
     plan = plan_activation(call, call.get("activation"), quantized_layer=False)
-    return [_activation_node(plan, call.name, call.inputs[0], call.cls)]
+    return _activation_nodes(plan, call.name, call.inputs[0], call.cls)
 
 
 def convert_relu(call: LayerCall) -> list[Node]:
@@ -526,7 +550,7 @@ def _q_conv(rank: int, depthwise: bool) -> Converter:
 
 def convert_q_activation(call: LayerCall) -> list[Node]:
     plan = plan_activation(call, call.get("activation"), quantized_layer=True)
-    return [_activation_node(plan, call.name, call.inputs[0], call.cls)]
+    return _activation_nodes(plan, call.name, call.inputs[0], call.cls)
 
 
 QBATCHNORM_DEFAULT_QUANTIZERS = {
@@ -564,7 +588,7 @@ def convert_q_batchnorm(call: LayerCall) -> list[Node]:
     plan = plan_activation(call, call.get("activation"), quantized_layer=True)
     if not plan.identity:
         name = call.unique_name(f"{call.name}_{plan.label}")
-        nodes.append(_activation_node(plan, name, node.name, "QActivation"))
+        nodes.extend(_activation_nodes(plan, name, node.name, "QActivation"))
     return nodes
 
 
@@ -616,6 +640,11 @@ CONVERTERS: dict[str, Converter] = {
     "QBatchNormalization": convert_q_batchnorm,
 }
 """Keras / QKeras class name (as in a model JSON, or ``type(layer).__name__``) -> converter."""
+
+# Rescaling, Normalization and Identity live in keras_scale.
+from nnfab.frontends.keras_scale import SCALE_CONVERTERS  # noqa: E402
+
+CONVERTERS.update(SCALE_CONVERTERS)
 
 # Shape layers and separable convolutions live in keras_shape (it imports this module).
 from nnfab.frontends.keras_shape import SHAPE_CONVERTERS  # noqa: E402

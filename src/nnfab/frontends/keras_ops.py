@@ -1,4 +1,9 @@
-"""``keras.ops`` operations of functional models that are not layers: ``x[key]``.
+"""``keras.ops`` operations of functional models that are not layers: ``x[key]`` and the
+arithmetic operators.
+
+- ``x + y``, ``x - y``, ``x * y`` of two tensors of one shape: a ``Merge``; with a
+  Python number (``x * 2.0``, ``1 - x``, ``x / 4``): a ``BatchNormalization`` (``x *
+  scale + bias``, the constants cast to their configured types).
 
 Keras 3 records ``x[:, a:b:s, ..., k]`` on a symbolic tensor as a ``GetItem`` operation
 whose call holds the key. Slices with positive steps and integers of the sample axes (the batch
@@ -10,12 +15,60 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from nnfab.errors import UnsupportedLayerError
 from nnfab.frontends.keras_mapping import LayerCall
 from nnfab.ir.graph import Node
 
-OPERATIONS = ("GetItem",)
+ARITHMETIC = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply",
+              "Divide": "divide", "TrueDivide": "divide"}
+"""``keras.ops`` operator classes -> the merge mode."""
+
+OPERATIONS = ("GetItem", *ARITHMETIC)
 """``keras.ops`` operation classes the live-model frontend converts."""
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        return None
+    return float(value)
+
+
+def operation_nodes(call: LayerCall, args: list[Any]) -> list[Node]:
+    """One ``OPERATIONS`` call; ``call.inputs`` are the IR tensors of the tensor ``args``
+    in order."""
+    if call.cls == "GetItem":
+        if len(call.inputs) != 1 or len(args) != 2:
+            raise UnsupportedLayerError(f"{call.where()}: expected x[key] on one tensor")
+        return getitem_nodes(call, args[1])
+    mode = ARITHMETIC[call.cls]
+    numbers = [_number(a) for a in args]
+    if len(args) != 2:
+        raise UnsupportedLayerError(f"{call.where()}: expected two operands, got {len(args)}")
+    if numbers == [None, None]:
+        if mode == "divide":
+            raise call.unsupported("operands", "two tensors", "a tensor and a number (x / c)")
+        if len(set(call.in_shapes)) != 1:
+            raise call.unsupported("operand shapes", tuple(call.in_shapes),
+                                   "equal shapes (no broadcasting)")
+        return [call.node("Merge", {"mode": mode})]
+    if None not in numbers:
+        raise call.unsupported("operands", tuple(args), "at least one tensor")
+    c = numbers[1] if numbers[0] is None else numbers[0]
+    assert c is not None
+    number_first = numbers[0] is not None
+    if mode == "divide" and (number_first or c == 0):
+        raise call.unsupported("operands", "a number divided by a tensor, or by 0",
+                               "a tensor divided by a nonzero number")
+    scale, bias = {
+        "add": (1.0, c),
+        "subtract": (-1.0, c) if number_first else (1.0, -c),
+        "multiply": (c, 0.0),
+        "divide": (1.0 / c, 0.0),
+    }[mode]
+    n = call.in_shapes[0][-1]
+    return [call.node("BatchNormalization", scale=np.full(n, scale), bias=np.full(n, bias))]
 
 
 def _items(call: LayerCall, key: Any, rank: int) -> list[Any]:
