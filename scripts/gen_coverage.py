@@ -171,6 +171,7 @@ KERAS_ROWS: dict[str, tuple[str, ...]] = {
     **{n: (n,) for n in ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
                          "UpSampling1D", "UpSampling2D", "Permute", "SeparableConv1D",
                          "SeparableConv2D")},
+    "RepeatVector": ("UpSampling1D",),  # a Reshape to (1, F), then UpSampling1D(n)
     # QKeras
     "QDense": ("Dense",),
     "QConv1D": ("Conv1D",),
@@ -260,6 +261,9 @@ TORCH_FUNCTION_ROWS: dict[str, tuple[str, ...]] = {
     "torch.subtract": _MERGE,
     "operator.mul": _MERGE,
     "torch.mul": _MERGE,
+    "operator.pow": _MERGE,  # x ** 2 = x * x
+    "torch.pow": _MERGE,
+    "torch.square": _MERGE,
     "torch.multiply": _MERGE,
     "operator.truediv": ("BatchNormalization",),  # by a number: a scale
     "torch.div": ("BatchNormalization",),
@@ -297,7 +301,8 @@ TORCH_FUNCTION_ROWS: dict[str, tuple[str, ...]] = {
 TORCH_METHOD_ROWS: dict[str, tuple[str, ...]] = {
     **{m: _ACT for m in ("relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_")},
     "softmax": ("Softmax",),
-    **{m: _MERGE for m in ("add", "add_", "sub", "sub_", "mul", "mul_", "maximum", "minimum")},
+    **{m: _MERGE for m in ("add", "add_", "sub", "sub_", "mul", "mul_", "maximum", "minimum",
+                           "pow", "square")},
     "div": ("BatchNormalization",),
     "matmul": ("MatMul",),
     "bmm": ("MatMul",),
@@ -327,6 +332,7 @@ ONNX_ROWS: dict[str, tuple[str, ...]] = {
     "GlobalAveragePool": ("GlobalPooling1D", "GlobalPooling2D"),
     "GlobalMaxPool": ("GlobalPooling1D", "GlobalPooling2D"),
     "HardSwish": ("Activation", "Merge"),  # x * hard_sigmoid(x)
+    "Pow": ("Merge",),  # x ** 2 = x * x
     "ReduceMean": ("GlobalPooling1D", "GlobalPooling2D"),  # over the spatial axes only
     "ReduceMax": ("GlobalPooling1D", "GlobalPooling2D"),
     # Two data inputs: a merge; a constant operand: a scale/bias (folded into the layer
@@ -478,6 +484,7 @@ def _torch_module(name: str) -> str:
 
 def _torch_function(name: str) -> str:
     symbols = {"operator.add": "+", "operator.sub": "-", "operator.mul": "*",
+               "operator.pow": "** 2",
                "operator.truediv": "/", "operator.matmul": "@"}
     if name in symbols:
         return f"`{symbols[name]}`"

@@ -1,4 +1,5 @@
-"""Keras ``Rescaling``, ``Normalization``, ``Identity``, global pooling with ``keepdims``,
+"""Keras ``Rescaling``, ``Normalization``, ``Identity``, ``RepeatVector``, global pooling
+with ``keepdims``,
 the gated activations (silu / swish, hard_silu / hard_swish) and the ``keras.ops``
 arithmetic of functional models (``x * 2.0``, ``x + y``, ...).
 
@@ -144,3 +145,13 @@ def test_unsupported_arithmetic_names_the_operation(build: Any, needle: str) -> 
     with pytest.raises(UnsupportedLayerError) as e:
         nnfab.convert_from_keras_model(model)
     assert needle in str(e.value), str(e.value)
+
+
+def test_repeat_vector() -> None:
+    inp = keras.Input((4,), name="x")
+    y = L.RepeatVector(3, name="rep")(L.Dense(5, name="fc")(inp))  # (N, 3, 5)
+    model = keras.Model(inp, L.Dense(2, name="head")(y))
+    _set_weights(model, 6)
+    hm = _check(model, 1e-4)
+    rep = hm.graph.node("rep")
+    assert (rep.op, rep.attrs["size"]) == ("UpSampling1D", (3,))

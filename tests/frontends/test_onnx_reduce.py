@@ -1,5 +1,5 @@
 """ONNX ``ReduceMean`` / ``ReduceMax`` over the spatial axes (PyTorch's ``x.mean(dim=(2,
-3))`` and ``x.amax(...)`` exported) as global pooling, and ``HardSwish``.
+3))`` and ``x.amax(...)`` exported) as global pooling, ``HardSwish``, and ``Pow(x, 2)``.
 
 Oracle: onnxruntime on the same graph. Inputs are multiples of 1/8 and weights quarters,
 the types ``ap_fixed<24,10>``, and the pooled extents powers of two, so every value of
@@ -43,11 +43,12 @@ def _weights(*shape: int, seed: int = 2) -> np.ndarray:
     return (np.random.default_rng(seed).integers(-4, 5, size=shape) / 4).astype(np.float32)
 
 
-def _run(m: Any, in_shape: tuple) -> tuple[nnfab.NnfabModel, np.ndarray, np.ndarray]:
+def _run(m: Any, in_shape: tuple, config: dict | None = None
+         ) -> tuple[nnfab.NnfabModel, np.ndarray, np.ndarray]:
     x = (np.random.default_rng(6).integers(-64, 64, size=(8, *in_shape)) / 8).astype(
         np.float32)
     want = ort.InferenceSession(m.SerializeToString()).run(None, {"x": x})[0]
-    hm = nnfab.convert_from_onnx_model(m, EXACT)
+    hm = nnfab.convert_from_onnx_model(m, config or EXACT)
     feed = np.moveaxis(x, 1, -1) if hm.graph.metadata["input_layouts"]["x"] == \
         "channels_last" else x
     return hm, hm.predict(feed.astype(np.float64)), want
@@ -146,3 +147,21 @@ def test_hard_swish_and_mean_csim_and_verilog_match_the_emulator(tmp_path: Any,
     if io_type == "io_stream" and verilator_available():
         rtl = hm.to_rtl(tmp_path / "rtl", style="lut", pipeline=None)
         np.testing.assert_array_equal(np.asarray(rtl.simulate(x[:6])), want[:6])
+
+
+def test_pow_of_two_is_a_square_and_other_exponents_are_refused() -> None:
+    from onnx import helper
+
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Pow", ["c", "two"], ["y"], name="square")]
+    inits = {"w": _weights(3, 2, 3, 3), "two": np.asarray(2.0, dtype=np.float32)}
+    # |conv| <= 8 * 18 * 1: its square needs 15 integer bits (the grid stays 1/1024)
+    hm, got, want = _run(_model(nodes, inits, (2, 5, 5), 13), (2, 5, 5),
+                         {"Model": {"Precision": "ap_fixed<32,18>"}})
+    square = hm.graph.node("square")
+    assert (square.op, square.attrs["mode"], square.inputs) == ("Merge", "multiply",
+                                                                ["conv", "conv"])
+    np.testing.assert_array_equal(got, np.moveaxis(want, 1, -1))
+    inits["two"] = np.asarray(0.5, dtype=np.float32)
+    with pytest.raises(UnsupportedLayerError, match=r"'square'.*the constant 2"):
+        nnfab.convert_from_onnx_model(_model(nodes, inits, (2, 5, 5), 13))

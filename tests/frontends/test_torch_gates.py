@@ -65,3 +65,39 @@ def test_gates_and_amax_equal_pytorch(gate: Any, function: str, atol: float,
     xs, gs = (traces[t] for t in product.inputs)
     np.testing.assert_array_equal(traces[product.name],
                                   np.floor(xs * gs * 2.0**20) / 2.0**20)
+
+
+class Squares(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 5)
+
+    def forward(self, x: Any) -> Any:
+        h = self.fc(x)
+        return torch.cat([h ** 2, torch.square(h), h.pow(2)], dim=1)
+
+
+def test_squares_are_exact_products() -> None:
+    """x ** 2, torch.square, .pow(2): x * x, the product exact before its cast."""
+    torch.manual_seed(5)
+    model = Squares().eval()
+    hm = nnfab.convert_from_pytorch_model(model, input_shape=(4,), hls_config=WIDE)
+    merges = [n for n in hm.graph.nodes if n.op == "Merge"]
+    assert len(merges) == 3 and all(n.inputs == ["fc", "fc"] for n in merges)
+    x = np.random.default_rng(2).uniform(-3, 3, (32, 4)).astype(np.float32)
+    traces = hm.trace(x.astype(np.float64))
+    h = traces["fc"]
+    for n in merges:
+        np.testing.assert_array_equal(traces[n.name], np.floor(h * h * 2.0**20) / 2.0**20)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(traces[hm.graph.outputs[0]], want, atol=1e-4, rtol=0)
+
+
+def test_other_exponents_are_refused() -> None:
+    class Cube(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            return x ** 3
+
+    with pytest.raises(nnfab.errors.UnsupportedLayerError, match=r"exponent=3.*2 \(a square\)"):
+        nnfab.convert_from_pytorch_model(Cube(), input_shape=(4,))

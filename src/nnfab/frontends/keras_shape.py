@@ -1,7 +1,8 @@
 """Keras shape layers and separable convolutions (registered into ``keras_mapping.CONVERTERS``).
 
 - ``ZeroPadding1D/2D``, ``Cropping1D/2D``, ``UpSampling1D/2D`` (nearest) and ``Permute``
-  become the IR ops of ``nnfab.ir.rearrange`` (values moved, none computed).
+  become the IR ops of ``nnfab.ir.rearrange`` (values moved, none computed);
+  ``RepeatVector(n)`` a ``Reshape`` to one position and an ``UpSampling1D`` of size n.
 - ``SeparableConv1D/2D`` is split into two IR nodes: ``<layer>_depthwise`` (a
   ``DepthwiseConv1D/2D`` with the layer's strides, padding and ``depth_multiplier``, no
   bias) and ``<layer>_pointwise`` (a 1x1 ``Conv1D/2D`` with the bias), then the
@@ -81,6 +82,21 @@ def _upsampling(rank: int) -> Converter:
     return convert
 
 
+def convert_repeat_vector(call: LayerCall) -> list[Node]:
+    """``RepeatVector(n)``: ``(F,)`` -> ``(n, F)``, a ``Reshape`` to ``(1, F)`` then an
+    ``UpSampling1D`` of size ``n`` (the one position repeated)."""
+    if len(call.in_shapes[0]) != 1:
+        raise call.unsupported("input shape", call.in_shapes[0], "a vector (batch, F)")
+    n = call.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise call.unsupported("n", n, "an integer >= 1")
+    row = Node(call.unique_name(f"{call.name}_row"), "Reshape", list(call.inputs),
+               attrs={"target_shape": (1, call.in_shapes[0][0])}, source_class=call.cls)
+    repeat = Node(call.name, "UpSampling1D", [row.name],
+                  attrs={"size": (n,), "interpolation": "nearest"}, source_class=call.cls)
+    return [row, repeat]
+
+
 def convert_permute(call: LayerCall) -> list[Node]:
     dims = call.get("dims")
     rank = len(call.in_shapes[0])
@@ -148,6 +164,7 @@ SHAPE_CONVERTERS: dict[str, Converter] = {
     "UpSampling1D": _upsampling(1),
     "UpSampling2D": _upsampling(2),
     "Permute": convert_permute,
+    "RepeatVector": convert_repeat_vector,
     "SeparableConv1D": _separable(1),
     "SeparableConv2D": _separable(2),
 }

@@ -1000,6 +1000,18 @@ def convert_hard_swish(call: NodeCall) -> list[Output]:
     return [merge(call, [x, call.same_layout(x, node)], "multiply")]
 
 
+def convert_pow(call: NodeCall) -> list[Output]:
+    """``Pow(x, 2)`` (a constant exponent 2): ``x * x``, a ``Merge`` multiply; exponent 1:
+    ``x`` itself."""
+    x = call.value(0, "X")
+    exponent = np.asarray(call.const(1, "Y"), dtype=np.float64).ravel()
+    if exponent.size != 1 or float(exponent[0]) not in (1.0, 2.0):
+        raise call.unsupported("Y", exponent.tolist(), "the constant 2 (a square) or 1")
+    if float(exponent[0]) == 1.0:
+        return [x]
+    return [merge(call, [x, x], "multiply")]
+
+
 def _with_alpha(function: str, default: float) -> Converter:
     """Elu / Celu / ThresholdedRelu: one attribute ``alpha`` (ThresholdedRelu: the theta)."""
     key = "theta" if function == "thresholded_relu" else "alpha"
@@ -1097,6 +1109,7 @@ CONVERTERS: dict[str, Converter] = {
     "Tanh": _simple("tanh"),
     "HardSigmoid": convert_hard_sigmoid,
     "HardSwish": convert_hard_swish,
+    "Pow": convert_pow,
     "Elu": _with_alpha("elu", 1.0),
     "Celu": _with_alpha("celu", 1.0),
     "Selu": convert_selu,

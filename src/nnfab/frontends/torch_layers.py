@@ -665,6 +665,18 @@ HARDSIGMOID = Kind(
     {"inplace": False},
     TRANSPARENT,
 )
+def convert_pow(call: OpCall) -> Converted:
+    """``x ** 2``, ``torch.pow(x, 2)``, ``torch.square(x)``: ``x * x`` (a multiply)."""
+    v = call.value()
+    exponent = call.params.get("exponent", 2)
+    if _number(exponent) != 2.0:
+        raise call.unsupported("exponent", exponent, "2 (a square)")
+    return call.node("Merge", [v.tensor, v.tensor], {"mode": "multiply"}), Value(
+        call.name, call.out_shape, v.index)
+
+
+POW = Kind(convert_pow, ("input", "exponent"), role=TRANSPARENT)
+SQUARE = Kind(convert_pow, ("input",), {"exponent": 2}, TRANSPARENT)
 HARDSWISH = Kind(_gated("hard_sigmoid", slope=1 / 6, offset=0.5), ("input", "inplace"),
                  {"inplace": False}, TRANSPARENT)
 SILU = Kind(_gated("sigmoid"), ("input", "inplace"), {"inplace": False}, TRANSPARENT)
@@ -845,6 +857,9 @@ FUNCTIONS: dict[str, Kind] = {
     "torch.sub": SUB,
     "torch.subtract": SUB,
     "operator.mul": MUL,
+    "operator.pow": POW,
+    "torch.pow": POW,
+    "torch.square": SQUARE,
     "torch.mul": MUL,
     "torch.multiply": MUL,
     "torch.flatten": RESHAPE,
@@ -886,6 +901,8 @@ METHODS: dict[str, Kind] = {
     "sub": SUB,
     "sub_": SUB,
     "mul": MUL,
+    "pow": POW,
+    "square": SQUARE,
     "mul_": MUL,
     "maximum": MAXIMUM,
     "minimum": MINIMUM,
