@@ -207,7 +207,8 @@ def test_clock_target_meets_200_mhz_on_ecp5(tmp_path: Path) -> None:
 
 
 @needs_ecp5
-@pytest.mark.parametrize("style", ["dsp", "lut"])
+# lut: about 50 s of place and route, the slowest default test: -m slow (dsp stays default)
+@pytest.mark.parametrize("style", ["dsp", pytest.param("lut", marks=pytest.mark.slow)])
 def test_folded_layers_meet_100_mhz_on_ecp5(style: str, tmp_path: Path) -> None:
     """A folded MLP (ReuseFactor 8, 12-bit types) with the clock target: registered ROM
     reads, products and sums reach 100 MHz on ECP5 (the autoencoder of
