@@ -25,6 +25,7 @@ import numpy as np
 
 from nnfab.errors import FrontendError, UnsupportedLayerError
 from nnfab.frontends import qkeras as qk
+from nnfab.frontends.gated import HARD_SWISH_GATE, SILU_GATE, gated_nodes
 from nnfab.ir.activation_rules import compact_alpha
 from nnfab.ir.graph import Node
 from nnfab.ir.types import FixedType
@@ -173,10 +174,10 @@ ACTIVATION_FUNCTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "softsign": ("Activation", {"function": "softsign"}),
     "hard_tanh": ("Activation", {"function": "hard_tanh", "min_val": -1.0, "max_val": 1.0}),
     # x * gate(x): the gate an Activation node <name>_gate, then a multiply (GATED)
-    "silu": (GATED, {"function": "sigmoid"}),
-    "swish": (GATED, {"function": "sigmoid"}),
-    "hard_silu": (GATED, {"function": "hard_sigmoid", "slope": 1 / 6, "offset": 0.5}),
-    "hard_swish": (GATED, {"function": "hard_sigmoid", "slope": 1 / 6, "offset": 0.5}),
+    "silu": (GATED, SILU_GATE),
+    "swish": (GATED, SILU_GATE),
+    "hard_silu": (GATED, HARD_SWISH_GATE),
+    "hard_swish": (GATED, HARD_SWISH_GATE),
 }
 """Keras activation names -> (IR op, attrs); hard_sigmoid's slope depends on the Keras
 version; Keras 3 writes swish as silu and hard_swish as hard_silu."""
@@ -250,10 +251,7 @@ def _activation_nodes(plan: _ActivationPlan, name: str, source: str, cls: str) -
     """The plan's node named ``name`` reading ``source``; a gated plan: the gate
     ``<name>_gate``, then ``name`` = ``source * gate``."""
     if plan.op == GATED:
-        gate = Node(name=f"{name}_gate", op="Activation", inputs=[source],
-                    attrs=dict(plan.attrs), source_class=cls)
-        return [gate, Node(name=name, op="Merge", inputs=[source, gate.name],
-                           attrs={"mode": "multiply"}, source_class=cls)]
+        return gated_nodes(name, source, plan.attrs, cls)
     return [_activation_node(plan, name, source, cls)]
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from nnfab.errors import FrontendError, GraphError, UnsupportedLayerError
+from nnfab.frontends.gated import HARD_SWISH_GATE
 from nnfab.frontends.qkeras import exact_type
 from nnfab.ir.activation_rules import SELU_ALPHA, SELU_SCALE, compact_alpha
 from nnfab.ir.graph import Graph, Node
@@ -995,8 +996,7 @@ def convert_hard_swish(call: NodeCall) -> list[Output]:
     """``HardSwish(x) = x * hard_sigmoid(x)`` (slope 1/6, offset 1/2): the gate as its
     own ``Activation`` node (``<node>_gate``, its own result type), then a multiply."""
     x = call.value(0)
-    node = call.emit("Activation", [x.ir], {"function": "hard_sigmoid", "slope": 1.0 / 6.0,
-                                            "offset": 0.5}, suffix="_gate")
+    node = call.emit("Activation", [x.ir], dict(HARD_SWISH_GATE), suffix="_gate")
     return [merge(call, [x, call.same_layout(x, node)], "multiply")]
 
 

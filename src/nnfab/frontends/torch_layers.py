@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from nnfab.errors import FrontendError, UnsupportedLayerError
+from nnfab.frontends.gated import HARD_SWISH_GATE, SILU_GATE, gated_nodes
 from nnfab.frontends.torch_layout import (
     Shape,
     Value,
@@ -374,15 +375,12 @@ def _spatial_reduce(call: OpCall, mode: str) -> Converted:
     return _global(call, v, mode)
 
 
-def _gated(function: str, **fixed: Any) -> Converter:
-    """``x * f(x)`` (hardswish: f = hard_sigmoid(slope 1/6, offset 1/2); silu: f =
-    sigmoid): the gate ``<node>_gate`` (its own result type), then a multiply."""
+def _gated(gate: dict[str, Any]) -> Converter:
+    """``x * gate(x)`` (``nnfab.frontends.gated``): hardswish, silu."""
     def convert(call: OpCall) -> Converted:
         v = call.value()
-        gate = call.node("Activation", [v.tensor], {"function": function, **fixed})
-        gate.name = f"{call.name}_gate"
-        product = call.node("Merge", [v.tensor, gate.name], {"mode": "multiply"})
-        return [gate, product], Value(call.name, call.out_shape, v.index)
+        return gated_nodes(call.name, v.tensor, gate, call.source_class), Value(
+            call.name, call.out_shape, v.index)
 
     return convert
 
@@ -677,9 +675,9 @@ def convert_pow(call: OpCall) -> Converted:
 
 POW = Kind(convert_pow, ("input", "exponent"), role=TRANSPARENT)
 SQUARE = Kind(convert_pow, ("input",), {"exponent": 2}, TRANSPARENT)
-HARDSWISH = Kind(_gated("hard_sigmoid", slope=1 / 6, offset=0.5), ("input", "inplace"),
-                 {"inplace": False}, TRANSPARENT)
-SILU = Kind(_gated("sigmoid"), ("input", "inplace"), {"inplace": False}, TRANSPARENT)
+HARDSWISH = Kind(_gated(HARD_SWISH_GATE), ("input", "inplace"), {"inplace": False},
+                 TRANSPARENT)
+SILU = Kind(_gated(SILU_GATE), ("input", "inplace"), {"inplace": False}, TRANSPARENT)
 SOFTMAX = Kind(
     convert_softmax, ("input", "dim", "dtype"), {"dim": None, "dtype": None}, TRANSPARENT
 )
