@@ -46,9 +46,10 @@ class Row:
 
 
 def rows() -> list[Row]:
-    from nnfab.ir.ops import ACTIVATIONS, MERGE_MODES, POOL_MODES
+    from nnfab.ir.ops import ACTIVATIONS, GLOBAL_POOL_MODES, MERGE_MODES, POOL_MODES
 
     pools = "/".join(POOL_MODES)
+    global_pools = "/".join(GLOBAL_POOL_MODES)
     return [
         Row("Dense", "Dense (fully connected)", ("Dense",)),
         Row("Conv1D", "Conv 1-D", ("Conv1D",)),
@@ -57,8 +58,8 @@ def rows() -> list[Row]:
         Row("DepthwiseConv2D", "depthwise Conv 2-D", ("DepthwiseConv2D",)),
         Row("Pooling1D", f"pooling 1-D ({pools})", ("Pooling1D",)),
         Row("Pooling2D", f"pooling 2-D ({pools})", ("Pooling2D",)),
-        Row("GlobalPooling1D", f"global pooling 1-D ({pools})", ("GlobalPooling1D",)),
-        Row("GlobalPooling2D", f"global pooling 2-D ({pools})", ("GlobalPooling2D",)),
+        Row("GlobalPooling1D", f"global pooling 1-D ({global_pools})", ("GlobalPooling1D",)),
+        Row("GlobalPooling2D", f"global pooling 2-D ({global_pools})", ("GlobalPooling2D",)),
         Row("BatchNormalization", "batch normalization (per-channel scale and bias)",
             ("BatchNormalization",)),
         Row("Activation", f"activation ({', '.join(ACTIVATIONS)}; relu with max_value = relu6; "
@@ -211,6 +212,7 @@ TORCH_MODULE_ROWS: dict[str, tuple[str, ...]] = {
     "Hardsigmoid": _ACT,
     "Hardswish": ("Activation", "Merge"),  # x * hard_sigmoid(x)
     "SiLU": ("Activation", "Merge"),  # x * sigmoid(x)
+    "GELU": ("Activation", "Merge"),  # x * normal_cdf(x)
     **{m: _ACT for m in ("ELU", "CELU", "SELU", "Softplus", "Softsign", "Hardtanh",
                          "Threshold", "PReLU")},
     "Softmax": ("Softmax",),
@@ -244,6 +246,7 @@ TORCH_FUNCTION_ROWS: dict[str, tuple[str, ...]] = {
     "torch.nn.functional.hardsigmoid": _ACT,
     "torch.nn.functional.hardswish": ("Activation", "Merge"),
     "torch.nn.functional.silu": ("Activation", "Merge"),
+    "torch.nn.functional.gelu": ("Activation", "Merge"),
     **{f"torch.nn.functional.{f}": _ACT for f in ("elu", "celu", "selu", "softplus",
                                                   "softsign", "hardtanh", "threshold")},
     "torch.celu": _ACT,
@@ -277,6 +280,7 @@ TORCH_FUNCTION_ROWS: dict[str, tuple[str, ...]] = {
     "torch.unsqueeze": _RESHAPE,
     "torch.mean": ("GlobalPooling1D", "GlobalPooling2D"),
     "torch.amax": ("GlobalPooling1D", "GlobalPooling2D"),
+    "torch.sum": ("GlobalPooling1D", "GlobalPooling2D"),
     "torch.nn.functional.dropout": _DROPOUT,
     "torch.nn.functional.dropout1d": _DROPOUT,
     "torch.nn.functional.dropout2d": _DROPOUT,
@@ -310,6 +314,7 @@ TORCH_METHOD_ROWS: dict[str, tuple[str, ...]] = {
     **{m: _RESHAPE for m in ("view", "reshape", "squeeze", "unsqueeze")},
     "mean": ("GlobalPooling1D", "GlobalPooling2D"),
     "amax": ("GlobalPooling1D", "GlobalPooling2D"),
+    "sum": ("GlobalPooling1D", "GlobalPooling2D"),
     "contiguous": ("View",),
     "permute": ("View", "Permute"),
     "transpose": ("View", "Permute"),
@@ -332,9 +337,11 @@ ONNX_ROWS: dict[str, tuple[str, ...]] = {
     "GlobalAveragePool": ("GlobalPooling1D", "GlobalPooling2D"),
     "GlobalMaxPool": ("GlobalPooling1D", "GlobalPooling2D"),
     "HardSwish": ("Activation", "Merge"),  # x * hard_sigmoid(x)
+    "Gelu": ("Activation", "Merge"),  # x * normal_cdf(x); also the erf form before opset 20
     "Pow": ("Merge",),  # x ** 2 = x * x
     "ReduceMean": ("GlobalPooling1D", "GlobalPooling2D"),  # over the spatial axes only
     "ReduceMax": ("GlobalPooling1D", "GlobalPooling2D"),
+    "ReduceSum": ("GlobalPooling1D", "GlobalPooling2D"),
     # Two data inputs: a merge; a constant operand: a scale/bias (folded into the layer
     # before when exact, else a BatchNormalization node).
     "Add": ("Merge", "BatchNormalization"),
@@ -432,6 +439,12 @@ def frontend_cells(row_keys: set[str]) -> dict[str, dict[str, list[str]]]:
         f"`x {symbols[n]} y` ({n}) ³" for n in KERAS_ARITHMETIC if n in symbols)
     cells["Keras"].setdefault("BatchNormalization", []).append(
         "`x * c`, `x + c`, `x / c`, ... (keras.ops with a number) ³")
+    from nnfab.frontends.keras_ops import REDUCTIONS as KERAS_REDUCTIONS
+
+    for rank in (1, 2):
+        cells["Keras"].setdefault(f"GlobalPooling{rank}D", []).append(
+            ", ".join(f"`keras.ops.{n.lower()}`" for n in KERAS_REDUCTIONS)
+            + " over the spatial axes ³")
     gated = [n for n, (op, _) in ACTIVATION_FUNCTIONS.items() if op == GATED]
     cells["Keras"].setdefault("Merge", []).append(
         f"activations {', '.join(gated)} (x * gate(x), with an Activation)")

@@ -1,8 +1,9 @@
 """The new activations against an independent reference (Fractions, Python ints, math's libm).
 
-Tables (softplus, softsign, gaussian; elu, celu, selu for x < 0) are rebuilt here from the rule in
-docs/semantics.md; piecewise-linear functions (prelu, thresholded_relu, hard_tanh,
-hard_sigmoid with both slopes) are exact up to the one result cast.
+Tables (softplus, softsign, gaussian, normal_cdf and its tanh form; elu, celu, selu for
+x < 0) are rebuilt here from the rule in docs/semantics.md; piecewise-linear functions
+(prelu, thresholded_relu, hard_tanh, hard_sigmoid with both slopes) are exact up to the one
+result cast.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ FULL = {
     "softplus": lambda v: math.log1p(math.exp(v)),
     "softsign": lambda v: v / (1 + abs(v)),
     "gaussian": lambda v: math.exp(-v * v),
+    "normal_cdf": lambda v: (1 + math.erf(v / math.sqrt(2))) / 2,
+    "normal_cdf_tanh": lambda v: (1 + math.tanh(math.sqrt(2 / math.pi)
+                                                * (v + 0.044715 * v ** 3))) / 2,
 }
 
 
@@ -65,7 +69,7 @@ def negative_fn(fn, alpha):
     return lambda v: SELU_S * SELU_A * math.expm1(v)
 
 
-@pytest.mark.parametrize("fn", ["softplus", "softsign", "gaussian"])
+@pytest.mark.parametrize("fn", list(FULL))
 @pytest.mark.parametrize(("in_t", "size", "half"), [
     ("ap_fixed<16,6>", 1024, 8),  # finer than the bins, beyond the range on both sides
     ("ap_fixed<6,4,AP_RND,AP_SAT>", 64, 4),  # coarser than the bins

@@ -118,7 +118,7 @@ def test_scale_overflow_is_reported():
     ]
 
 
-@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("mode", ["max", "avg", "sum"])
 @pytest.mark.parametrize(("op", "shape"), [("GlobalPooling1D", (5, 3)),
                                            ("GlobalPooling2D", (3, 4, 2))])
 def test_global_pooling(op, shape, mode):
@@ -135,9 +135,33 @@ def test_global_pooling(op, shape, mode):
     for b in range(4):
         for c in range(shape[-1]):
             elems = [fr(v) for v in flat[b, :, c]]
-            value = max(elems) if mode == "max" else sum(elems) * scale
+            value = max(elems) if mode == "max" else sum(elems) * scale if mode == "avg" \
+                else sum(elems)
             expected[b, c] = ref_value(value, fixed(out_t))
     assert_bits(res.outputs["op"], expected)
+
+
+def test_global_sum_default_type_holds_the_exact_sum():
+    """No result type configured: the input type with ceil(log2 count) more integer bits,
+    so the sum of 5 x 4 extreme inputs is exact (and a plain Pooling has no sum mode)."""
+    import nnfab
+    from nnfab.ir import Graph, Node
+
+    g = Graph("gsum")
+    g.add_node(Node("x", "Input", [], attrs={"shape": (5, 4, 2)}), (5, 4, 2))
+    g.add_node(Node("s", "GlobalPooling2D", ["x"], attrs={"mode": "sum"}), (2,))
+    g.outputs = ["s"]
+    model = nnfab.convert_graph(g, {"LayerName": {"x": {"Precision": {"result": IN_T}}}})
+    assert str(model.graph.tensors["s"].type) == "ap_fixed<13,8>"
+    t = fixed(IN_T)
+    x = np.stack([np.full((5, 4, 2), float(t.max)), np.full((5, 4, 2), float(t.min))])
+    np.testing.assert_array_equal(model.predict(x), [[20 * float(t.max)] * 2,
+                                                     [20 * float(t.min)] * 2])
+    assert model.overflow_report().get("s", {}).get("result", 0) == 0
+    bad = single_op_graph("Pooling1D", [(4, 1)], [IN_T], IN_T,
+                          attrs={"mode": "sum", "pool_size": (2,), "strides": (2,)})
+    with pytest.raises(EmulationError, match="'sum' is not one of"):
+        run(bad, np.zeros((1, 4, 1)))
 
 
 def test_empty_window_is_rejected():

@@ -566,7 +566,7 @@ def test_unsupported_layer_names_layer_class_and_list() -> None:
         (lambda: L.ReLU(threshold=0.5, name="bad"), "threshold"),
         (lambda: L.ReLU(max_value=3.0, negative_slope=0.1, name="bad"), "negative_slope"),
         (lambda: L.Softmax(axis=1, name="bad"), "axis"),
-        (lambda: L.Activation("gelu", name="bad"), "activation='gelu'"),
+        (lambda: L.Activation("exponential", name="bad"), "activation='exponential'"),
         (lambda: L.Conv2D(2, 3, activation="mish", name="bad"), "activation='mish'"),
     ],
 )

@@ -1,6 +1,6 @@
 """Keras ``Rescaling``, ``Normalization``, ``Identity``, ``RepeatVector``, global pooling
 with ``keepdims``,
-the gated activations (silu / swish, hard_silu / hard_swish) and the ``keras.ops``
+the gated activations (silu / swish, hard_silu / hard_swish, gelu) and the ``keras.ops``
 arithmetic of functional models (``x * 2.0``, ``x + y``, ...).
 
 Oracle: Keras' own float outputs. Types are ``ap_fixed<32,12>`` (20 fractional bits).
@@ -9,7 +9,8 @@ are below 1 with at most 16 terms per sum, so the outputs agree within 1e-4 (a w
 scale or offset moves them by more than 1e-2). hard_silu's slope 1/6 is cast to the
 ``param`` type (14 fractional bits): off by at most |x|**2 * 2**-15 < 1e-2 for |x| < 16.
 silu's sigmoid gate is a table whose error is below 2**-8, so silu is off by at most
-|x| * 2**-8 < 0.05 for |x| < 12.
+|x| * 2**-8 < 0.05 for |x| < 12; gelu's normal CDF gate (bins of 2**-7, slope below 0.4)
+is off by less than 2**-9, so gelu is too.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def test_global_pooling_with_keepdims(rank: int, keepdims: bool) -> None:
 @pytest.mark.parametrize(("activation", "gate", "atol"), [
     ("silu", "sigmoid", 0.05), ("swish", "sigmoid", 0.05),
     ("hard_silu", "hard_sigmoid", 1e-2), ("hard_swish", "hard_sigmoid", 1e-2),
+    ("gelu", "normal_cdf", 0.05),
 ])
 def test_gated_activations(activation: str, gate: str, atol: float) -> None:
     inp = keras.Input((6,), name="x")

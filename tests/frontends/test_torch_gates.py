@@ -1,12 +1,14 @@
-"""PyTorch ``hardswish`` / ``silu`` (``x * gate(x)``: an ``Activation`` node ``<node>_gate``
-and a multiply) and ``amax`` over the spatial dims (global max pooling).
+"""PyTorch ``hardswish`` / ``silu`` / ``gelu`` (``x * gate(x)``: an ``Activation`` node
+``<node>_gate`` and a multiply) and ``amax`` over the spatial dims (global max pooling).
 
 Oracles: PyTorch itself, and for the wiring the product rule of ``docs/semantics.md``
 computed here from the traced gate. Types are ``ap_fixed<32,12>`` (20 fractional bits).
 hardswish's slope 1/6 is cast to the ``param`` type (14 fractional bits): the gate is off
 by at most |x| * 2**-15, the output by |x|**2 * 2**-15 + 2**-20 < 1e-2 for |x| < 16. The
 sigmoid gate is a table whose error is below 2**-8 (docs/semantics.md), so silu is off by
-at most |x| * 2**-8 < 0.05; the product of x and the gate is exact before its cast.
+at most |x| * 2**-8 < 0.05; gelu's normal CDF table (bins of 2**-7, slope below 0.4) is off
+by less than 2**-9 inside [-4, 4) and 4e-5 outside, so gelu is too; the product of x and
+the gate is exact before its cast.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class Gated(torch.nn.Module):
 @pytest.mark.parametrize(("gate", "function", "atol"), [
     (F.hardswish, "hard_sigmoid", 1e-2), (torch.nn.Hardswish(), "hard_sigmoid", 1e-2),
     (F.silu, "sigmoid", 0.05), (torch.nn.SiLU(), "sigmoid", 0.05),
+    (F.gelu, "normal_cdf", 0.05), (torch.nn.GELU(), "normal_cdf", 0.05),
+    (torch.nn.GELU(approximate="tanh"), "normal_cdf_tanh", 0.05),
 ])
 @pytest.mark.parametrize("keepdim", [False, True])
 def test_gates_and_amax_equal_pytorch(gate: Any, function: str, atol: float,

@@ -328,7 +328,8 @@ class _ModelWalker:
         """A ``keras.ops`` operation of ``keras_ops.OPERATIONS`` (``x[key]``, ``x + y``)."""
         inputs = [self._ir_tensor(t) for t in knode.input_tensors]
         args = list(getattr(getattr(knode, "arguments", None), "args", ()))
-        call = LayerCall(name=str(layer.name), cls=type(layer).__name__, config={},
+        config = {k: getattr(layer, k) for k in ("axis", "keepdims") if hasattr(layer, k)}
+        call = LayerCall(name=str(layer.name), cls=type(layer).__name__, config=config,
                          inputs=inputs, in_shapes=[self.graph.tensors[t].shape for t in inputs],
                          weights={}, keras_major=self.keras_major,
                          unique_name=self._unique_name, origin=self.origin)

@@ -25,7 +25,7 @@ import numpy as np
 
 from nnfab.errors import FrontendError, UnsupportedLayerError
 from nnfab.frontends import qkeras as qk
-from nnfab.frontends.gated import HARD_SWISH_GATE, SILU_GATE, gated_nodes
+from nnfab.frontends.gated import GELU_GATE, HARD_SWISH_GATE, SILU_GATE, gated_nodes
 from nnfab.ir.activation_rules import compact_alpha
 from nnfab.ir.graph import Node
 from nnfab.ir.types import FixedType
@@ -178,6 +178,7 @@ ACTIVATION_FUNCTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "swish": (GATED, SILU_GATE),
     "hard_silu": (GATED, HARD_SWISH_GATE),
     "hard_swish": (GATED, HARD_SWISH_GATE),
+    "gelu": (GATED, GELU_GATE),  # keras.activations.gelu's default: approximate=False
 }
 """Keras activation names -> (IR op, attrs); hard_sigmoid's slope depends on the Keras
 version; Keras 3 writes swish as silu and hard_swish as hard_silu."""

@@ -1,5 +1,6 @@
-"""``keras.ops`` operations of functional models that are not layers: ``x[key]`` and the
-arithmetic operators.
+"""``keras.ops`` operations of functional models that are not layers: ``x[key]``, the
+arithmetic operators and ``sum`` / ``mean`` / ``max`` over the spatial axes (global
+pooling, ``reduce_nodes``).
 
 - ``x + y``, ``x - y``, ``x * y`` of two tensors of one shape: a ``Merge``; with a
   Python number (``x * 2.0``, ``1 - x``, ``x / 4``): a ``BatchNormalization`` (``x *
@@ -25,7 +26,10 @@ ARITHMETIC = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply",
               "Divide": "divide", "TrueDivide": "divide"}
 """``keras.ops`` operator classes -> the merge mode."""
 
-OPERATIONS = ("GetItem", *ARITHMETIC)
+REDUCTIONS = {"Sum": "sum", "Mean": "avg", "Max": "max"}
+"""``keras.ops`` reductions (over the spatial axes: global pooling) -> the pooling mode."""
+
+OPERATIONS = ("GetItem", *ARITHMETIC, *REDUCTIONS)
 """``keras.ops`` operation classes the live-model frontend converts."""
 
 
@@ -42,6 +46,8 @@ def operation_nodes(call: LayerCall, args: list[Any]) -> list[Node]:
         if len(call.inputs) != 1 or len(args) != 2:
             raise UnsupportedLayerError(f"{call.where()}: expected x[key] on one tensor")
         return getitem_nodes(call, args[1])
+    if call.cls in REDUCTIONS:
+        return reduce_nodes(call, REDUCTIONS[call.cls])
     mode = ARITHMETIC[call.cls]
     numbers = [_number(a) for a in args]
     if len(args) != 2:
@@ -69,6 +75,29 @@ def operation_nodes(call: LayerCall, args: list[Any]) -> list[Node]:
     }[mode]
     n = call.in_shapes[0][-1]
     return [call.node("BatchNormalization", scale=np.full(n, scale), bias=np.full(n, bias))]
+
+
+def reduce_nodes(call: LayerCall, mode: str) -> list[Node]:
+    """``keras.ops.sum / mean / max(x, axis, keepdims)`` over exactly the spatial axes of
+    channels-last data (the steps of ``(batch, steps, features)``, or height and width):
+    ``GlobalPooling1D/2D``, plus a ``Reshape`` named after the operation with
+    ``keepdims``."""
+    shape = call.in_shapes[0]
+    rank = len(shape) - 1
+    axis = call.config.get("axis")
+    given = list(axis) if isinstance(axis, tuple | list) else [axis]
+    spatial = list(range(1, rank + 1))
+    if rank not in (1, 2) or any(not isinstance(a, int) or isinstance(a, bool) for a in given) \
+            or sorted(a % (rank + 2) for a in given) != spatial:
+        raise call.unsupported("axis", axis, f"exactly the spatial axes {tuple(spatial)} of "
+                               "(batch, steps, features) or (batch, height, width, channels) "
+                               "data (global pooling)")
+    pool = call.node(f"GlobalPooling{rank}D", {"mode": mode})
+    if not call.config.get("keepdims"):
+        return [pool]
+    pool.name = call.unique_name(f"{call.name}_pool")
+    return [pool, Node(call.name, "Reshape", [pool.name],
+                       attrs={"target_shape": (*(1,) * rank, shape[-1])}, source_class=call.cls)]
 
 
 def _items(call: LayerCall, key: Any, rank: int) -> list[Any]:

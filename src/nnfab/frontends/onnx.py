@@ -33,6 +33,7 @@ import numpy as np
 
 from nnfab.errors import FrontendError, GraphError, UnsupportedLayerError
 from nnfab.frontends.onnx_batch import RewriteError, rewrite_batch_axis, static_batch_one
+from nnfab.frontends.onnx_gelu import fuse_erf_gelu
 from nnfab.frontends.onnx_idioms import DOMAIN_CONVERTERS, feeds_channels_last, rewrite_idioms
 from nnfab.frontends.onnx_layers import (
     CONVERTERS,
@@ -164,7 +165,7 @@ class _Walker:
                  scale_options: ScaleOptions | None = None) -> None:
         self.onnx = onnx
         # exporter idioms (onnx_idioms), sequence-first RNN / LSTM / GRU (onnx_recurrent)
-        self.model = rewrite_recurrent(onnx, rewrite_idioms(onnx, model))
+        self.model = rewrite_recurrent(onnx, fuse_erf_gelu(onnx, rewrite_idioms(onnx, model)))
         model = self.model
         self.origin = origin
         self.opsets = {(imp.domain or ""): int(imp.version) for imp in model.opset_import}

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from nnfab.errors import FrontendError, GraphError, UnsupportedLayerError
-from nnfab.frontends.gated import HARD_SWISH_GATE
+from nnfab.frontends.gated import HARD_SWISH_GATE, gelu_gate
 from nnfab.frontends.qkeras import exact_type
 from nnfab.ir.activation_rules import SELU_ALPHA, SELU_SCALE, compact_alpha
 from nnfab.ir.graph import Graph, Node
@@ -710,18 +710,30 @@ def _global_pool(mode: str) -> Converter:
 
 
 def _reduce(mode: str) -> Converter:
-    """``ReduceMean`` / ``ReduceMax`` over exactly the spatial axes of (N, C, L) /
-    (N, C, H, W) data (``x.mean(dim=(2, 3))`` exported): ``GlobalPooling1D/2D``; the axes
-    are an attribute before opset 18 and an input from it, ``keepdims`` either way."""
+    """``ReduceMean`` / ``ReduceMax`` / ``ReduceSum`` over exactly the spatial axes of
+    (N, C, L) / (N, C, H, W) data (``x.mean(dim=(2, 3))`` exported), or over axis 1 of
+    (N, items, features) data held as it is (a deep-sets sum over the items):
+    ``GlobalPooling1D/2D``; the axes are an attribute before opset 18 (ReduceSum: 13) and
+    an input from it, ``keepdims`` either way."""
     def convert(call: NodeCall) -> list[Output]:
         x = call.value(0, "data")
-        rank = _spatial_rank(call, x)
         full = x.rank + 1
         if call.has(1):
             axes = [int(a) for a in np.asarray(call.const(1, "axes")).ravel()]
         else:
             given = call.attr("axes")
             axes = [int(a) for a in given] if given is not None else None
+        keep_dims = bool(int(call.attr("keepdims", 1)))
+        if x.rank == 2 and axes is not None and [a % full for a in axes] == [1] \
+                and call.builder.matches(x, (0, 1)):
+            # (N, items, features) held as it is (a Gemm / MatMul over the items): the
+            # items are the steps of a 1-D global pooling
+            ir = call.builder.require(x, (0, 1), call.where)
+            node = call.emit("GlobalPooling1D", [ir], {"mode": mode})
+            features = x.shape[1]
+            index = np.arange(features, dtype=np.int64)
+            return [Value(node.name, index.reshape((1, features)) if keep_dims else index)]
+        rank = _spatial_rank(call, x)
         spatial = list(range(2, full))
         if axes is None or sorted(a + full if a < 0 else a for a in axes) != spatial:
             raise call.unsupported("axes", axes, f"exactly the spatial axes {spatial} of "
@@ -730,7 +742,7 @@ def _reduce(mode: str) -> Converter:
         ir = call.builder.require(x, channels_last(x.rank), call.where)
         node = call.emit(f"GlobalPooling{rank}D", [ir], {"mode": mode})
         channels = x.shape[0]
-        keep = (1,) * rank if int(call.attr("keepdims", 1)) else ()
+        keep = (1,) * rank if keep_dims else ()
         return [Value(node.name, np.arange(channels, dtype=np.int64).reshape((channels,
                                                                               *keep)))]
 
@@ -1000,6 +1012,19 @@ def convert_hard_swish(call: NodeCall) -> list[Output]:
     return [merge(call, [x, call.same_layout(x, node)], "multiply")]
 
 
+def convert_gelu(call: NodeCall) -> list[Output]:
+    """``Gelu(x) = x * normal_cdf(x)`` (opset 20; ``approximate="tanh"``: the tanh form of
+    the gate): the gate as its own ``Activation`` node, then a multiply."""
+    approximate = call.attr("approximate", "none")
+    if isinstance(approximate, bytes):
+        approximate = approximate.decode()
+    if approximate not in ("none", "tanh"):
+        raise call.unsupported("approximate", approximate, "'none' or 'tanh'")
+    x = call.value(0)
+    node = call.emit("Activation", [x.ir], gelu_gate(approximate == "tanh"), suffix="_gate")
+    return [merge(call, [x, call.same_layout(x, node)], "multiply")]
+
+
 def convert_pow(call: NodeCall) -> list[Output]:
     """``Pow(x, 2)`` (a constant exponent 2): ``x * x``, a ``Merge`` multiply; exponent 1:
     ``x`` itself."""
@@ -1109,6 +1134,7 @@ CONVERTERS: dict[str, Converter] = {
     "Tanh": _simple("tanh"),
     "HardSigmoid": convert_hard_sigmoid,
     "HardSwish": convert_hard_swish,
+    "Gelu": convert_gelu,
     "Pow": convert_pow,
     "Elu": _with_alpha("elu", 1.0),
     "Celu": _with_alpha("celu", 1.0),
@@ -1128,6 +1154,7 @@ CONVERTERS: dict[str, Converter] = {
     "GlobalMaxPool": _global_pool("max"),
     "ReduceMean": _reduce("avg"),
     "ReduceMax": _reduce("max"),
+    "ReduceSum": _reduce("sum"),
     "Add": _arith("add"),
     "Sum": _arith("add"),
     "Sub": _arith("subtract"),

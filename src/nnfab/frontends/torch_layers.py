@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from nnfab.errors import FrontendError, UnsupportedLayerError
-from nnfab.frontends.gated import HARD_SWISH_GATE, SILU_GATE, gated_nodes
+from nnfab.frontends.gated import HARD_SWISH_GATE, SILU_GATE, gated_nodes, gelu_gate
 from nnfab.frontends.torch_layout import (
     Shape,
     Value,
@@ -355,12 +355,28 @@ def convert_amax(call: OpCall) -> Converted:
     return _spatial_reduce(call, "max")
 
 
+def convert_sum(call: OpCall) -> Converted:
+    return _spatial_reduce(call, "sum")
+
+
 def _spatial_reduce(call: OpCall, mode: str) -> Converted:
-    """``x.mean(dim)`` / ``x.amax(dim)`` over exactly the spatial dims: global pooling."""
+    """``x.mean(dim)`` / ``x.amax(dim)`` / ``x.sum(dim)`` over exactly the spatial dims
+    (of a convolution's feature map, or the items of a ``(batch, items, features)`` set
+    held as it is, as ``nn.Linear`` over the items gives it): global pooling."""
     v = call.value()
     dim = call.params.get("dim")
     rank = len(v.torch_shape) - 1
     dims = (dim,) if isinstance(dim, int) else tuple(dim) if dim is not None else None
+    if (dims is not None and len(v.torch_shape) == 2 and len(dims) == 1
+            and _torch_dim(call, "dim", dims[0], 2) == 0
+            and np.array_equal(v.index, canonical_index(v.torch_shape))):
+        call.rank = 1  # (items, features) in the IR: the items are the steps
+        return _global(call, v, mode)
+    if len(v.torch_shape) == 2 and np.array_equal(v.index, canonical_index(v.torch_shape)) \
+            and not np.array_equal(v.index, channels_last_index(v.torch_shape)):
+        raise call.unsupported("dim", dim, "1 for (batch, items, features) data held as it is "
+                               "(the items pooled), or the spatial dims of a convolution's "
+                               "(batch, C, L) / (batch, C, H, W) feature map")
     if dims is None or rank not in (1, 2):
         raise call.unsupported(
             "dim", dim, "the spatial dims of a (batch, C, L) or (batch, C, H, W) tensor"
@@ -383,6 +399,14 @@ def _gated(gate: dict[str, Any]) -> Converter:
             call.name, call.out_shape, v.index)
 
     return convert
+
+
+def convert_gelu(call: OpCall) -> Converted:
+    """``gelu(x) = x * normal_cdf(x)``, ``approximate='tanh'``: the tanh form of the gate."""
+    approximate = call.params["approximate"]
+    if approximate not in ("none", "tanh"):
+        raise call.unsupported("approximate", approximate, "'none' or 'tanh'")
+    return _gated(gelu_gate(approximate == "tanh"))(call)
 
 
 def _activation(function: str, **fixed: Any) -> Converter:
@@ -678,6 +702,7 @@ SQUARE = Kind(convert_pow, ("input",), {"exponent": 2}, TRANSPARENT)
 HARDSWISH = Kind(_gated(HARD_SWISH_GATE), ("input", "inplace"), {"inplace": False},
                  TRANSPARENT)
 SILU = Kind(_gated(SILU_GATE), ("input", "inplace"), {"inplace": False}, TRANSPARENT)
+GELU = Kind(convert_gelu, ("input", "approximate"), {"approximate": "none"}, TRANSPARENT)
 SOFTMAX = Kind(
     convert_softmax, ("input", "dim", "dtype"), {"dim": None, "dtype": None}, TRANSPARENT
 )
@@ -773,6 +798,8 @@ MEAN = Kind(
 )
 AMAX = Kind(convert_amax, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False},
             SPATIAL)
+SUM = Kind(convert_sum, ("input", "dim", "keepdim", "dtype"),
+           {"dim": None, "keepdim": False, "dtype": None}, SPATIAL)
 
 MODULES: dict[str, Kind] = {
     "Linear": Kind(convert_linear),
@@ -796,6 +823,7 @@ MODULES: dict[str, Kind] = {
     "Hardsigmoid": HARDSIGMOID,
     "Hardswish": HARDSWISH,
     "SiLU": SILU,
+    "GELU": GELU,
     "ELU": ELU,
     "CELU": CELU,
     "SELU": SELU,
@@ -825,6 +853,7 @@ FUNCTIONS: dict[str, Kind] = {
     "torch.nn.functional.hardsigmoid": HARDSIGMOID,
     "torch.nn.functional.hardswish": HARDSWISH,
     "torch.nn.functional.silu": SILU,
+    "torch.nn.functional.gelu": GELU,
     "torch.nn.functional.elu": ELU,
     "torch.nn.functional.celu": CELU,
     "torch.celu": CELU,
@@ -866,6 +895,7 @@ FUNCTIONS: dict[str, Kind] = {
     "torch.unsqueeze": RESHAPE,
     "torch.mean": MEAN,
     "torch.amax": AMAX,
+    "torch.sum": SUM,
     "torch.nn.functional.dropout": DROPOUT,
     "torch.nn.functional.dropout1d": DROPOUT,
     "torch.nn.functional.dropout2d": DROPOUT,
@@ -911,6 +941,7 @@ METHODS: dict[str, Kind] = {
     "unsqueeze": RESHAPE,
     "mean": MEAN,
     "amax": AMAX,
+    "sum": SUM,
     "contiguous": ALIAS,
 }
 """``Tensor`` method name -> kind (``x.relu()``, ``x.view(n, -1)``, ...)."""

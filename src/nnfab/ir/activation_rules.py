@@ -7,7 +7,8 @@ emulator and both backends, so that every one uses the same numbers
 Table functions come in two kinds:
 
 - full tables (``sigmoid``, ``tanh``, ``softplus``, ``softsign``, ``gaussian`` =
-  ``exp(-x**2)``): ``N`` bins over
+  ``exp(-x**2)``, ``normal_cdf`` = ``(1 + erf(x / sqrt 2)) / 2`` and its tanh
+  approximation ``normal_cdf_tanh``, the gates of gelu): ``N`` bins over
   ``[-R, R)`` (``base = N/2``, ``step = 2R/N``); the output is the entry;
 - negative-half tables (``elu``, ``celu``, ``selu``): ``N`` bins over ``[-R, 0)``
   (``base = N``, ``step = R/N``) for ``x < 0``; for ``x >= 0`` the function is linear
@@ -34,8 +35,16 @@ from nnfab.ir.types import FixedType
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 """The SELU constants (Klambauer et al.), as Keras, PyTorch and ONNX use them."""
+GELU_TANH_CUBIC = 0.044715
+"""The cubic coefficient of gelu's tanh approximation (Hendrycks and Gimpel)."""
 
-FULL_TABLE_FUNCTIONS = ("sigmoid", "tanh", "softplus", "softsign", "gaussian")
+
+def _erf(u: np.ndarray) -> np.ndarray:
+    """``erf`` elementwise in float64 (``math.erf``: the C library's)."""
+    return np.vectorize(math.erf, otypes=[np.float64])(u)
+
+FULL_TABLE_FUNCTIONS = ("sigmoid", "tanh", "softplus", "softsign", "gaussian", "normal_cdf",
+                        "normal_cdf_tanh")
 NEGATIVE_TABLE_FUNCTIONS = ("elu", "celu", "selu")
 PIECEWISE_FUNCTIONS = ("prelu", "thresholded_relu", "hard_tanh")
 
@@ -43,6 +52,8 @@ TABLE_DEFAULTS_EXTRA: dict[str, dict[str, int | float]] = {
     "softplus": {"table_size": 1024, "table_range": 8.0},
     "softsign": {"table_size": 1024, "table_range": 16.0},
     "gaussian": {"table_size": 1024, "table_range": 4.0},
+    "normal_cdf": {"table_size": 1024, "table_range": 4.0},
+    "normal_cdf_tanh": {"table_size": 1024, "table_range": 4.0},
     "elu": {"table_size": 1024, "table_range": 8.0},
     "celu": {"table_size": 1024, "table_range": 8.0},
     "selu": {"table_size": 1024, "table_range": 8.0},
@@ -53,6 +64,8 @@ TABLE_TYPE_EXTRA: dict[str, str] = {
     "softplus": "ap_ufixed<18,4,AP_RND_CONV,AP_SAT>",
     "softsign": "ap_fixed<18,1,AP_RND_CONV,AP_SAT>",
     "gaussian": "ap_ufixed<18,1,AP_RND_CONV,AP_SAT>",
+    "normal_cdf": "ap_ufixed<18,1,AP_RND_CONV,AP_SAT>",
+    "normal_cdf_tanh": "ap_ufixed<18,1,AP_RND_CONV,AP_SAT>",
 }
 """Default ``table`` types; elu/celu/selu get ``negative_table_type`` (from alpha)."""
 
@@ -102,6 +115,10 @@ def table_reals(function: str, u: np.ndarray, attrs: Mapping[str, Any],
         return u / (1.0 + np.abs(u))
     if function == "gaussian":
         return np.exp(-u * u)
+    if function == "normal_cdf":
+        return 0.5 * (1.0 + _erf(u / math.sqrt(2.0)))
+    if function == "normal_cdf_tanh":
+        return 0.5 * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (u + GELU_TANH_CUBIC * u ** 3)))
     if function == "elu":
         return number(attrs, "alpha", 1.0, layer) * np.expm1(u)
     if function == "celu":

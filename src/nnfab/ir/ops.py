@@ -50,12 +50,16 @@ ACTIVATIONS = (
     "thresholded_relu",
     "hard_tanh",
     "gaussian",  # exp(-x**2), the edge weight of distance-weighted graph layers (GarNet)
+    "normal_cdf",  # (1 + erf(x / sqrt 2)) / 2: gelu(x) = x * normal_cdf(x)
+    "normal_cdf_tanh",  # the tanh approximation of normal_cdf (gelu's approximate form)
 )
 """Values of ``Activation.attrs['function']`` (relu with ``max_value`` is relu6 / bounded relu;
 prelu carries the weight ``alpha``)."""
 
 MERGE_MODES = ("add", "subtract", "multiply", "average", "maximum", "minimum")
 POOL_MODES = ("max", "avg")
+GLOBAL_POOL_MODES = (*POOL_MODES, "sum")
+"""Global pooling also sums (the exact sum, cast to the result: avg with the scale 1)."""
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,23 @@ def quantize_rational(value: Fraction | int, t: FixedType) -> tuple[float, bool]
     return float(out[0]), bool(flags[0])
 
 
+SUM_SCALE_TYPE = FixedType(1, 1, False)
+"""The scale of a ``sum`` global pooling: exactly 1, in ``ap_ufixed<1,1>``."""
+
+
+def pool_scale_type(mode: str, scale_type: FixedType) -> FixedType:
+    """The type of a pooling's scale: ``scale_type``, or ``SUM_SCALE_TYPE`` for ``sum``."""
+    return SUM_SCALE_TYPE if mode == "sum" else scale_type
+
+
+def pool_scale(mode: str, count: int, scale_type: FixedType) -> tuple[float, bool]:
+    """A pooling's scale for a window of ``count`` inputs: ``scale_q(1/count)`` for
+    ``avg``, 1 for ``sum``; returns (value, overflowed)."""
+    if mode == "sum":
+        return 1.0, False
+    return reciprocal(count, scale_type)
+
+
 def reciprocal(count: int, scale_type: FixedType) -> tuple[float, bool]:
     """``scale_q(1/count)``: the average's scale factor; returns (value, overflowed)."""
     if count < 1:

@@ -12,7 +12,8 @@ from nnfab.ir.tables import TABLE_TYPE_DEFAULTS
 
 log = logging.getLogger(__name__)
 
-NEW_TABLE_FUNCTIONS = ("softplus", "softsign", "gaussian", *rules.NEGATIVE_TABLE_FUNCTIONS)
+NEW_TABLE_FUNCTIONS = ("softplus", "softsign", "gaussian", "normal_cdf", "normal_cdf_tanh",
+                       *rules.NEGATIVE_TABLE_FUNCTIONS)
 PARAM_FUNCTIONS = ("prelu", "selu")
 
 

@@ -42,6 +42,14 @@ WEIGHTED = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D",
             "BatchNormalization")
 
 
+def _sum_type(x_type: FixedType, shape: tuple[int, ...]) -> FixedType:
+    """The default result of a ``sum`` global pooling: the input type with enough
+    integer bits for the exact sum over the spatial axes (it never overflows)."""
+    count = math.prod(shape[:-1])
+    extra = math.ceil(math.log2(count)) if count > 1 else 0
+    return FixedType(x_type.width + extra, x_type.integer + extra, x_type.signed)
+
+
 def type_for_range(lo: float, hi: float, frac: int) -> FixedType:
     """The narrowest wrap/truncate type with ``frac`` fractional bits holding [lo, hi].
 
@@ -106,6 +114,8 @@ class InferPrecision(Pass):
                 same_inputs = node.op == "Concatenate" and len(set(in_types)) == 1
                 if node.op == "ElementCast":  # holds every element's own type
                     out.type = union_type(node, out.shape)
+                elif node.op.startswith("GlobalPooling") and node.attrs.get("mode") == "sum":
+                    out.type = _sum_type(in_types[0], graph.tensors[node.inputs[0]].shape)
                 elif node.op in PASS_THROUGH or same_inputs:
                     out.type = in_types[0]
                 else:

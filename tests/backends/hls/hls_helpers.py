@@ -98,7 +98,8 @@ def edge_inputs(t: FixedType, shape: tuple[int, ...], n: int, seed: int = 0) -> 
 
 
 def cnn_graph(seed: int = 0) -> Graph:
-    """Conv1D/2D, depthwise, pooling (padded), batch norm, merges and concatenation."""
+    """Conv1D/2D, depthwise, pooling (padded), global pooling (max, avg, sum), batch norm,
+    merges and concatenation."""
     rng = np.random.default_rng(seed)
     g = Graph(name="cnn")
 
@@ -132,7 +133,9 @@ def cnn_graph(seed: int = 0) -> Graph:
                                                      "pads": (1, 1)}), (4, 5))
     conv("dw1", "p1", "DepthwiseConv1D", (2, 5, 1), (3, 5))
     g.add_node(Node("g1", "GlobalPooling1D", ["dw1"], attrs={"mode": "max"}), (5,))
-    g.add_node(Node("cat0", "Concatenate", ["gap", "gmp", "g1"], attrs={"axis": 0}), (21,))
+    g.add_node(Node("gs1", "GlobalPooling1D", ["dw1"], attrs={"mode": "sum"}), (5,))
+    g.add_node(Node("cat0", "Concatenate", ["gap", "gmp", "g1", "gs1"], attrs={"axis": 0}),
+               (26,))
     g.outputs = ["cat0", "cat"]
     return g
 

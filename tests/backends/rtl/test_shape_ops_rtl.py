@@ -176,24 +176,27 @@ GP_CONFIG = {
         "gavg": {"Precision": {"result": "ap_fixed<8,2,AP_RND_CONV,AP_SAT>",
                                "scale": "ap_ufixed<9,0,AP_RND>"}},
         "gmax": {"Precision": {"result": "ap_fixed<6,2,AP_TRN,AP_SAT>"}},
+        "gsum": {"Precision": {"result": "ap_fixed<9,6,AP_RND,AP_SAT>"}},
     },
 }
 
 
 def global_pool_graph() -> Graph:
-    """img (3, 5, 2) -> avg and max over the 15 pixels -> concatenated (4,)."""
+    """img (3, 5, 2) -> avg, max and sum over the 15 pixels -> concatenated (6,)."""
     g = Graph("gpool")
     g.add_node(Node("img", "Input", [], attrs={"shape": (3, 5, 2)}), (3, 5, 2))
     g.add_node(Node("gavg", "GlobalPooling2D", ["img"], attrs={"mode": "avg"}), ())
     g.add_node(Node("gmax", "GlobalPooling2D", ["img"], attrs={"mode": "max"}), ())
-    g.add_node(Node("cat", "Concatenate", ["gavg", "gmax"], attrs={"axis": 0}), ())
+    g.add_node(Node("gsum", "GlobalPooling2D", ["img"], attrs={"mode": "sum"}), ())
+    g.add_node(Node("cat", "Concatenate", ["gavg", "gmax", "gsum"], attrs={"axis": 0}), ())
     g.outputs = ["cat"]
     infer_shapes(g)
     return g
 
 
-def global_pool_cnn() -> Graph:
-    """A pixel stream: Conv1D -> relu -> global average over the length -> Dense."""
+def global_pool_cnn(mode: str = "avg") -> Graph:
+    """A pixel stream: Conv1D -> relu -> global average (or ``mode``) over the length ->
+    Dense."""
     rng = np.random.default_rng(1)
     g = Graph("gpcnn")
     g.add_node(Node("seq", "Input", [], attrs={"shape": (9, 2)}), (9, 2))
@@ -201,7 +204,7 @@ def global_pool_cnn() -> Graph:
                     weights={"kernel": rng.normal(0, 0.5, (3, 2, 3)),
                              "bias": rng.normal(0, 0.2, 3)}), ())
     g.add_node(Node("relu", "Activation", ["conv"], attrs={"function": "relu"}), ())
-    g.add_node(Node("gavg", "GlobalPooling1D", ["relu"], attrs={"mode": "avg"}), ())
+    g.add_node(Node("gavg", "GlobalPooling1D", ["relu"], attrs={"mode": mode}), ())
     g.add_node(Node("fc", "Dense", ["gavg"], weights={"kernel": rng.normal(0, 0.5, (3, 2)),
                                                       "bias": np.zeros(2)}), ())
     g.outputs = ["fc"]
@@ -221,11 +224,15 @@ def test_global_pooling_vector_design_matches_emulator(tmp_path: Path) -> None:
     assert result.latency == project.latency
     report = model.overflow_report()
     assert report["gmax"]["result"] > 0  # the narrow max result saturates
+    assert report["gsum"]["result"] > 0  # so does the sum of 15 pixels
 
 
 @with_verilator
-def test_global_pooling_after_a_pixel_stream_matches_emulator(tmp_path: Path) -> None:
-    model = nnfab.convert_graph(global_pool_cnn(), {"Model": {"Precision": "ap_fixed<12,5>"}})
+@pytest.mark.parametrize("mode", ["avg", "sum"])
+def test_global_pooling_after_a_pixel_stream_matches_emulator(mode: str,
+                                                              tmp_path: Path) -> None:
+    model = nnfab.convert_graph(global_pool_cnn(mode),
+                                {"Model": {"Precision": "ap_fixed<12,5>"}})
     project = RTLProject(model, tmp_path)
     assert [s.kind for s in project.design.stages][:4] == ["window", "pixel", "collect",
                                                            "vector"]

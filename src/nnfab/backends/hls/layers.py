@@ -21,9 +21,11 @@ from nnfab.backends.hls.cpp import ConstArray, double_literal, exact_type
 from nnfab.errors import BackendError, ConfigError
 from nnfab.ir import FixedType, Graph, Namespace, Node
 from nnfab.ir import activation_rules as rules
-from nnfab.ir.ops import ACTIVATIONS
+from nnfab.ir.ops import ACTIVATIONS, GLOBAL_POOL_MODES, POOL_MODES
 from nnfab.ir.tables import (
     activation_table,
+    pool_scale,
+    pool_scale_type,
     reciprocal,
     softmax_exp_table,
     softmax_inv_table,
@@ -725,8 +727,10 @@ for _op in ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D"):
 def _render_pool(ctx: RenderContext, node: Node) -> LayerCode:
     (src,) = node.inputs
     mode = node.attrs.get("mode")
-    if mode not in ("max", "avg"):
-        raise BackendError(f"layer {node.name!r}: pooling mode {mode!r} is not 'max' or 'avg'")
+    modes = GLOBAL_POOL_MODES if node.op.startswith("Global") else POOL_MODES
+    if mode not in modes:
+        raise BackendError(f"layer {node.name!r} ({node.op}): pooling mode {mode!r} is not one "
+                           f"of {modes}")
     rank = 2 if node.op.endswith("2D") else 1
     in_shape = ctx.shape(src)
     if node.op.startswith("Global"):
@@ -739,10 +743,10 @@ def _render_pool(ctx: RenderContext, node: Node) -> LayerCode:
     x_type = ctx.tensor_type(src)
     extra = math.ceil(math.log2(taps)) if taps > 1 else 0
     sum_type = FixedType(x_type.width + extra, x_type.integer + extra, x_type.signed)
-    scale_type = _precision(node, "scale")
+    scale_type = pool_scale_type(mode, _precision(node, "scale"))
     scales = np.zeros(taps + 1, dtype=np.float64)
     for count in range(1, taps + 1):
-        scales[count] = reciprocal(count, scale_type)[0]
+        scales[count] = pool_scale(mode, count, scale_type)[0]
     names = {k: ctx.ident(node, k) for k in ("sum_t", "scale_t", "config", "scales")}
     code = LayerCode(node, includes=["nnfab_pool.h"], config_name=names["config"])
     code.typedefs = [

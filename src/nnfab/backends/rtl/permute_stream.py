@@ -15,16 +15,17 @@ Every other Permute inside a stream (one moving the channel axis, ``(1, 0)`` on 
 1-D ``(steps, channels)`` stream) changes what a pixel is and is refused by
 ``permute_refusal``.
 
-The transposer (``transpose_wrapper_text``): the input pixels go into a circular RAM
-of ``D`` pixels (a power of two) at consecutive addresses as they come; an emitter
-reads them back in transposed order. Its state: the output column ``ox`` and row
-``oy`` and ``lead``, the pixels written minus the index of its current source (a
-two's complement count: negative while the source is still to come), so the source
-is at address ``wp - lead``. It emits whenever ``lead > 0`` (the source is written)
-and, with folded kernels downstream, at least ``P`` cycles after its previous
-emission. After an emission ``lead`` drops by the source step: ``W`` along an output
-row, ``1 - (H - 1) * W`` from the end of a row to the next one, ``1`` from an image's
-last output to the next image's first. The next image is written behind the one
+The transposer (``transpose_wrapper_text``): the input pixels go into a circular RAM of
+``D`` pixels (a power of two) at consecutive addresses as they come; an emitter reads
+them back in transposed order. Its state: the output column ``ox`` and row ``oy`` and
+``lead``, the pixels written minus the index of its current source (a two's complement
+count: negative while the source is still to come), so the source is at address
+``wp - lead``, kept in the register ``rp`` (it moves only on an emission, by minus ``lead``'s
+step), so the RAM reads a registered address. It emits whenever ``lead > 0`` (the source
+is written) and, with folded kernels downstream, at least ``P`` cycles after its
+previous emission. After an emission ``lead`` drops by the source step: ``W`` along an
+output row, ``1 - (H - 1) * W`` from the end of a row to the next one, ``1`` from an
+image's last output to the next image's first. The next image is written behind the one
 being read out, so nothing stalls (the stream has no back-pressure).
 
 Timing (``transpose_times``): input pixel ``n`` loaded at edge ``a[n]`` is written at
@@ -48,7 +49,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from nnfab.backends.rtl.verilog import bits_for, literal, pixel_buffer_process, pixel_stage_ports
+from nnfab.backends.rtl.verilog import (
+    bits_for,
+    literal,
+    pixel_buffer_memory,
+    pixel_buffer_process,
+    pixel_stage_ports,
+)
 from nnfab.errors import BackendError
 
 TRANSPOSE_PERM = (1, 0, 2)
@@ -147,8 +154,9 @@ def start_for(tr: Transpose, times: list[int], interval: int) -> int:
 
 
 def transpose_wrapper_text(name: str, tr: Transpose, pw: int, depth: int,
-                           interval: int = 1) -> str:
-    """A module ``(clk, rst, v_in, x_in, v_out, y_out)``: the buffer and the emitter."""
+                           interval: int = 1, timed: bool = False) -> str:
+    """A module ``(clk, rst, v_in, x_in, v_out, y_out)``: the buffer and the emitter.
+    ``timed``: under a clock target (``pixel_buffer_memory``)."""
     a = max(1, (depth - 1).bit_length())
     wl = max(a + 1, bits_for(-tr.w, depth + tr.pixels)[0])
     step_row = literal(-tr.w, wl)  # lead change: minus the source step
@@ -165,13 +173,16 @@ def transpose_wrapper_text(name: str, tr: Transpose, pw: int, depth: int,
         "// Latency 2 (write, then read); no stall: the next image is written behind the "
         "one being read.",
         *pixel_stage_ports(name, pw, pw),
-        f"  reg  [{pw - 1}:0] mem [0:{depth - 1}];",
+        pixel_buffer_memory(pw, depth, timed),
         f"  reg  [{a - 1}:0] wp;  // address of the next input pixel",
+        f"  reg  [{a - 1}:0] rp;  // address of the source: wp - lead, kept in a register",
         f"  reg  [{wl - 1}:0] lead;  // pixels written minus the source's index (two's "
         "complement)",
     ]
-    reset = [f"wp <= {literal(0, a)};", f"lead <= {literal(0, wl)};", "v_out <= 1'b0;"]
-    seq = ["v_out <= emit;", f"if (v_in) wp <= wp + {literal(1, a)};"]
+    reset = [f"wp <= {literal(0, a)};", f"rp <= {literal(0, a)};",
+             f"lead <= {literal(0, wl)};", "v_out <= 1'b0;"]
+    seq = ["v_out <= emit;", f"if (v_in) wp <= wp + {literal(1, a)};",
+           f"if (emit) rp <= rp - step[{a - 1}:0];  // the source moves by minus the step"]
     ready = f"lead != {literal(0, wl)}"
     if tr.start > 1:  # an image's first output: enough of the image written
         ready = (f"(ox_first && oy_first) ? (lead >= {literal(tr.start, wl)}) : "
@@ -199,7 +210,6 @@ def transpose_wrapper_text(name: str, tr: Transpose, pw: int, depth: int,
     zeros = f"{{{wl - 1}{{1'b0}}}}"
     lines += [
         f"  wire emit = {cond};",
-        f"  wire [{a - 1}:0] ra = wp - lead[{a - 1}:0];  // address of the source",
         f"  wire ox_end = {ends['ox']};",
         f"  wire oy_end = {ends['oy']};",
         f"  wire ox_first = {ends['ox0']};",

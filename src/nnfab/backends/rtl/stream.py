@@ -141,9 +141,10 @@ from nnfab.backends.rtl.verilog import ModuleBuilder, Sig, bits_for, literal, pi
 from nnfab.backends.rtl.writer import RtlDesign, dataflow
 from nnfab.errors import BackendError, ConfigError
 from nnfab.ir import FixedType, Graph, Namespace, Node, sanitize
+from nnfab.ir.ops import GLOBAL_POOL_MODES, POOL_MODES
 from nnfab.ir.rearrange import REARRANGE_OPS
 from nnfab.ir.rows import row_weights
-from nnfab.ir.tables import pool_counts, reciprocal
+from nnfab.ir.tables import pool_counts, pool_scale, pool_scale_type
 
 log = logging.getLogger(__name__)
 
@@ -923,6 +924,7 @@ def _size_upsamplers(design: StreamDesign, period: int, pace: int) -> None:
                   for gap, image_gap in ((0, 1), (0, pace), (0, 2 * pace - 1), (0, 3 * period),
                                          (3, 2), (2, 1), (1, 0)))]
     need = dict.fromkeys(ups, 0)
+    timed = design.options.adders_per_stage is not None
     for cycles in patterns:
         times = design.stage_times(cycles)
         for k in ups:
@@ -939,14 +941,14 @@ def _size_upsamplers(design: StreamDesign, period: int, pace: int) -> None:
         if st.transpose is not None:
             st.depth = buffer_depth(need[k])
             st.wrapper_text = transpose_wrapper_text(st.wrapper, st.transpose, st.in_width,
-                                                     st.depth, st.interval)
+                                                     st.depth, st.interval, timed)
             log.info("layer %r: pixel-stream transpose (Permute), buffer of %d pixels (%d "
                      "needed)", st.node, st.depth, need[k])
             continue
         assert st.upsample is not None
         st.depth = buffer_depth(need[k])
         st.wrapper_text = upsample_wrapper_text(st.wrapper, st.upsample, st.in_width, st.depth,
-                                                st.interval)
+                                                st.interval, timed)
         log.info("layer %r: pixel-stream upsampling %s, buffer of %d pixels (%d needed)",
                  st.node, (st.upsample.fh, st.upsample.fw), st.depth, need[k])
 
@@ -1178,7 +1180,7 @@ def _pool_module(name: str, node: Node, g: Geometry, x_t: FixedType, y_t: FixedT
     with the matching reciprocal is selected.
     """
     mode = node.attrs["mode"]
-    if mode not in ("max", "avg"):
+    if mode not in (GLOBAL_POOL_MODES if node.op.startswith("Global") else POOL_MODES):
         raise BackendError(f"layer {node.name!r}: pooling mode {mode!r} is not supported")
     taps = g.kh * g.kw
     mb = ModuleBuilder(split_casts=options.split_casts)
@@ -1210,11 +1212,12 @@ def _pool_module(name: str, node: Node, g: Geometry, x_t: FixedType, y_t: FixedT
         if scale_t is None:
             raise BackendError(f"layer {node.name!r} ({node.op}) has no 'scale' precision; run "
                                "the precision passes before generating RTL")
+        scale_t = pool_scale_type(mode, scale_t)
         counts = pool_counts((g.h, g.w), (g.kh, g.kw), (g.sh, g.sw),
                              (g.pt, g.pb, g.pl, g.pr))
         scales = {}
         for count in sorted({int(c) for c in counts.ravel()}):
-            value, _ = reciprocal(count, scale_t)
+            value, _ = pool_scale(mode, count, scale_t)
             scales[count] = int(np.asarray(scale_t.to_mantissa(np.array([value])))[0])
         detail = ", scale " + ", ".join(f"1/{c} -> {m} * 2^-{scale_t.frac}"
                                         for c, m in scales.items()) + f" ({scale_t})"
@@ -1512,15 +1515,25 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
             lines.append(f"  reg  [{g.kw - 1}:0] mcd;")
             seq += [f"mrd <= {rows_now};", f"mcd <= {cols_now};"]
             rows_now, cols_now = "mrd", "mcd"
+        updates = [f"mrq <= {rows_now};", f"mcq <= {cols_now};"]
+        if delayed:  # one mask register per window position: each drives one pixel
+            for r in range(g.kh):
+                for c in range(g.kw):
+                    terms = [f"mrd[{r}]" if row_ok[r] != "1'b1" else "",
+                             f"mcd[{c}]" if col_ok[c] != "1'b1" else ""]
+                    terms = [t for t in terms if t]
+                    if terms:
+                        lines.append(f"  reg  mq{r}_{c};  // window position ({r}, {c}) "
+                                     "in the image")
+                        updates.append(f"mq{r}_{c} <= {' && '.join(terms)};")
         if queued:  # held with the window until the kernel takes it
             if delayed:
                 lines.append("  reg  emit_d;")
                 seq.append("emit_d <= emit;")
-            seq += [f"if ({'emit_d' if delayed else 'emit'}) begin", f"  mrq <= {rows_now};",
-                    f"  mcq <= {cols_now};", "end"]
+            seq += [f"if ({'emit_d' if delayed else 'emit'}) begin",
+                    *[f"  {u}" for u in updates], "end"]
         else:
-            seq.append(f"mrq <= {rows_now};")
-            seq.append(f"mcq <= {cols_now};")
+            seq += updates
     fill_pixel = 0
     for ch in range(g.c):
         fill_pixel |= (fill % (1 << t_in.width)) << (ch * t_in.width)
@@ -1530,6 +1543,8 @@ def _window_wrapper(name: str, g: Geometry, t_in: FixedType, kernel: LayerModule
             cond = [f"mrq[{r}]" if row_ok[r] != "1'b1" else "", f"mcq[{c}]"
                     if col_ok[c] != "1'b1" else ""]
             cond = [x for x in cond if x]
+            if cond and delayed:
+                cond = [f"mq{r}_{c}"]
             if not cond:
                 elements.append(win[r][c])
             else:

@@ -39,7 +39,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nnfab.backends.rtl.verilog import bits_for, literal, pixel_buffer_process, pixel_stage_ports
+from nnfab.backends.rtl.verilog import (
+    bits_for,
+    literal,
+    pixel_buffer_memory,
+    pixel_buffer_process,
+    pixel_stage_ports,
+)
 from nnfab.errors import BackendError
 from nnfab.ir import Node
 
@@ -135,8 +141,9 @@ def buffer_depth(need: int) -> int:
 
 
 def upsample_wrapper_text(name: str, u: Upsampling, pw: int, depth: int,
-                          interval: int = 1) -> str:
-    """A module ``(clk, rst, v_in, x_in, v_out, y_out)``: the buffer and the emitter."""
+                          interval: int = 1, timed: bool = False) -> str:
+    """A module ``(clk, rst, v_in, x_in, v_out, y_out)``: the buffer and the emitter.
+    ``timed``: under a clock target (``pixel_buffer_memory``)."""
     a = max(1, (depth - 1).bit_length())
     wl = bits_for(0, depth + u.w)[0]
     lines = [
@@ -150,11 +157,13 @@ def upsample_wrapper_text(name: str, u: Upsampling, pw: int, depth: int,
         "// Latency 2 (write, then read); no stall: the next rows are written while one "
         "is repeated.",
         *pixel_stage_ports(name, pw, pw),
-        f"  reg  [{pw - 1}:0] mem [0:{depth - 1}];",
+        pixel_buffer_memory(pw, depth, timed),
         f"  reg  [{a - 1}:0] wp;  // address of the next input pixel",
+        f"  reg  [{a - 1}:0] rp;  // address of the source: wp - lead, kept in a register",
         f"  reg  [{wl - 1}:0] lead;  // buffered pixels from the current source on",
     ]
-    reset = [f"wp <= {literal(0, a)};", f"lead <= {literal(0, wl)};", "v_out <= 1'b0;"]
+    reset = [f"wp <= {literal(0, a)};", f"rp <= {literal(0, a)};",
+             f"lead <= {literal(0, wl)};", "v_out <= 1'b0;"]
     seq = ["v_out <= emit;", f"if (v_in) wp <= wp + {literal(1, a)};"]
     cond = "(lead != " + literal(0, wl) + ")"
     if interval > 1:
@@ -176,7 +185,6 @@ def upsample_wrapper_text(name: str, u: Upsampling, pw: int, depth: int,
             ends[reg] = "1'b1"
     lines += [
         f"  wire emit = {cond};",
-        f"  wire [{a - 1}:0] ra = wp - lead[{a - 1}:0];  // address of the source",
         f"  wire c_end = {ends['cc']};",
         f"  wire j_end = {ends['j']};",
         f"  wire r_end = {ends['rr']};",
@@ -184,10 +192,13 @@ def upsample_wrapper_text(name: str, u: Upsampling, pw: int, depth: int,
     ]
     zeros = f"{{{wl - 1}{{1'b0}}}}"
     step = f"lead + {{{zeros}, v_in}} - {{{zeros}, adv}}"
+    move = f"rp + {{{{{a - 1}{{1'b0}}}}, adv}}" if a > 1 else "rp + adv"
     if u.fh > 1 and u.w > 1:
         lines.append("  wire back = emit && c_end && j_end && !r_end;  // the row once more")
         step += f" + (back ? {literal(u.w - 1, wl)} : {literal(0, wl)})"
+        move += f" - (back ? {literal((u.w - 1) % depth, a)} : {literal(0, a)})"
     seq.append(f"lead <= {step};")
+    seq.append(f"rp <= {move};  // wp - lead: moves by minus lead's change without v_in")
     if u.fw > 1:
         seq.append(f"if (emit) cc <= c_end ? {literal(0, bits_for(0, u.fw - 1)[0])} : "
                    f"cc + {literal(1, bits_for(0, u.fw - 1)[0])};")

@@ -1,4 +1,5 @@
-"""Pooling1D/2D and GlobalPooling1D/2D, modes ``max`` and ``avg``.
+"""Pooling1D/2D and GlobalPooling1D/2D, modes ``max`` and ``avg`` (global pooling also
+``sum``).
 
 Padding is excluded from every window: ``max`` is the largest real input of the
 window; ``avg`` is ``result(exact_sum * scale_q(1/count))`` with ``count`` the number
@@ -26,8 +27,8 @@ from nnfab.emulate.kernels.common import (
 )
 from nnfab.errors import EmulationError
 from nnfab.ir import Graph, Node
-from nnfab.ir.ops import POOL_MODES
-from nnfab.ir.tables import pool_counts, reciprocal
+from nnfab.ir.ops import GLOBAL_POOL_MODES, POOL_MODES
+from nnfab.ir.tables import pool_counts, pool_scale, pool_scale_type
 
 
 class _PoolBase(Kernel):
@@ -36,9 +37,10 @@ class _PoolBase(Kernel):
     def __init__(self, node: Node, graph: Graph) -> None:
         super().__init__(node, graph)
         self.mode = require_attr(self, "mode")
-        if self.mode not in POOL_MODES:
+        modes = GLOBAL_POOL_MODES if node.op.startswith("Global") else POOL_MODES
+        if self.mode not in modes:
             raise EmulationError(
-                f"layer {node.name!r} ({node.op}): mode {self.mode!r} is not one of {POOL_MODES}"
+                f"layer {node.name!r} ({node.op}): mode {self.mode!r} is not one of {modes}"
             )
         in_shape = self.in_shapes[0]
         if len(in_shape) != self.rank + 1:
@@ -49,11 +51,12 @@ class _PoolBase(Kernel):
         self.scale_overflow = 0
 
     def _scales(self, counts: np.ndarray) -> Exact:
-        """``scale_q(1/count)`` for every window, as exact values shaped like ``counts``."""
-        scale_type = self.precision("scale")
+        """``scale_q(1/count)`` (``sum``: 1) for every window, as exact values shaped like
+        ``counts``."""
+        scale_type = pool_scale_type(self.mode, self.precision("scale"))
         table: dict[int, float] = {}
         for count in np.unique(counts):
-            value, overflowed = reciprocal(int(count), scale_type)
+            value, overflowed = pool_scale(self.mode, int(count), scale_type)
             table[int(count)] = value
             self.scale_overflow += int(overflowed)
         values = np.vectorize(table.__getitem__, otypes=[np.float64])(counts)
@@ -124,7 +127,7 @@ class _GlobalPoolingKernel(_PoolBase):
     def __init__(self, node: Node, graph: Graph) -> None:
         super().__init__(node, graph)
         self.count = math.prod(self.in_shapes[0][:-1])
-        if self.mode == "avg":
+        if self.mode != "max":
             self.scales = self._scales(np.array([self.count]))
 
     def __call__(self, inputs: list[np.ndarray], counter: OverflowCounter) -> np.ndarray:
