@@ -9,29 +9,18 @@ slice one element off moves them by more than 1e-2.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from keras_prelude import KERAS_MARKS, WIDE, L, keras
+from ladder import uniform_weights
 
 import nnfab
 from nnfab.errors import UnsupportedLayerError
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-keras = pytest.importorskip("keras")
-L = keras.layers
-pytestmark = [pytest.mark.keras,
-              pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
-WIDE = {"Model": {"Precision": "ap_fixed<32,12>"}}
-
-
-def _uniform_weights(model: Any, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        layer.set_weights([rng.uniform(-0.9, 0.9, w.shape) for w in layer.get_weights()])
+pytestmark = KERAS_MARKS
 
 
 def sequence_model() -> Any:
@@ -67,7 +56,7 @@ def image_model() -> Any:
 def test_getitem_equals_keras(build: Any, slices: list[dict], tmp_path: Path) -> None:
     keras.utils.set_random_seed(3)
     model = build()
-    _uniform_weights(model, 1)
+    uniform_weights(model, 1)
     shape = model.input_shape[1:]
     x = np.random.default_rng(2).uniform(-2, 2, (32, *shape)).astype(np.float32)
     want = model.predict(x, verbose=0)
@@ -104,7 +93,7 @@ def test_unsupported_keys_name_the_operation(key: Any, needle: str) -> None:
 def test_a_key_that_keeps_everything_is_no_slice() -> None:
     inp = keras.Input((4, 3), name="x")
     model = keras.Model(inp, L.Dense(2, name="d")(inp)[:, :, ...])
-    _uniform_weights(model, 2)
+    uniform_weights(model, 2)
     hm = nnfab.convert_from_keras_model(model, hls_config=WIDE)
     assert "Slice" not in [n.op for n in hm.graph.nodes]
     x = np.random.default_rng(3).uniform(-2, 2, (8, 4, 3)).astype(np.float32)

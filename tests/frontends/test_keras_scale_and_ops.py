@@ -15,30 +15,18 @@ is off by less than 2**-9, so gelu is too.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from keras_prelude import KERAS_MARKS, WIDE, L, keras
+from ladder import uniform_weights
 
 import nnfab
 from nnfab.errors import UnsupportedLayerError
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-keras = pytest.importorskip("keras")
-L = keras.layers
-pytestmark = [pytest.mark.keras,
-              pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
-WIDE = {"Model": {"Precision": "ap_fixed<32,12>"}}
-
-
-def _set_weights(model: Any, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if layer.trainable_weights:
-            layer.set_weights([rng.uniform(-0.9, 0.9, w.shape) for w in layer.get_weights()])
+pytestmark = KERAS_MARKS
 
 
 def _check(model: Any, atol: float, tmp_path: Path | None = None) -> nnfab.NnfabModel:
@@ -63,7 +51,7 @@ def test_rescaling_normalization_identity(tmp_path: Path) -> None:
     y = L.Normalization(mean=[0.1, -0.2, 0.3], variance=[4.0, 0.25, 2.0], name="norm")(y)
     y = L.Identity(name="same")(y)
     model = keras.Model(inp, L.Dense(2, name="head")(L.Flatten()(y)))
-    _set_weights(model, 1)
+    uniform_weights(model, 1, trainable_only=True)
     hm = _check(model, 1e-4, tmp_path)
     norm = hm.graph.node("norm")
     assert norm.op == "BatchNormalization"
@@ -84,7 +72,7 @@ def test_normalization_adapted_to_data() -> None:
     norm = L.Normalization(name="norm")
     norm.adapt(np.random.default_rng(0).normal(3.0, 2.0, (200, 4)).astype(np.float32))
     model = keras.Model(inp, L.Dense(3, name="head")(norm(inp)))
-    _set_weights(model, 2)
+    uniform_weights(model, 2, trainable_only=True)
     hm = _check(model, 1e-4)
     assert hm.graph.node("norm").op == "BatchNormalization"
 
@@ -98,7 +86,7 @@ def test_global_pooling_with_keepdims(rank: int, keepdims: bool) -> None:
     inp = keras.Input(shape, name="x")
     y = pool(keepdims=keepdims, name="pool")(conv(4, 3, name="conv")(inp))
     model = keras.Model(inp, L.Dense(2, name="head")(L.Flatten(name="flat")(y)))
-    _set_weights(model, 3)
+    uniform_weights(model, 3, trainable_only=True)
     hm = _check(model, 1e-4)
     assert hm.graph.node("pool").op == ("Reshape" if keepdims else f"GlobalPooling{rank}D")
 
@@ -128,7 +116,7 @@ def test_arithmetic_operations(tmp_path: Path) -> None:
     b = L.Dense(5, name="b")(inp)
     y = (a * 2.0 + b) - 0.5 * (1.0 - a * b) / 4
     model = keras.Model(inp, L.Dense(3, name="head")(y - b))
-    _set_weights(model, 5)
+    uniform_weights(model, 5, trainable_only=True)
     hm = _check(model, 1e-4, tmp_path)
     merges = sorted(n.attrs["mode"] for n in hm.graph.nodes if n.op == "Merge")
     assert merges == ["add", "multiply", "subtract", "subtract"]
@@ -153,7 +141,7 @@ def test_repeat_vector() -> None:
     inp = keras.Input((4,), name="x")
     y = L.RepeatVector(3, name="rep")(L.Dense(5, name="fc")(inp))  # (N, 3, 5)
     model = keras.Model(inp, L.Dense(2, name="head")(y))
-    _set_weights(model, 6)
+    uniform_weights(model, 6, trainable_only=True)
     hm = _check(model, 1e-4)
     rep = hm.graph.node("rep")
     assert (rep.op, rep.attrs["size"]) == ("UpSampling1D", (3,))

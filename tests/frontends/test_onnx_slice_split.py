@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ladder import assert_backends_match
 
 import nnfab
 from nnfab.errors import UnsupportedLayerError
@@ -172,9 +173,6 @@ def test_channel_slice_csim_and_verilog_match_the_emulator(onnx: Any, tmp_path: 
 
     from onnx import helper
 
-    from nnfab.backends.hls import CSimLibrary
-    from nnfab.tools.verilator import verilator_available
-
     if shutil.which("g++") is None:
         pytest.skip("g++ not found")
     nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], name="conv1"),
@@ -188,13 +186,7 @@ def test_channel_slice_csim_and_verilog_match_the_emulator(onnx: Any, tmp_path: 
     assert [n.op for n in hm.graph.nodes] == ["Input", "Conv2D", "Cropping2D", "Slice",
                                               "Conv2D"]
     x = np.random.default_rng(3).uniform(-5, 5, (24, 6, 7, 2))
-    want = hm.predict(x)
-    assert np.unique(want).size > 20  # not a saturated constant
-    np.testing.assert_array_equal(CSimLibrary(hm, cache_dir=tmp_path / "csim").predict(x),
-                                  want)
-    if io_type == "io_stream" and verilator_available():
-        rtl = hm.to_rtl(tmp_path / "rtl", style="lut", pipeline=None)
-        np.testing.assert_array_equal(np.asarray(rtl.simulate(x[:6])), want[:6])
+    assert_backends_match(hm, x, tmp_path, verilog=io_type == "io_stream")
 
 
 def test_strided_slices_equal_onnxruntime(onnx: Any) -> None:
@@ -224,9 +216,6 @@ def test_strided_slices_csim_and_verilog_match_the_emulator(onnx: Any, tmp_path:
 
     from onnx import helper
 
-    from nnfab.backends.hls import CSimLibrary
-    from nnfab.tools.verilator import verilator_available
-
     if shutil.which("g++") is None:
         pytest.skip("g++ not found")
     config = {"Model": {"Precision": "ap_fixed<8,3,AP_RND,AP_SAT>"}}
@@ -247,10 +236,5 @@ def test_strided_slices_csim_and_verilog_match_the_emulator(onnx: Any, tmp_path:
         assert [n.attrs.get("step") for n in hm.graph.nodes if n.op == "Slice"] in (
             [(1, 1, 2)], [(3,)])
         x = np.random.default_rng(3).uniform(-5, 5, (24, *sample))
-        want = hm.predict(x)
-        assert np.unique(want).size > 10  # not a saturated constant
-        np.testing.assert_array_equal(
-            CSimLibrary(hm, cache_dir=tmp_path / "csim").predict(x), want)
-        if verilator_available() and (io_type == "io_stream" or len(sample) == 1):
-            rtl = hm.to_rtl(tmp_path / f"rtl{len(sample)}", style="lut", pipeline=None)
-            np.testing.assert_array_equal(np.asarray(rtl.simulate(x[:6])), want[:6])
+        assert_backends_match(hm, x, tmp_path, verilog=io_type == "io_stream" or
+                              len(sample) == 1, min_unique=10, rtl_dir=f"rtl{len(sample)}")
